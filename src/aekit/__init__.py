@@ -1,0 +1,2 @@
+"""aekit: image autoencoders."""
+__version__ = "0.1.0"
