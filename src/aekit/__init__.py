@@ -1,2 +1,31 @@
-"""aekit: image autoencoders."""
+"""aekit: image autoencoders — train (plain, denoising, sparse), look, denoise, search.
+
+>>> import aekit
+>>> run = aekit.train("runs/shapes", data="shapes", epochs=2)      # doctest: +SKIP
+>>> model = aekit.load(run)                                          # doctest: +SKIP
+"""
+
 __version__ = "0.1.0"
+
+from .api import evaluate, make_config, reconstruct, train
+from .config import DataConfig, ModelConfig, TrainConfig
+from .data import ImageSet, load_dataset
+from .errors import AekitError
+from .models import Autoencoder
+from .runs import RunConfig, load
+
+__all__ = [
+    "AekitError",
+    "Autoencoder",
+    "DataConfig",
+    "ImageSet",
+    "ModelConfig",
+    "RunConfig",
+    "TrainConfig",
+    "evaluate",
+    "load",
+    "load_dataset",
+    "make_config",
+    "reconstruct",
+    "train",
+]

@@ -1,0 +1,236 @@
+"""The ``aekit`` command. Flags for configs are derived from the dataclasses in ``config``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import fields, replace
+from pathlib import Path
+from typing import NoReturn
+
+from . import __version__
+from .config import DataConfig, ModelConfig, TrainConfig, add_arguments, from_namespace
+from .errors import AekitError
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line (and exit 2), not a usage dump."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _data_flags(p: argparse.ArgumentParser, source_flag: bool = True) -> None:
+    if source_flag:
+        p.add_argument(
+            "--data",
+            dest="source",
+            default=argparse.SUPPRESS,
+            help="dataset (default: the run's own)",
+        )
+    p.add_argument(
+        "--data-dir",
+        default=None,
+        help="dataset folder (default: $AEKIT_DATA, else ~/.cache/aekit)",
+    )
+    p.add_argument("--image-size", type=int, default=None, help="resize folder images to this")
+
+
+def build_parser() -> Parser:
+    parser = Parser(
+        prog="aekit", description="Image autoencoders: train, inspect, denoise, search."
+    )
+    parser.add_argument("--version", action="version", version=f"aekit {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+
+    p = sub.add_parser("train", help="train an autoencoder into a run folder")
+    p.add_argument("--out", required=True, help="run folder to create (or continue)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run")
+    add_arguments(p, DataConfig)
+    add_arguments(p, ModelConfig, skip=("in_channels", "image_size", "topk"))
+    add_arguments(p, TrainConfig)
+
+    p = sub.add_parser("eval", help="reconstruction quality of a run on a dataset split")
+    p.add_argument("run")
+    _data_flags(p)
+    p.add_argument("--split", default="test")
+    p.add_argument("--limit", type=int, default=None, help="only the first N images")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+    p = sub.add_parser("reconstruct", help="reconstruct image files; writes a comparison grid")
+    p.add_argument("run")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--out", required=True, help="PNG to write")
+
+    p = sub.add_parser("denoise", help="clean image files with a (denoising) run")
+    p.add_argument("run")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--out", required=True, help="folder for the cleaned images")
+    p.add_argument(
+        "--add-noise",
+        default=None,
+        metavar="KIND:AMOUNT",
+        help="corrupt the images first (e.g. gaussian:0.2) and report PSNR",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of the added noise")
+
+    data = sub.add_parser("data", help="look at datasets").add_subparsers(
+        dest="data_command", required=True, parser_class=Parser
+    )
+    for name, helptext in (
+        ("describe", "count, shape and classes of a split"),
+        ("preview", "a labelled grid of sample images"),
+    ):
+        p = data.add_parser(name, help=helptext)
+        p.add_argument("source", metavar="SOURCE")
+        p.add_argument("--split", default="train")
+        _data_flags(p, source_flag=False)
+        if name == "describe":
+            p.add_argument("--json", action="store_true", help="print one JSON object")
+        else:
+            p.add_argument("--out", required=True, help="PNG to write")
+            p.add_argument("--count", type=int, default=32, help="number of images")
+
+    p = sub.add_parser("demo", help="the offline demo: train, denoise, write a report")
+    p.add_argument("--out", default="aekit-demo", help="folder for everything it writes")
+    return parser
+
+
+def cmd_train(ns: argparse.Namespace) -> None:
+    from .runs import RunConfig, load_config
+    from .train import train
+
+    if ns.resume:
+        cfg = load_config(ns.out)
+        _refuse_changes(ns, cfg)
+        if hasattr(ns, "epochs"):
+            cfg = replace(cfg, train=replace(cfg.train, epochs=ns.epochs))
+    else:
+        if (Path(ns.out) / "config.json").exists():
+            raise AekitError(
+                f"{ns.out} already holds a run: pass --resume to continue it, or "
+                "choose another --out"
+            )
+        if getattr(ns, "arch", "conv") == "keras" and getattr(ns, "latent_dim", 128) != 128:
+            raise AekitError(
+                "--arch keras has the seed's fixed 8x4x4 = 128-value code: drop --latent-dim"
+            )
+        cfg = RunConfig(
+            from_namespace(DataConfig, ns),
+            from_namespace(ModelConfig, ns),
+            from_namespace(TrainConfig, ns),
+        )
+    done = _finished_epochs(Path(ns.out)) if ns.resume else 0
+    if done >= cfg.train.epochs:
+        print(
+            f"{ns.out} has already finished {done} epochs; pass --epochs N (more than {done}) "
+            "with --resume to train further"
+        )
+        return
+    run = train(cfg, ns.out, resume=ns.resume)
+    _print_summary(run)
+
+
+def _refuse_changes(ns: argparse.Namespace, cfg: object) -> None:
+    for part in (cfg.data, cfg.model, cfg.train):  # type: ignore[attr-defined]
+        for f in fields(part):
+            if (
+                f.name != "epochs"
+                and hasattr(ns, f.name)
+                and getattr(ns, f.name) != getattr(part, f.name)
+            ):
+                raise AekitError(
+                    f"--resume continues {ns.out} as it was configured "
+                    f"({f.name} = {getattr(part, f.name)!r}); only --epochs may "
+                    "change"
+                )
+
+
+def _finished_epochs(run: Path) -> int:
+    from .runs import read_metrics
+
+    rows = read_metrics(run)
+    return rows[-1]["epoch"] if rows else 0
+
+
+def _print_summary(run: Path) -> None:
+    from .runs import read_metrics
+
+    last = read_metrics(run)[-1]
+    extra = "".join(f", {k} {last[k]:.2f} dB" for k in ("noisy_psnr", "denoised_psnr") if k in last)
+    print(
+        f"trained {run}: epoch {last['epoch']}, held-out PSNR {last['test_psnr']:.2f} dB"
+        f"{extra}, {last['images_per_s']:.0f} images/s"
+    )
+    print(
+        f"  weights {run / 'model.safetensors'}, metrics {run / 'metrics.jsonl'}, "
+        f"samples {run / 'samples'}, curves {run / 'loss.png'}"
+    )
+
+
+def cmd_data(ns: argparse.Namespace) -> None:
+    from .data import describe, load_dataset
+
+    ds = load_dataset(ns.source, ns.split, data_dir=ns.data_dir, image_size=ns.image_size)
+    if ns.data_command == "describe":
+        info = describe(ds)
+        if ns.json:
+            print(json.dumps(info))
+        else:
+            c, h, w = info["shape"]
+            print(
+                f"{info['source']} [{info['split']}]: {info['count']} images, {c}x{h}x{w}, "
+                f"{len(info['classes'])} classes {', '.join(info['classes'][:12])}"
+            )
+        return
+    from .viz import labelled_grid
+
+    if ns.count < 1:
+        raise AekitError("--count must be at least 1")
+    n = min(ns.count, len(ds))
+    captions = [caption(ds, i) for i in range(n)]
+    labelled_grid(ds.images[:n], captions, ns.out, title=f"{ns.source} [{ns.split}]")
+    print(f"wrote {n} {ns.split} images of {ns.source} to {ns.out}")
+
+
+def caption(ds: object, i: int) -> str:
+    """The class name(s) of image ``i`` (its index when unlabelled)."""
+    labels, classes = ds.labels, ds.classes  # type: ignore[attr-defined]
+    if labels is None:
+        return f"#{i}"
+    row = labels[i]
+    if row.ndim == 0:
+        k = int(row)
+        return classes[k] if k < len(classes) else str(k)
+    names = [classes[j] if j < len(classes) else str(j) for j in row.nonzero().flatten().tolist()]
+    return "+".join(names) or "none"
+
+
+COMMANDS = {"train": cmd_train, "data": cmd_data}
+
+
+def _command(name: str):
+    if name in COMMANDS:
+        return COMMANDS[name]
+    from . import commands
+
+    return getattr(commands, f"cmd_{name}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ns = build_parser().parse_args(argv)
+    try:
+        _command(ns.command)(ns)
+    except AekitError as e:
+        print(f"aekit {ns.command}: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print(f"aekit {ns.command}: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,193 @@
+"""Dataclass configs for data, model and training, with JSON round trip and validation.
+
+Each field's ``metadata`` carries its CLI help; ``add_arguments`` derives the command-line flags
+from the dataclass so that the flags are never restated by hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field, fields
+from typing import Any, TypeVar
+
+from .errors import AekitError
+
+T = TypeVar("T")
+
+ARCHS = ("conv", "keras")
+LOSSES = ("mse", "bce")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+def _opt(help: str, default: Any, flag: str | None = None) -> Any:
+    """A dataclass field with CLI metadata: ``help`` text and an optional flag name."""
+    return field(default=default, metadata={"help": help, "flag": flag})
+
+
+@dataclass
+class DataConfig:
+    """Where the images come from and how they are prepared."""
+
+    source: str = _opt(
+        "dataset: mnist, fashion-mnist, cifar10, medmnist/<flag>[@size], "
+        "shapes, folder:<dir>, npz:<file>",
+        flag="--data",
+        default="shapes",
+    )
+    data_dir: str | None = _opt(
+        "dataset folder (default: $AEKIT_DATA, else ~/.cache/aekit)", default=None
+    )
+    image_size: int | None = _opt(
+        "resize folder images to this size (default: most common)", default=None
+    )
+    limit: int | None = _opt(
+        "use only the first N images of the training and held-out splits", default=None
+    )
+    train_split: str = _opt("split to train on", default="train")
+    heldout_split: str | None = _opt(
+        "split to evaluate on each epoch (default: test, else val, "
+        "else 10%% held out of the training split)",
+        default=None,
+    )
+    augment: str | None = _opt(
+        "training augmentation: crop,hflip,vflip or none "
+        "(default: the seed's for cifar10 and medmnist, none otherwise)",
+        default=None,
+    )
+
+    def __post_init__(self) -> None:
+        if self.limit is not None and self.limit < 1:
+            raise AekitError(f"--limit must be a positive number of images, got {self.limit}")
+        if self.image_size is not None and self.image_size < 8:
+            raise AekitError(f"--image-size must be at least 8 pixels, got {self.image_size}")
+        if self.augment is not None:
+            from .data.augment import parse_augment
+
+            parse_augment(self.augment)
+
+    def augment_ops(self) -> tuple[str, ...]:
+        """The augmentation ops in effect: explicit, else the seed's default for the source."""
+        from .data.augment import parse_augment
+
+        if self.augment is not None:
+            return parse_augment(self.augment)
+        seeded = self.source == "cifar10" or self.source.startswith("medmnist/")
+        return ("crop", "hflip", "vflip") if seeded else ()
+
+
+@dataclass
+class ModelConfig:
+    """Everything needed to rebuild an autoencoder (saved as JSON beside its weights)."""
+
+    arch: str = _opt(
+        "conv (the seed's PyTorch model) or keras (the seed's Keras MNIST model)", default="conv"
+    )
+    in_channels: int = _opt("image channels (1 or 3); taken from the data", default=3)
+    image_size: int = _opt("image side in pixels; taken from the data", default=32)
+    latent_dim: int = _opt(
+        "latent vector size (conv only; keras has a fixed 8x4x4 code)", default=256
+    )
+    base_channels: int = _opt("width of the first conv layer (conv only)", default=64)
+    topk: int | None = _opt("keep only the k largest latent activations (k-sparse)", default=None)
+
+    def __post_init__(self) -> None:
+        if self.arch not in ARCHS:
+            raise AekitError(f"unknown --arch {self.arch!r}: choose one of {', '.join(ARCHS)}")
+        if self.in_channels not in (1, 3):
+            raise AekitError(f"images must have 1 or 3 channels, got {self.in_channels}")
+        if self.arch == "keras":
+            if self.image_size != 28:
+                raise AekitError(
+                    f"--arch keras is the seed's 28x28 model; the data is "
+                    f"{self.image_size}x{self.image_size}: use --arch conv"
+                )
+            self.latent_dim = 128  # the seed's bottleneck: 8 channels x 4 x 4
+        elif self.image_size < 16:
+            raise AekitError(f"--arch conv needs images of at least 16x16, got {self.image_size}")
+        if self.latent_dim < 1 or self.base_channels < 1:
+            raise AekitError("--latent-dim and --base-channels must be positive")
+        if self.topk is not None and not 1 <= self.topk <= self.latent_dim:
+            raise AekitError(
+                f"topk:{self.topk} must be between 1 and the latent size {self.latent_dim}"
+            )
+
+
+@dataclass
+class TrainConfig:
+    """How a model is trained."""
+
+    epochs: int = _opt("number of passes over the training set", default=10)
+    batch_size: int = _opt("images per step", default=64)
+    lr: float = _opt("Adam learning rate", default=1e-3)
+    loss: str | None = _opt(
+        "reconstruction loss: mse or bce (default: mse for conv, bce for keras)", default=None
+    )
+    noise: str | None = _opt(
+        "denoising corruption: gaussian:STD, saltpepper:FRACTION or mask:FRACTION", default=None
+    )
+    sparsity: str | None = _opt("sparsity: l1:WEIGHT, kl:RHO:WEIGHT or topk:K", default=None)
+    device: str = _opt("auto, cpu, cuda or mps", default="auto")
+    seed: int = _opt("random seed (data order, augmentation, noise, weights)", default=0)
+
+    def __post_init__(self) -> None:
+        from .objectives import parse_noise, parse_sparsity
+
+        if self.epochs < 1 or self.batch_size < 1:
+            raise AekitError("--epochs and --batch-size must be positive")
+        if not self.lr > 0:
+            raise AekitError(f"--lr must be positive, got {self.lr}")
+        if self.loss is not None and self.loss not in LOSSES:
+            raise AekitError(f"unknown --loss {self.loss!r}: choose one of {', '.join(LOSSES)}")
+        if self.device not in DEVICES:
+            raise AekitError(
+                f"unknown --device {self.device!r}: choose one of {', '.join(DEVICES)}"
+            )
+        parse_noise(self.noise)
+        parse_sparsity(self.sparsity)
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """A config as a plain JSON-ready dict."""
+    return dataclasses.asdict(cfg)
+
+
+def from_dict(cls: type[T], data: dict[str, Any]) -> T:
+    """Build ``cls`` from a dict, refusing keys it does not know (as minGPT's config merge)."""
+    known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise AekitError(f"unknown {cls.__name__} keys: {', '.join(unknown)}")
+    return cls(**data)
+
+
+def _base_type(tp: Any) -> type:
+    """``int | None`` -> ``int``: the type a flag's value is parsed as."""
+    if isinstance(tp, types.UnionType) or typing.get_origin(tp) is typing.Union:
+        return next(a for a in typing.get_args(tp) if a is not type(None))
+    return tp
+
+
+def add_arguments(parser: argparse.ArgumentParser, cls: type, skip: tuple[str, ...] = ()) -> None:
+    """Add one ``--flag`` per field of the dataclass ``cls`` (defaults left to the dataclass)."""
+    hints = typing.get_type_hints(cls)
+    for f in fields(cls):
+        if f.name in skip:
+            continue
+        flag = f.metadata.get("flag") or "--" + f.name.replace("_", "-")
+        parser.add_argument(
+            flag,
+            dest=f.name,
+            type=_base_type(hints[f.name]),
+            default=argparse.SUPPRESS,
+            help=f.metadata.get("help"),
+        )
+
+
+def from_namespace(cls: type[T], ns: argparse.Namespace, **overrides: Any) -> T:
+    """Build ``cls`` from the flags the user gave (others keep the dataclass defaults)."""
+    given = {f.name: getattr(ns, f.name) for f in fields(cls) if hasattr(ns, f.name)}  # type: ignore[arg-type]
+    given.update(overrides)
+    return cls(**given)

@@ -1,0 +1,149 @@
+"""Training objectives as small pure functions: reconstruction losses, input corruptions (for
+denoising autoencoders) and sparsity penalties (for sparse ones).
+
+Spec strings come from the CLI: ``--noise gaussian:0.2``, ``--sparsity kl:0.05:1e-3``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from .errors import AekitError
+
+NOISE_KINDS = ("gaussian", "saltpepper", "mask")
+SPARSITY_KINDS = ("l1", "kl", "topk")
+ACTIVE_THRESHOLD = 1e-2  # a latent unit counts as active when its activation exceeds this
+
+
+@dataclass(frozen=True)
+class Noise:
+    kind: str
+    amount: float  # gaussian: std in the data's scale; saltpepper / mask: fraction of pixels
+
+
+@dataclass(frozen=True)
+class Sparsity:
+    kind: str
+    weight: float = 0.0  # l1 and kl: weight of the penalty in the loss
+    rho: float = 0.0  # kl: target mean activation
+    k: int = 0  # topk: units kept per sample
+
+
+def _numbers(spec: str, flag: str, count: int, usage: str) -> list[float]:
+    parts = spec.split(":")[1:]
+    try:
+        values = [float(p) for p in parts]
+    except ValueError:
+        values = []
+    if len(values) != count:
+        raise AekitError(f"bad {flag} {spec!r}: expected {usage}")
+    return values
+
+
+def parse_noise(spec: str | None) -> Noise | None:
+    """``"gaussian:0.2"`` -> Noise("gaussian", 0.2); None -> None."""
+    if not spec:
+        return None
+    kind = spec.split(":")[0]
+    if kind not in NOISE_KINDS:
+        raise AekitError(
+            f"unknown --noise {spec!r}: use gaussian:STD, saltpepper:FRACTION or mask:FRACTION"
+        )
+    (amount,) = _numbers(spec, "--noise", 1, f"{kind}:NUMBER")
+    if amount < 0 or (kind != "gaussian" and amount > 1):
+        raise AekitError(
+            f"bad --noise {spec!r}: the amount must be >= 0 (a fraction <= 1 for {kind})"
+        )
+    return Noise(kind, amount)
+
+
+def parse_sparsity(spec: str | None) -> Sparsity | None:
+    """``"l1:1e-3"``, ``"kl:0.05:1e-3"`` or ``"topk:32"`` -> Sparsity; None -> None."""
+    if not spec:
+        return None
+    kind = spec.split(":")[0]
+    if kind == "l1":
+        (w,) = _numbers(spec, "--sparsity", 1, "l1:WEIGHT")
+        result = Sparsity("l1", weight=w)
+    elif kind == "kl":
+        rho, w = _numbers(spec, "--sparsity", 2, "kl:RHO:WEIGHT")
+        if not 0 < rho < 1:
+            raise AekitError(f"bad --sparsity {spec!r}: RHO is a target activation in (0, 1)")
+        result = Sparsity("kl", weight=w, rho=rho)
+    elif kind == "topk":
+        (k,) = _numbers(spec, "--sparsity", 1, "topk:K")
+        if k != int(k) or k < 1:
+            raise AekitError(f"bad --sparsity {spec!r}: K is a positive whole number")
+        result = Sparsity("topk", k=int(k))
+    else:
+        raise AekitError(f"unknown --sparsity {spec!r}: use l1:WEIGHT, kl:RHO:WEIGHT or topk:K")
+    if result.weight < 0:
+        raise AekitError(f"bad --sparsity {spec!r}: the weight must be >= 0")
+    return result
+
+
+def corrupt(
+    x: torch.Tensor,
+    noise: Noise,
+    value_range: tuple[float, float],
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """A corrupted copy of the (B, C, H, W) batch ``x`` for denoising training.
+
+    gaussian: x + N(0, 1) * std, unclipped, as the seed's ``add_noise``; saltpepper: that fraction
+    of pixels (all channels together) set to the low or high end of the range; mask: that fraction
+    of pixels set to the low end (black), the masking noise of Vincent et al.
+    """
+    lo, hi = value_range
+    if noise.kind == "gaussian":
+        eps = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+        return x + eps * noise.amount
+    b, _, h, w = x.shape
+    u = torch.rand((b, 1, h, w), generator=generator, device=x.device)
+    hit = u < noise.amount
+    if noise.kind == "mask":
+        return x.masked_fill(hit, lo)
+    # the same uniform draw decides salt or pepper: below amount/2 pepper, else salt
+    salt = u >= noise.amount / 2
+    return torch.where(hit, torch.where(salt, hi, lo).to(x.dtype), x)
+
+
+def reconstruction_loss(
+    output: torch.Tensor, target: torch.Tensor, kind: str, value_range: tuple[float, float]
+) -> torch.Tensor:
+    """Mean loss over all pixels, in float32. ``bce`` compares pixels mapped to [0, 1]."""
+    output, target = output.float(), target.float()
+    if kind == "mse":
+        return F.mse_loss(output, target)
+    lo, hi = value_range
+    if (lo, hi) != (0.0, 1.0):
+        output, target = (output - lo) / (hi - lo), (target - lo) / (hi - lo)
+    with torch.autocast(output.device.type, enabled=False):  # BCE refuses low precision
+        return F.binary_cross_entropy(output.clamp(0, 1), target)
+
+
+def sparsity_penalty(z: torch.Tensor, sparsity: Sparsity | None) -> torch.Tensor:
+    """The sparsity term added to the loss for a (B, D) latent batch (0 for none and topk)."""
+    if sparsity is None or sparsity.kind == "topk":
+        return z.new_zeros((), dtype=torch.float32)
+    z = z.float()
+    if sparsity.kind == "l1":
+        return sparsity.weight * z.abs().sum(dim=1).mean()
+    # KL(rho || rho_hat) summed over units, rho_hat = batch-mean sigmoid activation per unit
+    rho = sparsity.rho
+    rho_hat = torch.sigmoid(z).mean(dim=0).clamp(1e-6, 1 - 1e-6)
+    kl = rho * torch.log(rho / rho_hat) + (1 - rho) * torch.log((1 - rho) / (1 - rho_hat))
+    return sparsity.weight * kl.sum()
+
+
+def activations(z: torch.Tensor, sparsity: Sparsity | None) -> torch.Tensor:
+    """How active each latent unit is: its sigmoid for ``kl`` (what the penalty sees), else |z|."""
+    return torch.sigmoid(z.float()) if sparsity and sparsity.kind == "kl" else z.float().abs()
+
+
+def active_mask(z: torch.Tensor, sparsity: Sparsity | None) -> torch.Tensor:
+    """(B, D) bool: which units are active (activation above ``ACTIVE_THRESHOLD``)."""
+    return activations(z, sparsity) > ACTIVE_THRESHOLD

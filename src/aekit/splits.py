@@ -1,0 +1,49 @@
+"""Which images a run trains on and which it holds out for evaluation."""
+
+from __future__ import annotations
+
+import torch
+
+from .config import DataConfig
+from .data import ImageSet, available_splits, load_dataset
+from .errors import AekitError
+
+HOLDOUT_FRACTION = 0.1
+
+
+def carve_holdout(ds: ImageSet, fraction: float = HOLDOUT_FRACTION) -> tuple[ImageSet, ImageSet]:
+    """Split a set into (train, held-out) by a fixed random permutation (the same every run)."""
+    if len(ds) < 2:
+        raise AekitError(
+            f"{ds.source} has {len(ds)} image(s): at least 2 are needed to hold "
+            "one out for evaluation"
+        )
+    perm = torch.randperm(len(ds), generator=torch.Generator().manual_seed(0))
+    cut = max(1, round(len(ds) * fraction))
+    return ds.subset(perm[cut:].sort().values), ds.subset(perm[:cut].sort().values)
+
+
+def load_splits(cfg: DataConfig) -> tuple[ImageSet, ImageSet]:
+    """(train, held-out): the held-out split is ``heldout_split``, else test, else val, else 10%
+    of the training split. ``limit`` keeps the first N images of each."""
+
+    def load(split: str) -> ImageSet:
+        return load_dataset(cfg.source, split, data_dir=cfg.data_dir, image_size=cfg.image_size)
+
+    train = load(cfg.train_split)
+    held_name = cfg.heldout_split
+    if held_name is None:
+        splits = available_splits(cfg.source, cfg.data_dir)
+        held_name = next((s for s in ("test", "val") if s in splits and s != cfg.train_split), None)
+    if held_name is None or held_name == cfg.train_split:
+        train, held = carve_holdout(train)
+    else:
+        held = load(held_name)
+    if held.shape != train.shape:
+        raise AekitError(
+            f"the {held.split} images are {held.shape}, the {train.split} images "
+            f"{train.shape}: pass --image-size to bring them to one size"
+        )
+    if cfg.limit:
+        train, held = train.subset(slice(0, cfg.limit)), held.subset(slice(0, cfg.limit))
+    return train, held

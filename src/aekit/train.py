@@ -1,0 +1,273 @@
+"""Training: one ``step`` shared by training and evaluation, ``evaluate``, and the ``train`` loop.
+
+Data stays uint8 (on the training device when it fits); each batch is scaled, augmented and
+corrupted there, in batched tensor ops. Losses are summed on the device and read once per epoch.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from . import runs
+from .data import ImageSet, augment
+from .devices import pick_device
+from .errors import AekitError
+from .metrics import mse_per_image, psnr, ssim_per_image
+from .models import Autoencoder, to_model_scale, to_unit_scale
+from .objectives import (
+    Noise,
+    Sparsity,
+    active_mask,
+    corrupt,
+    parse_noise,
+    parse_sparsity,
+    reconstruction_loss,
+    sparsity_penalty,
+)
+from .runs import RunConfig
+from .splits import load_splits
+
+DEVICE_RESIDENT_BYTES = 8 * 2**30  # larger (memory-mapped) sets stay on the host, streamed
+
+
+@dataclass
+class Objective:
+    """What a step computes: the loss, the input corruption, the sparsity term, augmentation."""
+
+    loss: str
+    noise: Noise | None = None
+    sparsity: Sparsity | None = None
+    augment: tuple[str, ...] = ()
+
+    @classmethod
+    def from_config(cls, cfg: RunConfig) -> Objective:
+        loss = cfg.train.loss or ("bce" if cfg.model.arch == "keras" else "mse")
+        return cls(
+            loss,
+            parse_noise(cfg.train.noise),
+            parse_sparsity(cfg.train.sparsity),
+            cfg.data.augment_ops(),
+        )
+
+
+@dataclass
+class StepOut:
+    loss: torch.Tensor  # scalar, float32
+    clean: torch.Tensor  # (B, C, H, W) target, model scale
+    inputs: torch.Tensor  # what the model saw (corrupted when denoising)
+    latent: torch.Tensor  # (B, D)
+    output: torch.Tensor  # (B, C, H, W) reconstruction, model scale
+
+
+def step(
+    model: Autoencoder,
+    batch: torch.Tensor,
+    obj: Objective,
+    gen: torch.Generator | None,
+    training: bool,
+    noisy: bool = True,
+) -> StepOut:
+    """Scale a uint8 batch, augment (training) and corrupt it, reconstruct, and score it."""
+    vr = model.value_range
+    x = to_model_scale(batch, model.config.arch)
+    if training and obj.augment:
+        x = augment.augment_batch(x, obj.augment, gen)
+    inputs = corrupt(x, obj.noise, vr, gen) if obj.noise and noisy else x
+    z, out = model(inputs)
+    loss = reconstruction_loss(out, x, obj.loss, vr) + sparsity_penalty(z, obj.sparsity)
+    return StepOut(loss, x, inputs, z, out)
+
+
+@torch.no_grad()
+def evaluate(
+    model: Autoencoder,
+    images: torch.Tensor,
+    obj: Objective,
+    batch_size: int = 256,
+    seed: int = 0,
+    with_ssim: bool = False,
+) -> dict[str, Any]:
+    """Held-out numbers on the [0, 1] scale; the corruption uses a fixed seed, so they compare."""
+    model.eval()
+    device = next(model.parameters()).device
+    gen = torch.Generator(device).manual_seed(seed + 7919)
+    sums: dict[str, torch.Tensor] = {}
+    ever_active = None
+
+    def add(key: str, value: torch.Tensor) -> None:
+        sums[key] = sums.get(key, 0) + value.float().sum()
+
+    for start in range(0, len(images), batch_size):
+        batch = images[start : start + batch_size].to(device, non_blocking=True)
+        b = len(batch)
+        clean = step(model, batch, obj, gen, training=False, noisy=False)
+        target = to_unit_scale(clean.clean, model.config.arch)
+        add("mse", mse_per_image(to_unit_scale(clean.output, model.config.arch), target))
+        if with_ssim:
+            add("ssim", ssim_per_image(to_unit_scale(clean.output, model.config.arch), target))
+        scored = clean
+        if obj.noise:
+            scored = step(model, batch, obj, gen, training=False)
+            add("noisy_mse", mse_per_image(to_unit_scale(scored.inputs, model.config.arch), target))
+            add(
+                "denoised_mse",
+                mse_per_image(to_unit_scale(scored.output, model.config.arch), target),
+            )
+        add("loss", scored.loss * b)
+        if obj.sparsity:
+            active = active_mask(clean.latent, obj.sparsity)
+            add("active", active.float().mean(dim=1))
+            ever_active = active.any(0) if ever_active is None else ever_active | active.any(0)
+    n = len(images)
+    means = {k: v.item() / n for k, v in sums.items()}  # the one host sync of an evaluation
+    result = {"count": n, "loss": means["loss"], "mse": means["mse"], "psnr": psnr(means["mse"])}
+    if with_ssim:
+        result["ssim"] = means["ssim"]
+    if obj.noise:
+        result["noisy_psnr"] = psnr(means["noisy_mse"])
+        result["denoised_psnr"] = psnr(means["denoised_mse"])
+    if obj.sparsity and ever_active is not None:
+        result["active_fraction"] = means["active"]
+        result["dead_units"] = int((~ever_active).sum().item())
+    return result
+
+
+def _epoch_row(epoch: int, train_loss: float, seconds: float, n: int, ev: dict) -> dict[str, Any]:
+    row = {
+        "epoch": epoch,
+        "train_loss": train_loss,
+        "test_loss": ev["loss"],
+        "test_mse": ev["mse"],
+        "test_psnr": ev["psnr"],
+        "seconds": round(seconds, 3),
+        "images_per_s": round(n / seconds, 1),
+    }
+    row.update(
+        {
+            k: ev[k]
+            for k in ("noisy_psnr", "denoised_psnr", "active_fraction", "dead_units")
+            if k in ev
+        }
+    )
+    return row
+
+
+def _save_samples(
+    run: Path, epoch: int, model: Autoencoder, images: torch.Tensor, obj: Objective
+) -> None:
+    from .viz import image_rows
+
+    model.eval()
+    device = next(model.parameters()).device
+    with torch.no_grad():
+        gen = torch.Generator(device).manual_seed(1)
+        out = step(model, images.to(device), obj, gen, training=False)
+    arch = model.config.arch
+    rows = [("original", to_unit_scale(out.clean, arch))]
+    if obj.noise:
+        rows.append(("noisy input", to_unit_scale(out.inputs, arch)))
+    rows.append(("reconstruction", to_unit_scale(out.output, arch)))
+    image_rows(rows, run / "samples" / f"epoch_{epoch:03d}.png", title=f"epoch {epoch}")
+
+
+def _check_finite(value: float, epoch: int, run: Path) -> None:
+    if not math.isfinite(value):
+        raise AekitError(
+            f"training diverged: the loss became {value} in epoch {epoch}; the last "
+            f"good checkpoint (epoch {epoch - 1}) is kept in {run}. Try a lower --lr"
+        )
+
+
+def train(
+    cfg: RunConfig, out: str | Path, resume: bool = False, progress: bool | None = None
+) -> Path:
+    """Train ``cfg`` into the run folder ``out`` (or continue it with ``resume``); returns it.
+
+    ``progress=None`` shows a progress bar only when stderr is a terminal.
+    """
+    run = Path(out)
+    train_set, held = load_splits(cfg.data)
+    cfg = _fit_model_config(cfg, train_set)
+    device = pick_device(cfg.train.device)
+    obj = Objective.from_config(cfg)
+    torch.manual_seed(cfg.train.seed)
+    model = Autoencoder(cfg.model).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.train.lr)
+    cpu_gen = torch.Generator().manual_seed(cfg.train.seed)
+    dev_gen = torch.Generator(device).manual_seed(cfg.train.seed + 1)
+    start = 0
+    if resume:
+        ckpt = runs.load_checkpoint(run)
+        model.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        cpu_gen.set_state(ckpt["cpu_rng"])
+        dev_gen.set_state(ckpt["device_rng"])
+        start = ckpt["epoch"]
+        runs.keep_metrics(run, start)
+    else:
+        runs.save_config(run, cfg)
+    images = train_set.images
+    if device.type != "cpu" and images.numel() <= DEVICE_RESIDENT_BYTES:
+        images = images.to(device)  # the whole set resident on the device, as uint8
+    held_images = held.images[:8]
+    n, bs = len(images), cfg.train.batch_size
+    for epoch in range(start + 1, cfg.train.epochs + 1):
+        model.train()
+        t0 = time.perf_counter()
+        perm = torch.randperm(n, generator=cpu_gen).to(images.device)
+        total = torch.zeros((), device=device)
+        bar = tqdm(
+            total=n,
+            unit="img",
+            desc=f"epoch {epoch}/{cfg.train.epochs}",
+            disable=None if progress is None else not progress,
+            leave=False,
+        )
+        for i, s in enumerate(range(0, n, bs)):
+            batch = images[perm[s : s + bs]].to(device, non_blocking=True)
+            res = step(model, batch, obj, dev_gen, training=True)
+            opt.zero_grad(set_to_none=True)
+            res.loss.backward()
+            opt.step()
+            total += res.loss.detach() * len(batch)
+            bar.update(len(batch))
+            if not bar.disable and i % 20 == 0:  # a host sync, only when someone watches
+                bar.set_postfix(loss=f"{total.item() / (s + len(batch)):.4f}")
+        bar.close()
+        train_loss = total.item() / n
+        seconds = time.perf_counter() - t0
+        _check_finite(train_loss, epoch, run)
+        ev = evaluate(model, held.images, obj, seed=cfg.train.seed)
+        runs.append_metrics(run, _epoch_row(epoch, train_loss, seconds, n, ev))
+        _save_samples(run, epoch, model, held_images, obj)
+        runs.save_weights(run, model)
+        runs.save_checkpoint(run, {
+            "model": runs.state_dict(model), "optimizer": opt.state_dict(), "epoch": epoch,
+            "cpu_rng": cpu_gen.get_state(), "device_rng": dev_gen.get_state(),
+        })  # fmt: skip
+    from .viz import loss_plot
+
+    loss_plot(runs.read_metrics(run), run / "loss.png")
+    return run
+
+
+def _fit_model_config(cfg: RunConfig, ds: ImageSet) -> RunConfig:
+    """Take channels and size from the data (and k from topk sparsity)."""
+    from dataclasses import replace
+
+    c, h, w = ds.shape
+    if h != w:
+        raise AekitError(
+            f"{cfg.data.source} has {h}x{w} images; the models need square ones: "
+            "pass --image-size to resize them"
+        )
+    sp = parse_sparsity(cfg.train.sparsity)
+    topk = sp.k if sp and sp.kind == "topk" else None
+    return replace(cfg, model=replace(cfg.model, in_channels=c, image_size=h, topk=topk))

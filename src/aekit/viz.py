@@ -1,0 +1,122 @@
+"""Pictures: rows of images (originals over reconstructions), labelled grids and loss curves."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display needed
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+from .runs import atomic_write
+
+
+def to_numpy_images(images: torch.Tensor) -> np.ndarray:
+    """(B, C, H, W) uint8 or [0, 1] floats -> (B, H, W, C) float [0, 1] for imshow."""
+    x = images.detach().cpu()
+    x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float().clamp(0, 1)
+    return x.permute(0, 2, 3, 1).numpy()
+
+
+def _strip(images: np.ndarray, pad: int = 2) -> np.ndarray:
+    """(B, H, W, C) -> one (H, B*(W+pad)-pad, C) strip with white gaps."""
+    b, h, w, c = images.shape
+    out = np.ones((h, b * (w + pad) - pad, c), dtype=np.float32)
+    for i in range(b):
+        out[:, i * (w + pad) : i * (w + pad) + w] = images[i]
+    return out
+
+
+def _show(ax: Any, img: np.ndarray) -> None:
+    gray = img.shape[-1] == 1
+    ax.imshow(
+        img[..., 0] if gray else img,
+        cmap="gray" if gray else None,
+        vmin=0,
+        vmax=1,
+        interpolation="nearest",
+    )
+
+
+def _save(fig: Any, path: str | Path) -> Path:
+    path = Path(path)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight"))
+    plt.close(fig)
+    return path
+
+
+def image_rows(
+    rows: Sequence[tuple[str, torch.Tensor]], path: str | Path, title: str | None = None
+) -> Path:
+    """One labelled row per (name, (B, C, H, W) images) pair: originals over reconstructions."""
+    strips = [(name, _strip(to_numpy_images(x))) for name, x in rows]
+    width = max(s.shape[1] for _, s in strips)
+    fig, axes = plt.subplots(
+        len(strips), 1, squeeze=False, figsize=(max(4.0, width / 28), 1.3 * len(strips) + 0.4)
+    )
+    for ax, (name, strip) in zip(axes[:, 0], strips, strict=True):
+        _show(ax, strip)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return _save(fig, path)
+
+
+def labelled_grid(
+    images: torch.Tensor,
+    captions: Sequence[str],
+    path: str | Path,
+    cols: int = 8,
+    title: str | None = None,
+) -> Path:
+    """A grid of images, each with its caption (a class name, a distance) underneath."""
+    imgs = to_numpy_images(images)
+    n = len(imgs)
+    cols = max(1, min(cols, n))
+    nrows = (n + cols - 1) // cols
+    fig, axes = plt.subplots(nrows, cols, squeeze=False, figsize=(1.3 * cols, 1.5 * nrows + 0.3))
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i < n:
+            _show(ax, imgs[i])
+            ax.set_title(captions[i], fontsize=7, y=-0.22)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return _save(fig, path)
+
+
+def loss_plot(metrics: Sequence[dict[str, Any]], path: str | Path) -> Path:
+    """Train and held-out loss per epoch, and held-out PSNR on a second axis."""
+    epochs = [m["epoch"] for m in metrics]
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot(epochs, [m["train_loss"] for m in metrics], "o-", label="train loss")
+    ax.plot(epochs, [m["test_loss"] for m in metrics], "s-", label="held-out loss")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    ax2 = ax.twinx()
+    ax2.plot(
+        epochs, [m["test_psnr"] for m in metrics], "^--", color="tab:green", label="held-out PSNR"
+    )
+    ax2.set_ylabel("PSNR (dB)")
+    lines = ax.get_legend_handles_labels()
+    lines2 = ax2.get_legend_handles_labels()
+    ax.legend(lines[0] + lines2[0], lines[1] + lines2[1], fontsize=8, loc="center right")
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def save_image(image: torch.Tensor, path: str | Path) -> Path:
+    """Write one (C, H, W) image ([0, 1] floats or uint8) as a PNG (gray or RGB)."""
+    from PIL import Image
+
+    arr = (to_numpy_images(image[None])[0] * 255.0 + 0.5).astype(np.uint8)
+    img = Image.fromarray(arr[..., 0] if arr.shape[-1] == 1 else arr)
+    atomic_write(Path(path), lambda tmp: img.save(tmp, format="PNG"))
+    return Path(path)

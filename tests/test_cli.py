@@ -1,0 +1,144 @@
+"""The ``aekit`` command as a user meets it: outputs, files, and one-line errors for bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import aekit
+
+TINY = ["--base-channels", "8", "--latent-dim", "32", "--limit", "256", "--epochs", "1"]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("runs") / "dn"
+    aekit.train(
+        out,
+        data="shapes",
+        epochs=2,
+        limit=1024,
+        base_channels=8,
+        latent_dim=32,
+        noise="gaussian:0.2",
+        progress=False,
+    )
+    return out
+
+
+@pytest.fixture
+def pngs(tmp_path: Path) -> list[Path]:
+    """Two test images as files: one at the model's 32x32 RGB, one 48x40 grayscale."""
+    ds = aekit.load_dataset("shapes", "test")
+    a = tmp_path / "a.png"
+    Image.fromarray(ds.images[0].permute(1, 2, 0).numpy()).save(a)
+    b = tmp_path / "b.png"
+    Image.fromarray(ds.images[1].float().mean(0).byte().numpy()).resize((48, 40)).save(b)
+    return [a, b]
+
+
+def test_train_cli_prints_where_things_are(cli, tmp_path: Path) -> None:
+    code, out, err = cli("train", "--data", "shapes", "--out", tmp_path / "r", *TINY)
+    assert code == 0, err
+    assert "held-out PSNR" in out and "model.safetensors" in out
+    assert (tmp_path / "r" / "model.safetensors").is_file()
+
+
+def test_eval_json(cli, run_dir: Path) -> None:
+    code, out, err = cli("eval", run_dir, "--json", "--limit", "200")
+    assert code == 0, err
+    got = json.loads(out)
+    assert {"mse", "psnr", "ssim", "count"} <= set(got)
+    assert got["count"] == 200
+    assert got["psnr"] == pytest.approx(-10 * np.log10(got["mse"]), rel=1e-6)
+    assert 0 < got["ssim"] <= 1
+
+
+def test_reconstruct_writes_grid_and_says_what_it_converted(cli, run_dir, pngs, tmp_path) -> None:
+    out_png = tmp_path / "grid.png"
+    code, out, err = cli("reconstruct", run_dir, *pngs, "--out", out_png)
+    assert code == 0, err
+    assert Image.open(out_png).size[0] > 64
+    assert "b.png" in err and "48" in err  # resized from 48x40
+    assert out.count("PSNR") == 2
+
+
+def test_denoise_improves_psnr(cli, run_dir, pngs, tmp_path) -> None:
+    code, out, err = cli(
+        "denoise", run_dir, pngs[0], "--out", tmp_path / "clean", "--add-noise", "gaussian:0.2"
+    )
+    assert code == 0, err
+    files = sorted(p.name for p in (tmp_path / "clean").iterdir())
+    assert files == ["a_denoised.png", "a_noisy.png"]
+    assert Image.open(tmp_path / "clean" / "a_denoised.png").size == (32, 32)
+    noisy, denoised = (
+        float(v) for v in out.split("mean PSNR: noisy ")[1].replace(" dB", "").split(", denoised ")
+    )
+    assert denoised > noisy
+
+
+def test_data_describe_and_preview(cli, tmp_path: Path) -> None:
+    code, out, _ = cli("data", "describe", "shapes", "--split", "test", "--json")
+    assert code == 0
+    info = json.loads(out)
+    assert info["source"] == "shapes" and info["split"] == "test"
+    assert info["shape"] == [3, 32, 32] and info["count"] == 1000 and len(info["classes"]) >= 6
+    code, out, err = cli("data", "preview", "shapes", "--out", tmp_path / "g.png", "--count", "16")
+    assert code == 0, err
+    assert Image.open(tmp_path / "g.png").size[0] > 200
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["eval", "{missing}"], "does not exist"),
+    (["eval", "{empty}"], "config.json is missing"),
+    (["train", "--data", "shapes", "--out", "{run}", "--epochs", "1"], "already holds a run"),
+    (["train", "--data", "shapes", "--out", "{new}", "--noise", "gauss:1"], "unknown --noise"),
+    (["train", "--data", "shapes", "--out", "{new}", "--arch", "keras"], "28x28"),
+    (["train", "--data", "nope", "--out", "{new}"], "nope"),
+    (["train", "--data", "shapes", "--out", "{new}", "--epochs", "0"], "positive"),
+    (["train", "--data", "shapes", "--out", "{new}", "--device", "cuda"], "cuda"),
+    (["train", "--out", "{run}", "--resume", "--lr", "0.5"], "only --epochs may change"),
+    (["train", "--out", "{new}", "--resume"], "does not exist"),
+    (["reconstruct", "{run}", "{missing}", "--out", "{new}.png"], "missing"),
+    (["reconstruct", "{run}", "{text}", "--out", "{new}.png"], "text.png"),
+    (["denoise", "{run}", "{text}", "--out", "{new}", "--add-noise", "blur:1"], "unknown --noise"),
+    (["data", "describe", "shapes", "--split", "nope"], "nope"),
+    (["eval", "{run}", "--epochs", "3"], "unrecognized arguments"),
+])  # fmt: skip
+def test_bad_input_is_one_line_and_nonzero(cli, run_dir, tmp_path, args, message) -> None:
+    import torch
+
+    if torch.cuda.is_available() and "cuda" in args:
+        pytest.skip("this machine has CUDA")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "text.png").write_text("not an image")
+    paths = {
+        "missing": tmp_path / "missing",
+        "empty": tmp_path / "empty",
+        "run": run_dir,
+        "new": tmp_path / "new",
+        "text": tmp_path / "text.png",
+    }
+    code, _, err = cli(*(a.format(**paths) for a in args))
+    assert code != 0
+    assert message in err, err
+    assert len(err.strip().splitlines()) == 1, err
+    assert "Traceback" not in err
+    assert not (tmp_path / "new").exists() and not (tmp_path / "new.png").exists()
+
+
+def test_corrupt_weights_are_refused(cli, run_dir: Path, tmp_path: Path) -> None:
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(run_dir, broken)
+    (broken / "model.safetensors").write_bytes(b"garbage")
+    code, _, err = cli("eval", broken, "--json")
+    assert code == 2 and "corrupt" in err and len(err.strip().splitlines()) == 1
+    (broken / "model.safetensors").unlink()
+    code, _, err = cli("eval", broken, "--json")
+    assert code == 2 and "no trained weights" in err
