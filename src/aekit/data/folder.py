@@ -1,0 +1,188 @@
+"""``folder:<dir>``: a folder of image files.
+
+Layout: class subfolders give labels (names sorted; the class list is shared by all splits), a
+flat folder is unlabelled. ``train/``, ``val/``, ``test/`` subfolders, if any, are the splits;
+otherwise the whole folder is the "train" split. Images are resized (antialiased bicubic) to
+``image_size`` or else to the most common size among the files of all splits; all-gray folders
+give C=1, any colour image (in any split) makes the whole set RGB, so splits always agree in
+shape. Unreadable files are skipped with one warning.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+import torch
+
+from ..errors import AekitError
+from .images import GRAY_MODES, IMAGE_EXTENSIONS, UNREADABLE, is_image_file, load, peek
+from .imageset import ImageSet
+from .warn import warn
+
+SPLIT_NAMES = ("train", "val", "test")
+MAX_LISTED = 50  # file names shown in one warning
+T = TypeVar("T")
+
+
+def _hidden(path: Path, base: Path) -> bool:
+    return any(part.startswith(".") for part in path.relative_to(base).parts)
+
+
+def _walk_images(folder: Path, recursive: bool) -> Iterator[Path]:
+    found = folder.rglob("*") if recursive else folder.iterdir()
+    return (p for p in found if is_image_file(p) and not _hidden(p, folder) and p.is_file())
+
+
+def _images_under(folder: Path, recursive: bool) -> list[Path]:
+    """Image files in ``folder`` (or below it), skipping hidden files and folders, sorted."""
+    return sorted(_walk_images(folder, recursive))
+
+
+def _class_dirs(split_dir: Path) -> list[Path]:
+    """Visible subfolders holding at least one image file (at any depth)."""
+    return sorted(
+        d
+        for d in split_dir.iterdir()
+        if d.is_dir() and not d.name.startswith(".") and next(_walk_images(d, True), None)
+    )
+
+
+def _root(root: Path) -> Path:
+    root = Path(root).expanduser().absolute()
+    if not root.is_dir():
+        raise AekitError(f"image folder {root} does not exist: check the path after 'folder:'")
+    return root
+
+
+def folder_splits(root: Path) -> list[str]:
+    """The folder's splits: its train/val/test subfolders, else just "train"."""
+    root = _root(root)
+    return [s for s in SPLIT_NAMES if (root / s).is_dir()] or ["train"]
+
+
+def _scan(
+    root: Path, split: str, quiet: bool = False
+) -> tuple[list[Path], list[int] | None, list[str]]:
+    """(files, labels or None, class names) of one split, in a stable sorted order."""
+    has_splits = any((root / s).is_dir() for s in SPLIT_NAMES)
+    split_dirs = [root / s for s in SPLIT_NAMES if (root / s).is_dir()] if has_splits else [root]
+    split_dir = root / split if has_splits else root
+    classes = sorted({d.name for sd in split_dirs for d in _class_dirs(sd)})
+    here = _class_dirs(split_dir)
+    if not here:
+        return _images_under(split_dir, False), None, []
+    files, labels = [], []
+    for class_dir in here:
+        members = _images_under(class_dir, True)
+        files += members
+        labels += [classes.index(class_dir.name)] * len(members)
+    loose = _images_under(split_dir, False)
+    if loose and not quiet:
+        warn(
+            f"ignored {len(loose)} image file(s) directly in {split_dir} (not in a class "
+            f"subfolder): {_listing(loose, split_dir)}"
+        )
+    return files, labels, classes
+
+
+def _listing(paths: list[Path], base: Path) -> str:
+    names = [str(p.relative_to(base)) for p in paths[:MAX_LISTED]]
+    more = f" and {len(paths) - MAX_LISTED} more" if len(paths) > MAX_LISTED else ""
+    return ", ".join(names) + more
+
+
+def _decide(
+    headers: list[tuple[str, tuple[int, int]]], image_size: int | None
+) -> tuple[bool, tuple[int, int]]:
+    """(gray?, (width, height)) for the whole set."""
+    gray = all(mode in GRAY_MODES for mode, _ in headers)
+    if image_size is not None:
+        return gray, (image_size, image_size)
+    return gray, Counter(size for _, size in headers).most_common(1)[0][0]
+
+
+def _try(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
+    """``fn(*args, **kwargs)``, or None when Pillow cannot read the file."""
+    try:
+        return fn(*args, **kwargs)
+    except UNREADABLE:
+        return None
+
+
+def _decode(
+    files: list[Path], image_size: int | None, siblings: list[Path]
+) -> tuple[list[int], list[np.ndarray], list[Path]]:
+    """Decode every file (in threads: Pillow releases the GIL) at one common mode and size.
+
+    The mode and size are chosen over ``files`` and ``siblings`` (the other splits' files, read
+    only up to their headers), so every split of a folder comes out with the same shape.
+    Returns the indices of the files kept, their (C, H, W) arrays, and the unreadable files.
+    """
+    with ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:
+        others = [h for h in pool.map(partial(_try, peek), siblings) if h is not None]
+        headers = list(pool.map(partial(_try, peek), files))
+        keep = [i for i, h in enumerate(headers) if h is not None]
+        bad = [files[i] for i, h in enumerate(headers) if h is None]
+        arrays: list[np.ndarray] = []
+        while keep:
+            gray, size = _decide([headers[i] for i in keep] + others, image_size)
+            decoded = list(
+                pool.map(partial(_try, load, gray=gray, size_wh=size), [files[i] for i in keep])
+            )
+            failed = {i for i, a in zip(keep, decoded, strict=True) if a is None}
+            arrays = [a for a in decoded if a is not None]
+            keep = [i for i in keep if i not in failed]
+            bad += [files[i] for i in sorted(failed)]
+            # a file that failed only on full decode may have swayed the gray/size choice
+            if (
+                not failed
+                or not keep
+                or _decide([headers[i] for i in keep] + others, image_size) == (gray, size)
+            ):
+                break
+    return keep, arrays, bad
+
+
+def load_folder(root: Path, split: str, source: str, image_size: int | None = None) -> ImageSet:
+    """Load one split of an image folder (see the module docstring for the layout rules)."""
+    root = _root(root)
+    splits = folder_splits(root)
+    if split not in splits:
+        raise AekitError(
+            f"{root} has no {split!r} split: it has {', '.join(splits)} (make "
+            f"train/, val/, test/ subfolders to have more)"
+        )
+    files, labels, classes = _scan(root, split)
+    where = root / split if (root / split).is_dir() else root
+    if not files:
+        raise AekitError(
+            f"no image files in {where} (looked for "
+            f"{', '.join(sorted(IMAGE_EXTENSIONS))}): put images there, or class "
+            f"subfolders of images"
+        )
+    siblings = [f for other in splits if other != split for f in _scan(root, other, True)[0]]
+    keep, arrays, bad = _decode(files, image_size, siblings)
+    if bad:
+        listing = _listing(sorted(bad), where)
+        warn(f"skipped {len(bad)} unreadable image file(s) in {where}: {listing}")
+    if not keep:
+        raise AekitError(
+            f"no readable image in {where}: all {len(files)} image files failed to "
+            f"open; check that they are valid images"
+        )
+    kept_labels = None if labels is None else [labels[i] for i in keep]
+    return ImageSet(
+        images=torch.from_numpy(np.stack(arrays)),
+        labels=None if kept_labels is None else torch.tensor(kept_labels, dtype=torch.int64),
+        classes=classes,
+        source=source,
+        split=split,
+        paths=[str(files[i]) for i in keep],
+    )

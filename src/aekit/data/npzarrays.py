@@ -1,0 +1,202 @@
+"""Image and label arrays out of .npz files, never unpickling, with a memmap path for big arrays.
+
+An images member bigger than ``AEKIT_MEMMAP_BYTES`` (default 2 GiB) is streamed once from the zip
+into an (N, C, H, W) ``.npy`` cache and then memory-mapped, so a 224-pixel MedMNIST split larger
+than RAM still loads; smaller members are read into memory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from numpy.lib import format as npy_format
+
+from ..errors import AekitError
+
+DEFAULT_MEMMAP_BYTES = 2 << 30
+CHUNK_BYTES = 64 << 20  # rows streamed per step when building a cache
+
+
+def memmap_threshold() -> int:
+    """Bytes above which an images array is memory-mapped ($AEKIT_MEMMAP_BYTES, default 2 GiB)."""
+    raw = os.environ.get("AEKIT_MEMMAP_BYTES", "").strip()
+    if not raw:
+        return DEFAULT_MEMMAP_BYTES
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise AekitError(
+            f"AEKIT_MEMMAP_BYTES={raw!r} is not a byte count: set it to a whole "
+            f"number such as 2147483648, or unset it"
+        )
+    return value
+
+
+def npz_keys(path: Path) -> list[str]:
+    """The array names stored in an .npz (its ``<name>.npy`` members)."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return [n.removesuffix(".npy") for n in zf.namelist() if n.endswith(".npy")]
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise AekitError(
+            f"cannot read {path} as an .npz file ({exc}); check the path or download/save it again"
+        ) from exc
+
+
+def member_header(path: Path, key: str) -> tuple[tuple[int, ...], bool, np.dtype]:
+    """(shape, fortran_order, dtype) of ``key`` in the npz, read without loading the array."""
+    with zipfile.ZipFile(path) as zf, zf.open(f"{key}.npy") as fp:
+        return _read_header(fp, path, key)
+
+
+def _read_header(fp: object, path: Path, key: str) -> tuple[tuple[int, ...], bool, np.dtype]:
+    try:
+        version = npy_format.read_magic(fp)
+        if version == (1, 0):
+            return npy_format.read_array_header_1_0(fp)
+        return npy_format.read_array_header_2_0(fp)
+    except ValueError as exc:
+        raise AekitError(
+            f"{path}: member {key!r} is not a valid .npy array ({exc}); save the "
+            f"file again with numpy.savez"
+        ) from exc
+
+
+def image_layout(shape: tuple[int, ...], where: str) -> tuple[str, tuple[int, int, int, int]]:
+    """Name the layout of an images array and give its (N, C, H, W) shape.
+
+    N×H×W is gray; N×C×H×W is accepted only when unambiguous (C in {1, 3} on axis 1 and the last
+    axis not in {1, 3}); otherwise a last axis of 1 or 3 means N×H×W×C.
+    """
+    if len(shape) == 3:
+        n, h, w = shape
+        return "NHW", (n, 1, h, w)
+    if len(shape) == 4:
+        n, a, b, c = shape
+        if a in (1, 3) and c not in (1, 3):
+            return "NCHW", (n, a, b, c)
+        if c in (1, 3):
+            return "NHWC", (n, c, a, b)
+    raise AekitError(
+        f"{where}: images of shape {tuple(shape)} are not N×H×W, N×H×W×C or N×C×H×W with 1 or 3 "
+        f"channels; reshape them before saving"
+    )
+
+
+def to_nchw(block: np.ndarray, layout: str) -> np.ndarray:
+    """Rearrange a block of images in ``layout`` to (N, C, H, W)."""
+    if layout == "NHW":
+        return block[:, None]
+    if layout == "NHWC":
+        return block.transpose(0, 3, 1, 2)
+    return block
+
+
+def load_images(path: Path, key: str, cache: Path) -> torch.Tensor:
+    """The ``key`` images of an npz as uint8 (N, C, H, W); memory-mapped from ``cache`` when the
+    array is bigger than :func:`memmap_threshold`."""
+    shape, fortran, dtype = member_header(path, key)
+    where = f"{path} [{key}]"
+    if dtype != np.uint8:
+        raise AekitError(
+            f"{where}: images are {dtype}, expected uint8 (0..255); convert them, "
+            f"e.g. (x * 255).round().astype(np.uint8), and save again"
+        )
+    layout, nchw = image_layout(shape, where)
+    if int(np.prod(shape, dtype=np.int64)) > memmap_threshold():
+        if fortran:
+            raise AekitError(
+                f"{where} is stored in Fortran order and too big to load whole; "
+                f"save it again with numpy.savez from a C-ordered array"
+            )
+        if not _cache_is_fresh(cache, path, nchw):
+            _build_cache(path, key, cache, shape, layout)
+        # "c" = copy-on-write: writable (torch needs that) but never writes back to the file
+        return torch.from_numpy(np.load(cache, mmap_mode="c", allow_pickle=False))
+    with np.load(path, allow_pickle=False) as npz:
+        array = npz[key]
+    return torch.from_numpy(np.ascontiguousarray(to_nchw(array, layout)))
+
+
+def _cache_is_fresh(cache: Path, source: Path, nchw: tuple[int, ...]) -> bool:
+    try:
+        if cache.stat().st_mtime_ns < source.stat().st_mtime_ns:
+            return False
+        with cache.open("rb") as fp:
+            shape, _, dtype = _read_header(fp, cache, "cache")
+    except (OSError, AekitError):
+        return False
+    return tuple(shape) == tuple(nchw) and dtype == np.uint8
+
+
+def _build_cache(path: Path, key: str, cache: Path, shape: tuple[int, ...], layout: str) -> None:
+    """Stream the member into ``cache`` as (N, C, H, W), chunk by chunk, then move it into place."""
+    _, nchw = image_layout(shape, key)
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=cache.parent, prefix=f".{cache.name}.", suffix=".part")
+    except OSError as exc:
+        raise AekitError(
+            f"cannot write the memmap cache {cache} ({exc.strerror}): make {cache.parent} "
+            f"writable, or raise AEKIT_MEMMAP_BYTES to load the array into memory"
+        ) from exc
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        out = npy_format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=nchw)
+        row = int(np.prod(shape[1:], dtype=np.int64))
+        step = max(1, CHUNK_BYTES // max(row, 1))
+        with zipfile.ZipFile(path) as zf, zf.open(f"{key}.npy") as fp:
+            _read_header(fp, path, key)  # positions fp at the first data byte
+            for start in range(0, shape[0], step):
+                count = min(step, shape[0] - start)
+                data = fp.read(count * row)
+                if len(data) != count * row:
+                    raise AekitError(f"{path} [{key}] is truncated; download or save it again")
+                block = np.frombuffer(data, dtype=np.uint8).reshape((count, *shape[1:]))
+                out[start : start + count] = to_nchw(block, layout)
+        out.flush()
+        del out
+        os.replace(tmp, cache)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+def load_labels(path: Path, key: str, count: int) -> torch.Tensor:
+    """Labels as int64 (N,), or (N, L) of 0/1 for multi-label sets; N×1 is squeezed to (N,)."""
+    where = f"{path} [{key}]"
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            labels = npz[key]
+    except ValueError as exc:  # object arrays need pickle, which we never allow
+        raise AekitError(
+            f"{where} cannot be read without pickle ({exc}); save plain integer arrays"
+        ) from exc
+    if labels.dtype.kind not in "biu":
+        raise AekitError(
+            f"{where}: labels are {labels.dtype}, expected integers; convert them "
+            f"with .astype(np.int64) and save again"
+        )
+    if labels.ndim == 2 and labels.shape[1] == 1:
+        labels = labels[:, 0]
+    if labels.ndim not in (1, 2) or labels.shape[0] != count:
+        raise AekitError(
+            f"{where}: labels of shape {labels.shape} do not match {count} images; "
+            f"expected ({count},), ({count}, 1) or ({count}, L)"
+        )
+    if labels.size and labels.min() < 0:
+        raise AekitError(f"{where}: negative label {labels.min()}; labels must be 0, 1, 2, ...")
+    if labels.ndim == 2 and labels.size and labels.max() > 1:
+        raise AekitError(
+            f"{where}: an (N, L) label array must hold 0/1 flags, found {labels.max()}"
+        )
+    return torch.from_numpy(labels.astype(np.int64))
