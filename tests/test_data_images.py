@@ -7,8 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
-from aekit.data import read_image_files
+from aekit.data import load_dataset, read_image_files
 from aekit.data.images import resize_images
 from aekit.errors import AekitError
 from formats import rand_uint8, solid, write_image
@@ -50,8 +51,6 @@ def test_matching_image_is_untouched(tmp_path: Path) -> None:
 
 
 def test_sixteen_bit_gray_is_scaled_not_clipped(tmp_path: Path) -> None:
-    from PIL import Image
-
     path = tmp_path / "deep.png"
     Image.fromarray(np.full((4, 4), 65535, dtype=np.uint16)).save(path)
     images, _ = read_image_files([path], channels=1, size=(4, 4))
@@ -86,3 +85,17 @@ def test_resize_images_tensor() -> None:
     half = resize_images(ramp, (16, 16), chunk=1)
     # on a linear ramp, output column 4 sits between input columns 8 and 9 (64 and 72)
     assert abs(int(half[0, 0, 8, 4]) - (64 + 72) // 2) <= 2
+
+
+def test_exif_orientation_is_applied(tmp_path: Path) -> None:
+    pixels = np.zeros((4, 8, 3), np.uint8)  # stored 8 wide, 4 high, left half white
+    pixels[:, :4] = 255
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90° clockwise to display": shown 4 wide, 8 high
+    path = tmp_path / "photo.png"
+    Image.fromarray(pixels).save(path, exif=exif)
+    images, notes = read_image_files([path], channels=1, size=(8, 4))
+    assert notes == [f"converted {path} from RGB to grayscale"]  # no resize: 4×8 as displayed
+    assert images[0, 0, :4].float().mean() > 200 and images[0, 0, 4:].float().mean() < 50
+    ds = load_dataset(f"folder:{tmp_path}")
+    assert ds.shape == (3, 8, 4) and torch.equal(ds.images[0, 0], images[0, 0])

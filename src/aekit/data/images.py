@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
+from PIL import Image, ImageOps
 
 from ..errors import AekitError
 
@@ -30,6 +30,7 @@ UNREADABLE = (
     struct.error,
     Image.DecompressionBombError,
 )
+EXIF_ORIENTATION = 0x0112
 _MODE_NAMES = {"L": "grayscale", "1": "black-and-white", "P": "palette", "LA": "grayscale+alpha"}
 
 
@@ -39,17 +40,27 @@ def is_image_file(path: Path) -> bool:
 
 
 def peek(path: Path) -> tuple[str, tuple[int, int]]:
-    """(mode, (width, height)) from the file header only; raises one of UNREADABLE."""
+    """(mode, (width, height) as displayed) from the file header only; raises one of UNREADABLE."""
     with Image.open(path) as img:
-        return img.mode, img.size
+        w, h = img.size
+        # EXIF orientations 5-8 are rotated by 90°: the displayed image is h wide
+        return img.mode, (h, w) if img.getexif().get(EXIF_ORIENTATION, 1) in (5, 6, 7, 8) else (
+            w,
+            h,
+        )
+
+
+def upright(img: Image.Image) -> Image.Image:
+    """Decode ``img`` and apply its EXIF orientation (phone photos), as image viewers do."""
+    img.load()
+    return ImageOps.exif_transpose(img) or img
 
 
 def load(path: Path, gray: bool, size_wh: tuple[int, int]) -> np.ndarray:
     """Decode a file fully and return it as uint8 (C, H, W), converted to grayscale (C=1) or RGB
     (C=3) and resized to ``size_wh`` (width, height); raises one of UNREADABLE."""
     with Image.open(path) as img:
-        img.load()
-        return to_chw(fit(convert(img, gray), size_wh))
+        return to_chw(fit(convert(upright(img), gray), size_wh))
 
 
 def convert(img: Image.Image, gray: bool) -> Image.Image:
@@ -108,8 +119,8 @@ def _read_one(path: Path, channels: int, size_wh: tuple[int, int], notes: list[s
     if not path.is_file():
         raise AekitError(f"{path} is not a file: give image files (png, jpg, ...)")
     try:
-        with Image.open(path) as img:
-            img.load()
+        with Image.open(path) as raw:
+            img = upright(raw)
             mode, orig = img.mode, img.size
             has_alpha = "A" in mode or "transparency" in img.info
             array = to_chw(fit(convert(img, channels == 1), size_wh))
