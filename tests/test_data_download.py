@@ -133,12 +133,13 @@ def test_existing_file_is_hashed_once(tmp_path: Path) -> None:
     assert file_md5(path) == md5(path)
 
 
-def test_read_only_folder_still_verifies(tmp_path: Path) -> None:
+def test_read_only_folder_still_verifies_and_stays_untouched(tmp_path: Path) -> None:
     path = tmp_path / "ro" / "f.bin"
     path.parent.mkdir()
     path.write_bytes(b"xyz")
     path.parent.chmod(0o555)
     try:
         assert file_md5(path) == md5(path)
+        assert sorted(p.name for p in path.parent.iterdir()) == ["f.bin"]  # even as root
     finally:
         path.parent.chmod(0o755)

@@ -12,6 +12,7 @@ import hashlib
 import http.client
 import json
 import os
+import stat
 import sys
 import tempfile
 import urllib.error
@@ -136,9 +137,9 @@ def verify_file(path: Path, md5: str, urls: list[str] | None = None) -> None:
 def file_md5(path: Path) -> str:
     """MD5 of a file, reusing the remembered value while its size and mtime are unchanged."""
     path = Path(path)
-    stat = path.stat()
+    info = path.stat()
     entry = _read_marker(path.parent).get(path.name)
-    if entry and entry.get("size") == stat.st_size and entry.get("mtime_ns") == stat.st_mtime_ns:
+    if entry and entry.get("size") == info.st_size and entry.get("mtime_ns") == info.st_mtime_ns:
         return str(entry["md5"])
     digest = hashlib.md5()
     with path.open("rb") as fh:
@@ -157,10 +158,13 @@ def _read_marker(folder: Path) -> dict:
 
 
 def _remember(path: Path, md5: str) -> None:
-    """Record ``path``'s MD5; silently skipped where the folder is read-only (a shared data dir)."""
-    stat = path.stat()
+    """Record ``path``'s MD5; skipped where the folder is read-only (a shared data dir), judged by
+    its mode bits too, since root could write there anyway."""
+    if not path.parent.stat().st_mode & stat.S_IWUSR:
+        return
+    info = path.stat()
     data = _read_marker(path.parent)
-    data[path.name] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "md5": md5}
+    data[path.name] = {"size": info.st_size, "mtime_ns": info.st_mtime_ns, "md5": md5}
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{MARKER}.", suffix=".part")
     except OSError:
@@ -168,6 +172,7 @@ def _remember(path: Path, md5: str) -> None:
     try:
         with os.fdopen(fd, "w") as fh:
             json.dump(data, fh, indent=1)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; others sharing the folder may read it
         os.replace(tmp, path.parent / MARKER)
     except OSError:
         with contextlib.suppress(OSError):
