@@ -101,7 +101,9 @@ def test_conv_at_32_is_the_seed_model() -> None:
 def test_topk_keeps_k_largest() -> None:
     z = torch.tensor([[0.1, 3.0, -2.0, 1.0], [5.0, 4.0, 3.0, 2.0]])
     torch.testing.assert_close(topk_mask(z, 2), torch.tensor([[0, 3.0, 0, 1.0], [5.0, 4.0, 0, 0]]))
-    model = Autoencoder(ModelConfig(image_size=32, latent_dim=32, base_channels=8, topk=5))
+    model = Autoencoder(
+        ModelConfig(in_channels=3, image_size=32, latent_dim=32, base_channels=8, topk=5)
+    )
     code = model.encode(torch.rand(4, 3, 32, 32))
     assert ((code != 0).sum(dim=1) == 5).all()
 

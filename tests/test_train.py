@@ -54,13 +54,12 @@ def test_plain_run_writes_everything(tmp_path: Path) -> None:
 
 
 def test_denoising_run_reports_noisy_and_denoised_psnr(tmp_path: Path) -> None:
-    run = aekit.train(
-        tmp_path / "dn", data="shapes", epochs=2, limit=1024, noise="gaussian:0.2", **TINY
-    )
+    run = aekit.train(tmp_path / "dn", data="shapes", epochs=3, limit=2000, noise="gaussian:0.6",
+                      base_channels=16, latent_dim=32, batch_size=32)  # fmt: skip
     last = read_metrics(run)[-1]
-    # gaussian 0.2 on [-1, 1] data is std 0.1 on [0, 1]: PSNR of the noisy input is ~20 dB
-    assert last["noisy_psnr"] == pytest.approx(20.0, abs=0.3)
-    assert last["denoised_psnr"] > last["noisy_psnr"]
+    # std 0.6 on [-1, 1] is 0.3 on [0, 1]: 10.5 dB unclipped; clipping to [0, 1] removes some error
+    assert 10.5 < last["noisy_psnr"] < 12.5
+    assert last["denoised_psnr"] > last["noisy_psnr"] + 1
 
 
 @pytest.mark.parametrize(("spec", "check"), [
@@ -93,8 +92,8 @@ def test_real_mnist_beats_the_mean_image(tmp_path: Path, mnist_dir: Path) -> Non
         data_dir=str(mnist_dir),
         train_split="test",
         arch="keras",
-        epochs=2,
-        batch_size=64,
+        epochs=3,
+        batch_size=32,
     )
     ds = aekit.load_dataset("mnist", "test", data_dir=mnist_dir)
     from aekit.splits import carve_holdout
@@ -166,7 +165,9 @@ def test_divergence_stops_with_message_and_keeps_last_checkpoint(
     weights = (run / "model.safetensors").read_bytes()
     real = objectives.reconstruction_loss
     monkeypatch.setattr(
-        "aekit.train.reconstruction_loss", lambda *a, **k: real(*a, **k) * float("nan")
+        sys.modules["aekit.train"],
+        "reconstruction_loss",
+        lambda *a, **k: real(*a, **k) * float("nan"),
     )
     with pytest.raises(aekit.AekitError, match=r"diverged.*epoch 2.*checkpoint \(epoch 1\)"):
         aekit.train(run, resume=True, epochs=2)

@@ -85,8 +85,8 @@ class ModelConfig:
     arch: str = _opt(
         "conv (the seed's PyTorch model) or keras (the seed's Keras MNIST model)", default="conv"
     )
-    in_channels: int = _opt("image channels (1 or 3); taken from the data", default=3)
-    image_size: int = _opt("image side in pixels; taken from the data", default=32)
+    in_channels: int | None = _opt("image channels (1 or 3); taken from the data", default=None)
+    image_size: int | None = _opt("image side in pixels; taken from the data", default=None)
     latent_dim: int = _opt(
         "latent vector size (conv only; keras has a fixed 8x4x4 code)", default=256
     )
@@ -96,16 +96,16 @@ class ModelConfig:
     def __post_init__(self) -> None:
         if self.arch not in ARCHS:
             raise AekitError(f"unknown --arch {self.arch!r}: choose one of {', '.join(ARCHS)}")
-        if self.in_channels not in (1, 3):
+        if self.in_channels not in (None, 1, 3):
             raise AekitError(f"images must have 1 or 3 channels, got {self.in_channels}")
         if self.arch == "keras":
-            if self.image_size != 28:
+            if self.image_size not in (None, 28):
                 raise AekitError(
                     f"--arch keras is the seed's 28x28 model; the data is "
                     f"{self.image_size}x{self.image_size}: use --arch conv"
                 )
             self.latent_dim = 128  # the seed's bottleneck: 8 channels x 4 x 4
-        elif self.image_size < 16:
+        elif self.image_size is not None and self.image_size < 16:
             raise AekitError(f"--arch conv needs images of at least 16x16, got {self.image_size}")
         if self.latent_dim < 1 or self.base_channels < 1:
             raise AekitError("--latent-dim and --base-channels must be positive")
@@ -131,6 +131,9 @@ class TrainConfig:
     sparsity: str | None = _opt("sparsity: l1:WEIGHT, kl:RHO:WEIGHT or topk:K", default=None)
     device: str = _opt("auto, cpu, cuda or mps", default="auto")
     seed: int = _opt("random seed (data order, augmentation, noise, weights)", default=0)
+    amp: bool = _opt(
+        "bf16 autocast where the device runs it natively (--no-amp: float32)", default=True
+    )
 
     def __post_init__(self) -> None:
         from .objectives import parse_noise, parse_sparsity

@@ -18,3 +18,12 @@ def pick_device(name: str = "auto") -> torch.device:
             f"--device {name} was asked for but this machine has none; use --device auto or cpu"
         )
     return torch.device(name)
+
+
+def bf16_native(device: torch.device) -> bool:
+    """Whether bf16 autocast runs natively (AVX512-BF16/AMX CPUs, Ampere+ GPUs), so it pays."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    return False

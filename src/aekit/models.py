@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from .config import ModelConfig
+from .errors import AekitError
 
 
 def downsample_sizes(size: int) -> list[int]:
@@ -135,6 +136,11 @@ class Autoencoder(nn.Module):
     def __init__(self, config: ModelConfig | None = None, **kwargs: object) -> None:
         super().__init__()
         self.config = config or ModelConfig(**kwargs)  # type: ignore[arg-type]
+        if self.config.in_channels is None or self.config.image_size is None:
+            raise AekitError(
+                "an Autoencoder needs in_channels and image_size (training takes "
+                "them from the data)"
+            )
         conv = self.config.arch == "conv"
         self.encoder = (ConvEncoder if conv else KerasEncoder)(self.config)
         self.decoder = (ConvDecoder if conv else KerasDecoder)(self.config)

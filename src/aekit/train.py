@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from . import runs
 from .data import ImageSet, augment
-from .devices import pick_device
+from .devices import bf16_native, pick_device
 from .errors import AekitError
 from .metrics import mse_per_image, psnr, ssim_per_image
 from .models import Autoencoder, to_model_scale, to_unit_scale
@@ -45,16 +45,15 @@ class Objective:
     noise: Noise | None = None
     sparsity: Sparsity | None = None
     augment: tuple[str, ...] = ()
+    amp: bool = False  # bf16 autocast for the model's forward pass
 
     @classmethod
-    def from_config(cls, cfg: RunConfig) -> Objective:
+    def from_config(cls, cfg: RunConfig, device: torch.device | None = None) -> Objective:
+        """The objective of a run; bf16 autocast only on a ``device`` that runs it natively."""
         loss = cfg.train.loss or ("bce" if cfg.model.arch == "keras" else "mse")
-        return cls(
-            loss,
-            parse_noise(cfg.train.noise),
-            parse_sparsity(cfg.train.sparsity),
-            cfg.data.augment_ops(),
-        )
+        amp = cfg.train.amp and device is not None and bf16_native(device)
+        noise, sparsity = parse_noise(cfg.train.noise), parse_sparsity(cfg.train.sparsity)
+        return cls(loss, noise, sparsity, cfg.data.augment_ops(), amp)
 
 
 @dataclass
@@ -80,7 +79,8 @@ def step(
     if training and obj.augment:
         x = augment.augment_batch(x, obj.augment, gen)
     inputs = corrupt(x, obj.noise, vr, gen) if obj.noise and noisy else x
-    z, out = model(inputs)
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=obj.amp):
+        z, out = model(inputs)
     loss = reconstruction_loss(out, x, obj.loss, vr) + sparsity_penalty(z, obj.sparsity)
     return StepOut(loss, x, inputs, z, out)
 
@@ -96,6 +96,7 @@ def evaluate(
 ) -> dict[str, Any]:
     """Held-out numbers on the [0, 1] scale; the corruption uses a fixed seed, so they compare."""
     model.eval()
+    obj = replace(obj, amp=False)  # reported numbers come from float32
     device = next(model.parameters()).device
     gen = torch.Generator(device).manual_seed(seed + 7919)
     sums: dict[str, torch.Tensor] = {}
@@ -196,7 +197,7 @@ def train(
     train_set, held = load_splits(cfg.data)
     cfg = _fit_model_config(cfg, train_set)
     device = pick_device(cfg.train.device)
-    obj = Objective.from_config(cfg)
+    obj = Objective.from_config(cfg, device)
     torch.manual_seed(cfg.train.seed)
     model = Autoencoder(cfg.model).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.train.lr)
@@ -260,8 +261,6 @@ def train(
 
 def _fit_model_config(cfg: RunConfig, ds: ImageSet) -> RunConfig:
     """Take channels and size from the data (and k from topk sparsity)."""
-    from dataclasses import replace
-
     c, h, w = ds.shape
     if h != w:
         raise AekitError(
