@@ -134,3 +134,16 @@ def test_corrupt_weights_are_refused(cli, run_dir: Path, tmp_path: Path) -> None
     (broken / "model.safetensors").unlink()
     code, _, err = cli("eval", broken, "--json")
     assert code == 2 and "no trained weights" in err
+
+
+def test_missing_data_offline_says_where_to_put_it(cli, tmp_path, monkeypatch) -> None:
+    def no_network(*args, **kwargs):
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr("urllib.request.urlopen", no_network)
+    code, _, err = cli("train", "--data", "mnist", "--data-dir", tmp_path / "d", "--out",
+                       tmp_path / "r")  # fmt: skip
+    assert code == 2
+    want = tmp_path / "d" / "mnist" / "train-images-idx3-ubyte.gz"
+    assert "https://" in err and str(want) in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "r").exists() and not want.exists()

@@ -174,3 +174,14 @@ def test_divergence_stops_with_message_and_keeps_last_checkpoint(
     assert load_checkpoint(run)["epoch"] == 1
     assert (run / "model.safetensors").read_bytes() == weights
     assert [r["epoch"] for r in read_metrics(run)] == [1]
+
+
+def test_a_run_that_never_finished_an_epoch_can_start_over(tmp_path: Path) -> None:
+    run = tmp_path / "r"
+    run.mkdir()
+    (run / "config.json").write_text("{}")  # left by a run killed before its first epoch ended
+    (run / "metrics.jsonl").write_text('{"epoch": 1, "tor')
+    aekit.train(run, data="shapes", epochs=1, limit=64, **TINY)
+    assert [r["epoch"] for r in read_metrics(run)] == [1]
+    with pytest.raises(aekit.AekitError, match="already holds a run"):
+        aekit.train(run, data="shapes", epochs=1, limit=64, **TINY)

@@ -108,11 +108,6 @@ def cmd_train(ns: argparse.Namespace) -> None:
         if hasattr(ns, "epochs"):
             cfg = replace(cfg, train=replace(cfg.train, epochs=ns.epochs))
     else:
-        if (Path(ns.out) / "config.json").exists():
-            raise AekitError(
-                f"{ns.out} already holds a run: pass --resume to continue it, or "
-                "choose another --out"
-            )
         if getattr(ns, "arch", "conv") == "keras" and getattr(ns, "latent_dim", 128) != 128:
             raise AekitError(
                 "--arch keras has the seed's fixed 8x4x4 = 128-value code: drop --latent-dim"

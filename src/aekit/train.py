@@ -194,6 +194,10 @@ def train(
     ``progress=None`` shows a progress bar only when stderr is a terminal.
     """
     run = Path(out)
+    if not resume and (run / runs.CHECKPOINT).exists():
+        raise AekitError(
+            f"{run} already holds a run: pass --resume to continue it, or choose another --out"
+        )
     train_set, held = load_splits(cfg.data)
     cfg = _fit_model_config(cfg, train_set)
     device = pick_device(cfg.train.device)
@@ -213,6 +217,11 @@ def train(
         start = ckpt["epoch"]
         runs.keep_metrics(run, start)
     else:
+        if (run / runs.CHECKPOINT).exists():
+            raise AekitError(
+                f"{run} already holds a run: pass --resume to continue it, or choose another --out"
+            )
+        (run / runs.METRICS).unlink(missing_ok=True)  # from a run that never finished an epoch
         runs.save_config(run, cfg)
     images = train_set.images
     if device.type != "cpu" and images.numel() <= DEVICE_RESIDENT_BYTES:
