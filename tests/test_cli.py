@@ -147,3 +147,48 @@ def test_missing_data_offline_says_where_to_put_it(cli, tmp_path, monkeypatch) -
     want = tmp_path / "d" / "mnist" / "train-images-idx3-ubyte.gz"
     assert "https://" in err and str(want) in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "r").exists() and not want.exists()
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["train", "--data", "shapes", "--out", "{file}"], "is a file, not a folder"),
+    (["train", "--data", "shapes", "--out", "{file}/sub"], "is a file, not a folder"),
+    (["reconstruct", "{run}", "{img}", "--out", "{dir}"], "ending in .png"),
+    (["reconstruct", "{run}", "{img}", "--out", "{dir}/grid.jpg"], "ending in .png"),
+    (["reconstruct", "{run}", "{img}", "--out", "{file}/grid.png"], "is a file, not a folder"),
+    (["data", "preview", "shapes", "--out", "{dir}"], "ending in .png"),
+    (["denoise", "{run}", "{img}", "--out", "{file}"], "is a file, not a folder"),
+    (["demo", "--out", "{file}"], "is a file, not a folder"),
+    (["eval", "{file}"], "is a file, not a run folder"),
+    (["train", "--out", "{run}", "--resume"], "already finished 3 epochs"),
+    (["train", "--data", "shapes", "--out", "{dir}/n", "--noise", "gaussian:nan"], "--noise"),
+])  # fmt: skip
+def test_bad_output_paths_are_one_line(cli, run_dir, pngs, tmp_path, args, message) -> None:
+    (tmp_path / "afile").write_text("x")
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    paths = {"file": tmp_path / "afile", "dir": tmp_path, "run": run_dir, "img": pngs[0]}
+    code, _, err = cli(*(a.format(**paths) for a in args))
+    assert code == 2 and message in err, err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before
+
+
+def test_switches_and_paths_in_the_saved_config(cli, tmp_path, monkeypatch) -> None:
+    folder = tmp_path / "imgs"
+    ds = aekit.load_dataset("shapes", "test")
+    for i in range(40):
+        (folder / ds.classes[int(ds.labels[i])]).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(ds.images[i].permute(1, 2, 0).numpy()).save(
+            folder / ds.classes[int(ds.labels[i])] / f"{i}.png"
+        )
+    monkeypatch.chdir(tmp_path)
+    code, _, err = cli("train", "--data", "folder:imgs", "--out", "r", "--no-amp", *TINY)
+    assert code == 0, err
+    cfg = json.loads((tmp_path / "r" / "config.json").read_text())
+    assert cfg["train"]["amp"] is False
+    assert cfg["data"]["source"] == f"folder:{folder}"
+    assert oct((tmp_path / "r" / "model.safetensors").stat().st_mode & 0o777) == "0o644"
+    monkeypatch.chdir("/")
+    code, out, err = cli("eval", tmp_path / "r", "--json")  # no test split: the carved hold-out
+    assert code == 0, err
+    got = json.loads(out)
+    assert got["split"] == "train" and got["count"] == 4  # 10% of 40 images

@@ -7,7 +7,7 @@
 
 __version__ = "0.1.0"
 
-from .api import evaluate, make_config, reconstruct, train
+from .api import denoise, evaluate, make_config, reconstruct, train
 from .config import DataConfig, ModelConfig, TrainConfig
 from .data import ImageSet, load_dataset
 from .errors import AekitError
@@ -22,6 +22,7 @@ __all__ = [
     "ModelConfig",
     "RunConfig",
     "TrainConfig",
+    "denoise",
     "evaluate",
     "load",
     "load_dataset",

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from .config import DataConfig, ModelConfig, TrainConfig
+from .devices import pick_device
 from .errors import AekitError
 from .models import Autoencoder, to_model_scale, to_unit_scale
+from .objectives import corrupt, parse_noise
 from .runs import RunConfig, load, load_config
 from .train import Objective
 from .train import evaluate as _evaluate
@@ -57,23 +59,56 @@ def train(
 def evaluate(
     run: str | Path,
     data: str | None = None,
-    split: str = "test",
+    split: str | None = None,
     data_dir: str | None = None,
+    image_size: int | None = None,
     limit: int | None = None,
 ) -> dict[str, Any]:
-    """``{"mse", "psnr", "ssim", "count"}`` of a run on a dataset split (default: its own)."""
+    """Reconstruction quality of a run: ``{"mse", "psnr", "ssim", "count", "source", "split"}``
+    (plus ``noisy_psnr``/``denoised_psnr`` for a denoising run), MSE and PSNR on [0, 1] pixels.
+
+    By default on the images the run held out while training; ``data``/``split`` pick others.
+    """
     from .data import load_dataset
+    from .splits import load_splits
 
     cfg = load_config(run)
-    model = load(run)
-    ds = load_dataset(
-        data or cfg.data.source,
-        split,
-        data_dir=data_dir or cfg.data.data_dir,
-        image_size=cfg.data.image_size,
-    )
+    model = load(run, device=pick_device("auto"))
+    if data is None and split is None and image_size is None:
+        ds = load_splits(replace(cfg.data, limit=None, data_dir=data_dir or cfg.data.data_dir))[1]
+    else:
+        ds = load_dataset(data or cfg.data.source, split or "test",
+                          data_dir=data_dir or cfg.data.data_dir,
+                          image_size=image_size or cfg.data.image_size)  # fmt: skip
+    want = (model.config.in_channels, model.config.image_size, model.config.image_size)
+    if ds.shape != want:
+        fix = "--image-size" if ds.shape[0] == want[0] else "images with as many channels"
+        raise AekitError(
+            f"{ds.source} [{ds.split}] images are {'x'.join(map(str, ds.shape))} "
+            f"but {run} was trained on {'x'.join(map(str, want))}: use {fix}"
+        )
     images = ds.images[:limit] if limit else ds.images
-    return _evaluate(model, images, Objective.from_config(cfg), with_ssim=True)
+    result = _evaluate(model, images, Objective.from_config(cfg), with_ssim=True)
+    keys = ("mse", "psnr", "ssim", "count", "noisy_psnr", "denoised_psnr")
+    return {"source": ds.source, "split": ds.split, **{k: result[k] for k in keys if k in result}}
+
+
+@torch.no_grad()
+def denoise(
+    model: Autoencoder, images: torch.Tensor, noise: str | None = None, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """uint8 (B, C, H, W) images -> (model input, denoised output), both [0, 1] floats.
+
+    With ``noise`` (e.g. ``"gaussian:0.2"``) the images are corrupted first, as ``aekit
+    denoise --add-noise`` does; without it they are taken to be noisy already.
+    """
+    device = next(model.parameters()).device
+    x = to_model_scale(images.to(device), model.config.arch)
+    spec = parse_noise(noise)
+    if spec:
+        x = corrupt(x, spec, model.value_range, torch.Generator(device).manual_seed(seed))
+    _, y = model.eval()(x)
+    return to_unit_scale(x, model.config.arch), to_unit_scale(y, model.config.arch)
 
 
 @torch.no_grad()

@@ -55,7 +55,11 @@ def build_parser() -> Parser:
     p = sub.add_parser("eval", help="reconstruction quality of a run on a dataset split")
     p.add_argument("run")
     _data_flags(p)
-    p.add_argument("--split", default="test")
+    p.add_argument(
+        "--split",
+        default=None,
+        help="split to score (default: the images the run held out while training)",
+    )
     p.add_argument("--limit", type=int, default=None, help="only the first N images")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
@@ -119,11 +123,11 @@ def cmd_train(ns: argparse.Namespace) -> None:
         )
     done = _finished_epochs(Path(ns.out)) if ns.resume else 0
     if done >= cfg.train.epochs:
-        print(
-            f"{ns.out} has already finished {done} epochs; pass --epochs N (more than {done}) "
-            "with --resume to train further"
+        raise AekitError(
+            f"{ns.out} has already finished {done} epochs: pass --epochs N (more "
+            f"than {done}) with --resume to train further"
         )
-        return
+    out_dir(ns.out)
     run = train(cfg, ns.out, resume=ns.resume)
     _print_summary(run)
 
@@ -168,6 +172,8 @@ def _print_summary(run: Path) -> None:
 def cmd_data(ns: argparse.Namespace) -> None:
     from .data import describe, load_dataset
 
+    if ns.data_command == "preview":
+        out_png(ns.out)
     ds = load_dataset(ns.source, ns.split, data_dir=ns.data_dir, image_size=ns.image_size)
     if ns.data_command == "describe":
         info = describe(ds)
@@ -188,6 +194,28 @@ def cmd_data(ns: argparse.Namespace) -> None:
     captions = [caption(ds, i) for i in range(n)]
     labelled_grid(ds.images[:n], captions, ns.out, title=f"{ns.source} [{ns.split}]")
     print(f"wrote {n} {ns.split} images of {ns.source} to {ns.out}")
+
+
+def out_dir(path: str | Path) -> Path:
+    """An output folder the user named: refuse a file (or a path through one) before any work."""
+    path = Path(path)
+    for p in (path, *path.parents):
+        if p.exists():
+            if not p.is_dir():
+                raise AekitError(f"--out {path}: {p} is a file, not a folder; choose a folder")
+            return path
+    return path
+
+
+def out_png(path: str | Path) -> Path:
+    """An output picture the user named: a .png file path whose folder can exist."""
+    path = Path(path)
+    if path.suffix.lower() != ".png":
+        raise AekitError(f"--out {path}: pictures are written as PNG; give a path ending in .png")
+    if path.is_dir():
+        raise AekitError(f"--out {path} is a folder; give a file path ending in .png")
+    out_dir(path.parent)
+    return path
 
 
 def caption(ds: object, i: int) -> str:
@@ -224,6 +252,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"aekit {ns.command}: interrupted", file=sys.stderr)
         return 130
+    except OSError as e:  # the filesystem refused a path the user gave (full disk, no access...)
+        where = f": {e.filename}" if e.filename else ""
+        print(f"aekit {ns.command}: error: {e.strerror or e}{where}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -11,6 +11,7 @@ import dataclasses
 import types
 import typing
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any, TypeVar
 
 from .errors import AekitError
@@ -59,6 +60,12 @@ class DataConfig:
     )
 
     def __post_init__(self) -> None:
+        # paths are stored absolute so that the run's config works from any folder
+        for prefix in ("folder:", "npz:"):
+            if self.source.startswith(prefix) and len(self.source) > len(prefix):
+                self.source = prefix + str(Path(self.source[len(prefix) :]).expanduser().resolve())
+        if self.data_dir is not None:
+            self.data_dir = str(Path(self.data_dir).expanduser().resolve())
         if self.limit is not None and self.limit < 1:
             raise AekitError(f"--limit must be a positive number of images, got {self.limit}")
         if self.image_size is not None and self.image_size < 8:
@@ -180,12 +187,12 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type, skip: tuple[str, .
         if f.name in skip:
             continue
         flag = f.metadata.get("flag") or "--" + f.name.replace("_", "-")
+        kind: dict[str, Any] = {"type": _base_type(hints[f.name])}
+        if hints[f.name] is bool:  # a switch: --no-x turns off what is on by default
+            flag = flag.replace("--", "--no-") if f.default else flag
+            kind = {"action": "store_const", "const": not f.default}
         parser.add_argument(
-            flag,
-            dest=f.name,
-            type=_base_type(hints[f.name]),
-            default=argparse.SUPPRESS,
-            help=f.metadata.get("help"),
+            flag, dest=f.name, default=argparse.SUPPRESS, help=f.metadata.get("help"), **kind
         )
 
 

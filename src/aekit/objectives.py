@@ -6,6 +6,7 @@ Spec strings come from the CLI: ``--noise gaussian:0.2``, ``--sparsity kl:0.05:1
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -38,7 +39,7 @@ def _numbers(spec: str, flag: str, count: int, usage: str) -> list[float]:
         values = [float(p) for p in parts]
     except ValueError:
         values = []
-    if len(values) != count:
+    if len(values) != count or not all(math.isfinite(v) for v in values):
         raise AekitError(f"bad {flag} {spec!r}: expected {usage}")
     return values
 

@@ -60,6 +60,10 @@ class RunConfig:
         )
 
 
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)  # read the process umask (the only way is to set it and put it back)
+
+
 def atomic_write(path: Path, write: Callable[[str], None]) -> None:
     """Call ``write(tmp_path)`` then move the result into place: never a half-written file."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -67,6 +71,7 @@ def atomic_write(path: Path, write: Callable[[str], None]) -> None:
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file a normal file's mode
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -137,6 +142,8 @@ def keep_metrics(run: Path, last_epoch: int) -> None:
 
 def load_config(run: str | Path) -> RunConfig:
     run = Path(run)
+    if run.exists() and not run.is_dir():
+        raise AekitError(f"{run} is a file, not a run folder (a folder made by aekit train)")
     if not run.is_dir():
         raise AekitError(
             f"run folder {run} does not exist (train one with: aekit train --out {run})"

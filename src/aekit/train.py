@@ -180,9 +180,14 @@ def _save_samples(
 
 def _check_finite(value: float, epoch: int, run: Path) -> None:
     if not math.isfinite(value):
+        kept = (
+            f"the last good checkpoint (epoch {epoch - 1}) is kept in {run}"
+            if epoch > 1
+            else "no epoch finished, so nothing was saved"
+        )
         raise AekitError(
-            f"training diverged: the loss became {value} in epoch {epoch}; the last "
-            f"good checkpoint (epoch {epoch - 1}) is kept in {run}. Try a lower --lr"
+            f"training diverged: the loss became {value} in epoch {epoch}; {kept}. "
+            "Try a lower --lr (or a smaller noise / sparsity weight)"
         )
 
 
