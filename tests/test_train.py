@@ -146,7 +146,12 @@ def test_resume_after_kill_mid_epoch_matches_uninterrupted(tmp_path: Path) -> No
     proc.wait()
     done = load_checkpoint(killed)["epoch"]
     assert done < 3, "the kill came too late to test anything"
-    assert [r["epoch"] for r in read_metrics(killed)] == list(range(1, done + 1))
+    # the metrics line of an epoch is written just before its checkpoint: a kill between the two
+    # leaves one line more, which --resume drops
+    assert [r["epoch"] for r in read_metrics(killed)] in (
+        list(range(1, done + 1)),
+        list(range(1, done + 2)),
+    )
     subprocess.run(_train_cmd(killed, "--resume"), check=True, env=env, capture_output=True)
     a, b = (
         load_file(tmp_path / "full" / "model.safetensors"),
