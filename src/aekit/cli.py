@@ -97,6 +97,10 @@ def build_parser() -> Parser:
             p.add_argument("--out", required=True, help="PNG to write")
             p.add_argument("--count", type=int, default=32, help="number of images")
 
+    from .search_cli import add_parsers
+
+    add_parsers(sub)
+
     p = sub.add_parser("demo", help="the offline demo: train, denoise, write a report")
     p.add_argument("--out", default="aekit-demo", help="folder for everything it writes")
     return parser
@@ -237,9 +241,10 @@ COMMANDS = {"train": cmd_train, "data": cmd_data}
 def _command(name: str):
     if name in COMMANDS:
         return COMMANDS[name]
-    from . import commands
+    from . import commands, search_cli
 
-    return getattr(commands, f"cmd_{name}")
+    fn = f"cmd_{name.replace('-', '_')}"
+    return getattr(commands, fn, None) or getattr(search_cli, fn)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -120,3 +120,30 @@ def save_image(image: torch.Tensor, path: str | Path) -> Path:
     img = Image.fromarray(arr[..., 0] if arr.shape[-1] == 1 else arr)
     atomic_write(Path(path), lambda tmp: img.save(tmp, format="PNG"))
     return Path(path)
+
+
+def search_grid(
+    query: torch.Tensor,
+    query_caption: str,
+    rows: Sequence[tuple[str, torch.Tensor, Sequence[str]]],
+    path: str | Path,
+) -> Path:
+    """The seed's search picture: the query, then one row of results per direction (nearest,
+    farthest), each image with its label and distance underneath."""
+    k = max(len(images) for _, images, _ in rows)
+    fig, axes = plt.subplots(len(rows), k + 1, squeeze=False,
+                             figsize=(1.3 * (k + 1), 1.7 * len(rows) + 0.2))  # fmt: skip
+    q = to_numpy_images(query[None])[0]
+    for r, (title, images, captions) in enumerate(rows):
+        imgs = to_numpy_images(images)
+        for c, ax in enumerate(axes[r]):
+            ax.axis("off")
+            if c == 0:
+                _show(ax, q)
+                ax.set_title(f"query\n{query_caption}", fontsize=7, y=-0.32)
+                ax.text(-0.15, 0.5, title, transform=ax.transAxes, rotation=90, ha="right",
+                        va="center", fontsize=9)  # fmt: skip
+            elif c - 1 < len(imgs):
+                _show(ax, imgs[c - 1])
+                ax.set_title(captions[c - 1], fontsize=7, y=-0.32)
+    return _save(fig, path)

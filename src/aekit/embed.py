@@ -1,0 +1,243 @@
+"""Embedding stores: the latent vectors of a dataset under one trained model, kept on disk.
+
+EMB/embeddings.npy  float32 (N, D), opened memory-mapped
+EMB/items.jsonl     per item: index, label, class, source, split, item (index in its split), path
+EMB/manifest.json   run, model hash, source(s), split(s), dim, count, created
+EMB/index.faiss     optional FAISS index (``aekit index``), with EMB/index.json describing it
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from .data import ImageSet, load_dataset
+from .errors import AekitError
+from .models import Autoencoder, to_model_scale
+from .runs import WEIGHTS, atomic_write, write_text
+
+VECTORS, ITEMS, MANIFEST = "embeddings.npy", "items.jsonl", "manifest.json"
+INDEX, INDEX_INFO = "index.faiss", "index.json"
+
+
+@dataclass
+class Embeddings:
+    """Latent vectors (N, D) with what each row is; ``search`` finds neighbours among them."""
+
+    vectors: np.ndarray
+    items: list[dict[str, Any]]
+    manifest: dict[str, Any]
+    path: Path | None = None
+    _index: Any = field(default=None, repr=False)
+
+    def __len__(self) -> int:
+        return int(self.vectors.shape[0])
+
+    @property
+    def dim(self) -> int:
+        return int(self.vectors.shape[1])
+
+    def labels(self) -> np.ndarray | None:
+        """(N,) int labels, (N, L) multi-label 0/1, or None when the items are unlabelled."""
+        raw = [it["label"] for it in self.items]
+        return None if any(v is None for v in raw) else np.asarray(raw, dtype=np.int64)
+
+    def index_info(self) -> dict[str, Any] | None:
+        """What ``aekit index`` built for this store (kind, metric, ...), if anything."""
+        if self.path is None or not (self.path / INDEX_INFO).is_file():
+            return None
+        return json.loads((self.path / INDEX_INFO).read_text())
+
+    def search(
+        self,
+        queries: np.ndarray | torch.Tensor,
+        k: int = 7,
+        farthest: bool = False,
+        metric: str = "l2",
+        exclude: np.ndarray | None = None,
+        exact: bool = False,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(distances, indices), both (n, k), nearest first (farthest first with ``farthest``).
+
+        Uses the store's FAISS index when one was built for ``metric`` (nearest only), unless
+        ``exact``; otherwise exact chunked search. ``exclude``: (n,) item to leave out per query.
+        """
+        from .search import exact_search, index_search, load_index
+
+        q = np.asarray(queries.detach().cpu() if isinstance(queries, torch.Tensor) else queries,
+                       dtype=np.float32)  # fmt: skip
+        q = q.reshape(1, -1) if q.ndim == 1 else q
+        info = self.index_info()
+        if not exact and not farthest and info and info["metric"] == metric:
+            if self._index is None:
+                self._index = load_index(self.path / INDEX)  # type: ignore[operator]
+            return index_search(
+                self._index,
+                q,
+                k,
+                metric=metric,
+                exclude=exclude,
+                nprobe=info.get("nprobe"),
+                ef_search=info.get("ef_search"),
+            )
+        return exact_search(q, self.vectors, k, metric=metric, farthest=farthest, exclude=exclude)
+
+    def images(self, indices: np.ndarray | list[int]) -> torch.Tensor:
+        """The stored items' images, uint8 (n, C, H, W), reloaded from their sources."""
+        idx = [int(i) for i in np.asarray(indices).reshape(-1)]
+        out: list[torch.Tensor | None] = [None] * len(idx)
+        groups: dict[tuple[str, str], list[int]] = {}
+        for pos, i in enumerate(idx):
+            it = self.items[i]
+            groups.setdefault((it["source"], it["split"]), []).append(pos)
+        parts = {(p["source"], p["split"]): p for p in self.manifest["parts"]}
+        for (source, split), positions in groups.items():
+            part = parts.get((source, split), {})
+            ds = load_dataset(source, split, data_dir=part.get("data_dir"),
+                              image_size=part.get("image_size"))  # fmt: skip
+            for pos in positions:
+                out[pos] = ds.images[self.items[idx[pos]]["item"]]
+        return torch.stack(out)  # type: ignore[arg-type]
+
+    def caption(self, i: int) -> str:
+        it = self.items[i]
+        return str(it["class"] if it.get("class") is not None else f"#{i}")
+
+    def save(self, path: str | Path) -> Path:
+        """Write the store into the folder ``path`` (each file atomically); returns it."""
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        atomic_write(path / VECTORS, lambda tmp: _save_npy(tmp, self.vectors))
+        write_text(path / ITEMS, "".join(json.dumps(it) + "\n" for it in self.items))
+        write_text(path / MANIFEST, json.dumps(self.manifest, indent=2) + "\n")
+        for stale in (INDEX, INDEX_INFO):  # an index of other vectors would answer wrongly
+            (path / stale).unlink(missing_ok=True)
+        self.path = path
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> Embeddings:
+        """Open a store (vectors memory-mapped), checking that its files agree."""
+        path = Path(path)
+        if not (path / MANIFEST).is_file():
+            raise AekitError(
+                f"{path} is not an embedding store ({MANIFEST} is missing): make "
+                f"one with aekit embed RUN --data SOURCE --out {path}"
+            )
+        try:
+            manifest = json.loads((path / MANIFEST).read_text())
+            items = [json.loads(line) for line in (path / ITEMS).read_text().splitlines()]
+            vectors = np.load(path / VECTORS, mmap_mode="r", allow_pickle=False)
+        except (OSError, ValueError) as e:  # truncated .npy, torn json, missing file
+            raise AekitError(f"{path} is damaged ({e}); rebuild it with aekit embed") from e
+        n, dim = manifest.get("count"), manifest.get("dim")
+        if vectors.ndim != 2 or vectors.shape != (n, dim) or len(items) != n:
+            raise AekitError(
+                f"{path} is inconsistent: the manifest says {n} x {dim}, "
+                f"{VECTORS} holds {vectors.shape} and {ITEMS} {len(items)} items; "
+                "rebuild it with aekit embed"
+            )
+        if vectors.dtype != np.float32:
+            raise AekitError(f"{path / VECTORS} holds {vectors.dtype}, not float32: rebuild it")
+        return cls(vectors, items, manifest, path)
+
+
+def _save_npy(tmp: str, vectors: np.ndarray) -> None:
+    with open(tmp, "wb") as f:
+        np.save(f, np.ascontiguousarray(vectors, dtype=np.float32))
+
+
+def model_hash(run: str | Path) -> str:
+    """sha256 of a run's weights file: the identity of the model that made a store."""
+    h = hashlib.sha256()
+    with open(Path(run) / WEIGHTS, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+@torch.no_grad()
+def encode(
+    model: Autoencoder, images: torch.Tensor, batch_size: int = 256, progress: bool | None = None
+) -> np.ndarray:
+    """uint8 (N, C, H, W) -> float32 (N, D) latent vectors (eval mode, batched, no grad)."""
+    model.eval()
+    device = next(model.parameters()).device
+    out = np.empty((len(images), model.config.latent_dim), dtype=np.float32)
+    bar = tqdm(total=len(images), unit="img", desc="embedding", leave=False,
+               disable=None if progress is None else not progress)  # fmt: skip
+    for s in range(0, len(images), batch_size):
+        batch = images[s : s + batch_size].to(device, non_blocking=True)
+        out[s : s + len(batch)] = model.encode(to_model_scale(batch, model.config.arch)).cpu()
+        bar.update(len(batch))
+    bar.close()
+    return out
+
+
+def items_of(ds: ImageSet, start: int = 0) -> list[dict[str, Any]]:
+    """One record per image: global index, label, class name, and where it came from."""
+    labels = None if ds.labels is None else ds.labels.tolist()
+    records = []
+    for i in range(len(ds)):
+        label = None if labels is None else labels[i]
+        name = None
+        if isinstance(label, int) and label < len(ds.classes):
+            name = ds.classes[label]
+        elif isinstance(label, list):
+            name = "+".join(ds.classes[j] for j, v in enumerate(label) if v) or "none"
+        records.append({"index": start + i, "label": label, "class": name, "source": ds.source,
+                        "split": ds.split, "item": i,
+                        "path": ds.paths[i] if ds.paths else None})  # fmt: skip
+    return records
+
+
+def embed(
+    model: Autoencoder,
+    data: ImageSet,
+    batch_size: int = 256,
+    run: str | Path | None = None,
+    progress: bool | None = None,
+    data_dir: str | None = None,
+    image_size: int | None = None,
+) -> Embeddings:
+    """Encode every image of ``data`` with ``model`` into an (unsaved) ``Embeddings`` store.
+
+    ``run``, ``data_dir`` and ``image_size`` are recorded so that the store can encode new
+    query images and show its items' pictures later.
+    """
+    vectors = encode(model, data.images, batch_size, progress)
+    part = {"source": data.source, "split": data.split, "count": len(data),
+            "data_dir": data_dir, "image_size": image_size}  # fmt: skip
+    manifest = {
+        "run": str(Path(run).resolve()) if run else None,
+        "model_hash": model_hash(run) if run else None,
+        "model": vars(model.config).copy(),
+        "source": data.source, "split": data.split,
+        "parts": [part],
+        "dim": int(vectors.shape[1]), "count": len(data),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }  # fmt: skip
+    return Embeddings(vectors, items_of(data), manifest)
+
+
+def append(store: Embeddings, more: Embeddings) -> Embeddings:
+    """``store`` followed by ``more``; both must come from the same model."""
+    if store.manifest.get("model_hash") != more.manifest.get("model_hash"):
+        raise AekitError(
+            f"cannot append: {store.path} was made by another model "
+            f"({store.manifest.get('run')}); embed with that run or make a new store"
+        )
+    offset = len(store)
+    items = [{**it, "index": offset + i} for i, it in enumerate(more.items)]
+    manifest = {**store.manifest, "count": offset + len(more),
+                "parts": store.manifest["parts"] + more.manifest["parts"]}  # fmt: skip
+    vectors = np.concatenate([np.asarray(store.vectors), more.vectors])
+    return Embeddings(vectors, store.items + items, manifest)

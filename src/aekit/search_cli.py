@@ -1,0 +1,276 @@
+"""The ``aekit`` commands of similarity search: embed, search, index, search-eval."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .embed import INDEX, INDEX_INFO, Embeddings, append, embed, model_hash
+from .errors import AekitError
+from .runs import write_text
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+
+
+def add_parsers(sub: Any) -> None:
+    """Register embed, search, index and search-eval on the ``aekit`` subparsers."""
+    p = sub.add_parser("embed", help="encode a dataset into an embedding store")
+    p.add_argument("run")
+    p.add_argument("--data", dest="source", default=None, help="dataset (default: the run's)")
+    p.add_argument("--split", default="test")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--image-size", type=int, default=None)
+    p.add_argument("--out", required=True, help="store folder to write")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--append", action="store_true", help="add to a store of the same model")
+
+    p = sub.add_parser("search", help="nearest (or farthest) stored images of a query")
+    p.add_argument("store", metavar="EMB")
+    q = p.add_mutually_exclusive_group(required=True)
+    q.add_argument("--index", type=int, help="query by a stored item (itself excluded)")
+    q.add_argument("--image", help="query by an image file (encoded with the store's run)")
+    q.add_argument("--queries", help="a folder of images, or a text file of paths / indices")
+    p.add_argument("--k", type=int, default=7)
+    d = p.add_mutually_exclusive_group()
+    d.add_argument("--farthest", action="store_true", help="bottom-k: the least similar")
+    d.add_argument("--both", action="store_true", help="top-k and bottom-k")
+    p.add_argument("--metric", choices=("l2", "cosine"), default="l2")
+    p.add_argument("--exact", action="store_true", help="exact search even with an index")
+    p.add_argument("--out", help="PNG: the query and its results")
+    p.add_argument("--json", action="store_true", help="one JSON line per query")
+
+    p = sub.add_parser("index", help="build a FAISS index for a large store")
+    p.add_argument("store", metavar="EMB")
+    p.add_argument("--kind", choices=("flat", "ivf", "hnsw"), default="flat")
+    p.add_argument("--metric", choices=("l2", "cosine"), default="l2")
+    p.add_argument("--nlist", type=int, default=None, help="ivf: number of lists")
+    p.add_argument("--nprobe", type=int, default=None, help="ivf: lists searched per query")
+    p.add_argument("--m", type=int, default=32, help="hnsw: links per node")
+    p.add_argument("--ef-search", type=int, default=None, help="hnsw: search breadth")
+    p.add_argument("--k", type=int, default=10, help="k of the reported recall@k")
+
+    p = sub.add_parser("search-eval", help="retrieval quality vs pixel and PCA baselines")
+    p.add_argument("store", metavar="EMB")
+    p.add_argument("--k", type=int, default=10)
+    p.add_argument("--queries", type=int, default=None, help="a random sample of N queries")
+    p.add_argument("--baselines", default="pixels,pca")
+    p.add_argument("--metric", choices=("l2", "cosine"), default="l2")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true")
+
+
+def cmd_embed(ns: argparse.Namespace) -> None:
+    from .cli import out_dir
+    from .data import load_dataset
+    from .devices import pick_device
+    from .runs import load, load_config
+
+    out_dir(ns.out)
+    if ns.batch_size < 1:
+        raise AekitError("--batch-size must be positive")
+    existing = Embeddings.load(ns.out) if ns.append else None
+    if not ns.append and (Path(ns.out) / "manifest.json").exists():
+        raise AekitError(
+            f"{ns.out} already holds a store: pass --append to add to it, or choose another --out"
+        )
+    cfg = load_config(ns.run)
+    if existing is not None and existing.manifest.get("model_hash") != model_hash(ns.run):
+        raise AekitError(
+            f"cannot append: {ns.out} was made by another model "
+            f"({existing.manifest.get('run')}); embed with that run or make a new "
+            "store"
+        )
+    model = load(ns.run, device=pick_device("auto"))
+    data_dir = ns.data_dir or cfg.data.data_dir
+    size = ns.image_size or cfg.data.image_size
+    ds = load_dataset(ns.source or cfg.data.source, ns.split, data_dir=data_dir, image_size=size)
+    if len(ds) == 0:
+        raise AekitError(f"{ds.source} [{ds.split}] has no images to embed")
+    store = embed(model, ds, ns.batch_size, run=ns.run, data_dir=data_dir, image_size=size)
+    if existing is not None:
+        store = append(existing, store)
+    store.save(ns.out)
+    print(
+        f"embedded {len(ds)} images of {ds.source} [{ds.split}] into {ns.out} "
+        f"({len(store)} items, {store.dim}-d)"
+    )
+
+
+def _query_vectors(store: Embeddings, ns: argparse.Namespace) -> tuple[Any, list[dict]]:
+    """(vectors (n, D), one description per query: its caption, picture, excluded index)."""
+    if ns.index is not None:
+        indices = [ns.index]
+        files: list[str] = []
+    elif ns.image:
+        indices, files = [], [ns.image]
+    else:
+        indices, files = _read_queries(Path(ns.queries))
+    for i in indices:
+        if not 0 <= i < len(store):
+            raise AekitError(
+                f"--index {i} is out of range: the store holds {len(store)} items "
+                f"(0 to {len(store) - 1})"
+            )
+    queries = [{"index": i, "exclude": i, "caption": f"#{i} {store.caption(i)}"}
+               for i in indices]  # fmt: skip
+    vectors = [np.asarray(store.vectors[indices])] if indices else []
+    if files:
+        from .commands import _read_images
+        from .embed import encode
+        from .runs import load
+
+        run = store.manifest.get("run")
+        if not run or not Path(run).is_dir():
+            raise AekitError(
+                f"the store's run {run} is gone: image queries need the model that made the store"
+            )
+        model = load(run)
+        u8 = _read_images(model, files)
+        vectors.append(encode(model, u8, progress=False))
+        queries += [{"file": f, "exclude": -1, "caption": Path(f).name, "image": u8[j]}
+                    for j, f in enumerate(files)]  # fmt: skip
+    return np.concatenate(vectors), queries
+
+
+def _read_queries(path: Path) -> tuple[list[int], list[str]]:
+    if path.is_dir():
+        files = sorted(str(p) for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise AekitError(f"--queries {path} holds no image files")
+        return [], files
+    if not path.is_file():
+        raise AekitError(
+            f"--queries {path} does not exist: give a folder of images or a text "
+            "file with one image path or stored index per line"
+        )
+    indices, files = [], []
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line.isdigit():
+            indices.append(int(line))
+        elif line:
+            files.append(line)
+    return indices, files
+
+
+def cmd_search(ns: argparse.Namespace) -> None:
+    if ns.out:
+        from .cli import out_png
+
+        out_png(ns.out)
+    store = Embeddings.load(ns.store)
+    if len(store) == 0:
+        raise AekitError(f"{ns.store} is empty: embed some images into it first")
+    vectors, queries = _query_vectors(store, ns)
+    exclude = np.array([q["exclude"] for q in queries], dtype=np.int64)
+    directions = [False, True] if ns.both else [ns.farthest]
+    found = {f: store.search(vectors, ns.k, farthest=f, metric=ns.metric, exclude=exclude,
+                             exact=ns.exact) for f in directions}  # fmt: skip
+    for qi, q in enumerate(queries):
+        lists = {f: _results(store, *found[f], qi) for f in directions}
+        if ns.json:
+            doc: Any = ({"nearest": lists[False], "farthest": lists[True]} if ns.both
+                        else lists[directions[0]])  # fmt: skip
+            print(json.dumps(doc))
+        else:
+            for f, rows in lists.items():
+                what = "farthest" if f else "nearest"
+                shown = ", ".join(f"#{r['index']} {store.caption(r['index'])} "
+                                  f"({r['distance']:.3f})" for r in rows)  # fmt: skip
+                print(f"query {q['caption']}: {what} {ns.k}: {shown}")
+    if ns.out:
+        _draw(
+            store,
+            queries[0],
+            {f: found[f][1][0] for f in directions},
+            {f: found[f][0][0] for f in directions},
+            ns.out,
+        )
+        print(f"wrote {ns.out} (first query)")
+
+
+def _results(store: Embeddings, dist: np.ndarray, idx: np.ndarray, qi: int) -> list[dict]:
+    return [
+        {
+            "rank": r + 1,
+            "index": int(i),
+            "label": store.items[int(i)]["label"],
+            "distance": float(d),
+        }
+        for r, (d, i) in enumerate(zip(dist[qi], idx[qi], strict=True))
+    ]
+
+
+def _draw(store: Embeddings, query: dict, idx: dict, dist: dict, out: str) -> None:
+    from .viz import search_grid
+
+    image = query.get("image")
+    if image is None:
+        image = store.images([query["index"]])[0]
+    rows = []
+    for farthest, ids in idx.items():
+        captions = [f"{store.caption(int(i))}\n{d:.3f}" for i, d in
+                    zip(ids, dist[farthest], strict=True)]  # fmt: skip
+        title = f"bottom-{len(ids)}" if farthest else f"top-{len(ids)}"
+        rows.append((title, store.images(ids), captions))
+    search_grid(image, query["caption"], rows, out)
+
+
+def cmd_index(ns: argparse.Namespace) -> None:
+    from .runs import atomic_write
+    from .search import build_index, exact_search, index_search, recall_at_k, save_index
+
+    store = Embeddings.load(ns.store)
+    if len(store) < 2:
+        raise AekitError(f"{ns.store} holds {len(store)} item(s): nothing to index")
+    index = build_index(np.asarray(store.vectors), ns.kind, metric=ns.metric, nlist=ns.nlist,
+                        m=ns.m)  # fmt: skip
+    k = min(ns.k, len(store) - 1)
+    rng = np.random.default_rng(0)
+    sample = rng.choice(len(store), size=min(200, len(store)), replace=False)
+    q = np.asarray(store.vectors[sample])
+    _, approx = index_search(index, q, k, metric=ns.metric, exclude=sample, nprobe=ns.nprobe,
+                             ef_search=ns.ef_search)  # fmt: skip
+    _, exact = exact_search(q, store.vectors, k, metric=ns.metric, exclude=sample)
+    recall = recall_at_k(approx, exact)
+    path = Path(ns.store)
+    atomic_write(path / INDEX, lambda tmp: save_index(index, Path(tmp)))
+    info = {
+        "kind": ns.kind,
+        "metric": ns.metric,
+        "nlist": ns.nlist,
+        "nprobe": ns.nprobe,
+        "m": ns.m,
+        "ef_search": ns.ef_search,
+        f"recall@{k}": recall,
+        "count": len(store),
+    }
+    write_text(path / INDEX_INFO, json.dumps(info, indent=2) + "\n")
+    print(
+        f"built a {ns.kind} index ({ns.metric}) of {len(store)} vectors in {path / INDEX}: "
+        f"recall@{k} {recall:.3f} against exact search on {len(sample)} stored queries"
+    )
+
+
+def cmd_search_eval(ns: argparse.Namespace) -> None:
+    from .retrieval import search_eval
+
+    store = Embeddings.load(ns.store)
+    labels = store.labels()
+    baselines = tuple(b for b in ns.baselines.split(",") if b and b != "none")
+    images = store.images(np.arange(len(store))) if baselines else None
+    result = search_eval(np.asarray(store.vectors), images, labels, k=ns.k, queries=ns.queries,
+                         baselines=baselines, metric=ns.metric, seed=ns.seed)  # fmt: skip
+    if ns.json:
+        print(json.dumps(result))
+        return
+    print(f"retrieval of {result['queries']} queries, k={result['k']} ({result['metric']}):")
+    for name, r in result["results"].items():
+        print(
+            f"  {name:12s} precision@{result['k']} {r['precision']:.3f}  "
+            f"mAP@{result['k']} {r['map']:.3f}"
+        )
