@@ -10,6 +10,7 @@ __version__ = "0.1.0"
 from .api import denoise, evaluate, make_config, reconstruct, train
 from .config import DataConfig, ModelConfig, TrainConfig
 from .data import ImageSet, load_dataset
+from .embed import Embeddings, embed
 from .errors import AekitError
 from .models import Autoencoder
 from .runs import RunConfig, load
@@ -18,11 +19,13 @@ __all__ = [
     "AekitError",
     "Autoencoder",
     "DataConfig",
+    "Embeddings",
     "ImageSet",
     "ModelConfig",
     "RunConfig",
     "TrainConfig",
     "denoise",
+    "embed",
     "evaluate",
     "load",
     "load_dataset",
