@@ -40,7 +40,7 @@ def fake_downloads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """mnist, cifar10 and pathmnist files in the real formats, accepted as the official ones."""
     root = tmp_path / "data"
     rng = np.random.default_rng(0)
-    for split, n in (("train", 300), ("test", 100)):
+    for split, n in (("train", 300), ("test", 2100)):  # search-eval samples 2000 queries
         imgs, labels = rng.integers(0, 256, (n, 28, 28), np.uint8), np.arange(n) % 10
         for path in write_mnist_split(root / "mnist", split, imgs, labels.astype(np.uint8)):
             monkeypatch.setitem(reg.MNIST.md5, path.name, md5(path))
