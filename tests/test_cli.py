@@ -161,6 +161,8 @@ def test_missing_data_offline_says_where_to_put_it(cli, tmp_path, monkeypatch) -
     (["eval", "{file}"], "is a file, not a run folder"),
     (["train", "--out", "{run}", "--resume"], "already finished 3 epochs"),
     (["train", "--data", "shapes", "--out", "{dir}/n", "--noise", "gaussian:nan"], "--noise"),
+    (["data", "describe", "npz:{dir}"], "is a folder: 'npz:' takes an .npz file"),
+    (["data", "describe", "folder:{file}"], "is a file: 'folder:' takes a folder"),
 ])  # fmt: skip
 def test_bad_output_paths_are_one_line(cli, run_dir, pngs, tmp_path, args, message) -> None:
     (tmp_path / "afile").write_text("x")

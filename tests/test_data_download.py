@@ -48,6 +48,9 @@ def _closed_port_url() -> str:
 
 
 def _leftovers(folder: Path) -> list[str]:
+    """Temp files left in ``folder`` (a folder that a failed download made is removed whole)."""
+    if not folder.exists():
+        return []
     return sorted(p.name for p in folder.iterdir() if p.name.endswith(".part"))
 
 
@@ -143,3 +146,10 @@ def test_read_only_folder_still_verifies_and_stays_untouched(tmp_path: Path) -> 
         assert sorted(p.name for p in path.parent.iterdir()) == ["f.bin"]  # even as root
     finally:
         path.parent.chmod(0o755)
+
+
+def test_a_failed_download_leaves_no_new_folders(tmp_path: Path) -> None:
+    dest = tmp_path / "a" / "b" / "file.bin"
+    with pytest.raises(AekitError, match="cannot download"):
+        fetch([_closed_port_url()], dest, None)
+    assert list(tmp_path.iterdir()) == []

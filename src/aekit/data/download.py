@@ -41,6 +41,17 @@ def fetch(urls: list[str], dest: Path, md5: str | None) -> Path:
     ``dest``; a mismatch or a network failure raises AekitError and leaves nothing at ``dest``.
     """
     dest = Path(dest).absolute()
+    created = [p for p in (dest.parent, *dest.parent.parents) if not p.exists()]
+    try:
+        return _fetch(urls, dest, md5)
+    except AekitError:
+        for folder in created:  # deepest first: leave no empty folders behind a failure
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise
+
+
+def _fetch(urls: list[str], dest: Path, md5: str | None) -> Path:
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -56,6 +56,8 @@ def _class_dirs(split_dir: Path) -> list[Path]:
 
 def _root(root: Path) -> Path:
     root = Path(root).expanduser().absolute()
+    if root.is_file():
+        raise AekitError(f"{root} is a file: 'folder:' takes a folder of images")
     if not root.is_dir():
         raise AekitError(f"image folder {root} does not exist: check the path after 'folder:'")
     return root

@@ -33,6 +33,10 @@ def _split_keys(keys: list[str]) -> dict[str, tuple[str, str | None]]:
 
 def _resolve(path: Path) -> tuple[Path, dict[str, tuple[str, str | None]]]:
     path = Path(path).expanduser()
+    if path.is_dir():
+        raise AekitError(
+            f"{path} is a folder: 'npz:' takes an .npz file (for a folder of images use folder:)"
+        )
     if not path.is_file():
         raise AekitError(f"npz file {path} does not exist: check the path after 'npz:'")
     keys = npz_keys(path)

@@ -107,8 +107,9 @@ def load_images(path: Path, key: str, cache: Path) -> torch.Tensor:
     where = f"{path} [{key}]"
     if dtype != np.uint8:
         raise AekitError(
-            f"{where}: images are {dtype}, expected uint8 (0..255); convert them, "
-            f"e.g. (x * 255).round().astype(np.uint8), and save again"
+            f"{where}: images are {dtype}, expected uint8 (0..255); convert them (floats in "
+            f"[0, 1]: (x * 255).round().astype(np.uint8); integers in 0..255: "
+            f"x.astype(np.uint8)) and save again"
         )
     layout, nchw = image_layout(shape, where)
     if int(np.prod(shape, dtype=np.int64)) > memmap_threshold():
