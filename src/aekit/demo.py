@@ -89,7 +89,11 @@ def run_demo(out: Path, epochs: int = 7, progress: bool | None = None) -> Path:
     stage.rmdir()
     report = out / "report.md"
     print(f"[demo] report: {report}")
-    print(f"[demo] pictures: {out / 'reconstructions.png'}, {out / 'denoising.png'}")
+    print(
+        f"[demo] pictures: {out / 'reconstructions.png'}, {out / 'denoising.png'}, "
+        + ", ".join(str(out / f"search_{q}.png") for q in SEARCH_QUERIES)
+    )
+    print(f"[demo] embedding store (use it with aekit search / search-eval): {out / 'embeddings'}")
     print(
         f"[demo] runs (use them with aekit eval / reconstruct / denoise): {out / 'plain'}, "
         f"{out / 'denoising'}"
