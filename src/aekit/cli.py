@@ -101,6 +101,10 @@ def build_parser() -> Parser:
 
     add_parsers(sub)
 
+    from .web import add_parser as add_serve_parser
+
+    add_serve_parser(sub)
+
     p = sub.add_parser("demo", help="the offline demo: train, denoise, write a report")
     p.add_argument("--out", default="aekit-demo", help="folder for everything it writes")
     return parser
@@ -241,10 +245,10 @@ COMMANDS = {"train": cmd_train, "data": cmd_data}
 def _command(name: str):
     if name in COMMANDS:
         return COMMANDS[name]
-    from . import commands, search_cli
+    from . import commands, search_cli, web
 
     fn = f"cmd_{name.replace('-', '_')}"
-    return getattr(commands, fn, None) or getattr(search_cli, fn)
+    return getattr(commands, fn, None) or getattr(search_cli, fn, None) or getattr(web, fn)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,36 @@
+"""``aekit serve``: the web app. FastAPI and uvicorn are the optional ``web`` extra, so they are
+imported only when the command runs."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from ..errors import AekitError
+
+
+def add_parser(sub: Any) -> None:
+    """Register ``serve`` on the ``aekit`` subparsers."""
+    from .uploads import MAX_PIXELS, MAX_UPLOAD_BYTES
+
+    p = sub.add_parser("serve", help="a web app: reconstruct, denoise and search in a browser")
+    p.add_argument("run")
+    p.add_argument("--gallery", metavar="EMB", default=None, help="embedding store to search")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: this machine)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--max-upload-bytes", type=int, default=MAX_UPLOAD_BYTES)
+    p.add_argument("--max-pixels", type=int, default=MAX_PIXELS)
+
+
+def cmd_serve(ns: argparse.Namespace) -> None:
+    try:
+        import uvicorn
+
+        from .server import create_app
+    except ImportError as e:
+        raise AekitError(
+            f"aekit serve needs the web extra ({e.name} is missing): pip install 'aekit[web]'"
+        ) from e
+    app = create_app(ns.run, ns.gallery, ns.max_upload_bytes, ns.max_pixels)
+    print(f"serving {ns.run} on http://{ns.host}:{ns.port} (API docs at /docs)")
+    uvicorn.run(app, host=ns.host, port=ns.port, log_level="warning")

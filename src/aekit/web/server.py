@@ -1,0 +1,178 @@
+"""The FastAPI app of ``aekit serve``: reconstruct, denoise and search over a REST API.
+
+The model and the gallery load once, in ``create_app``; handlers are plain ``def`` so that
+FastAPI runs them in its thread pool and the model's work never blocks the event loop.
+No filesystem path comes from a request: the run and the gallery are fixed at start, and
+gallery items are addressed by index only.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import torch
+from fastapi import FastAPI, File, Form, HTTPException, Query, Request, UploadFile
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+
+from ..api import denoise, reconstruct
+from ..devices import pick_device
+from ..embed import Embeddings, encode
+from ..errors import AekitError
+from ..metrics import psnr_per_image
+from ..runs import load, load_config
+from .gallery import Gallery
+from .limits import BodyLimit
+from .uploads import MAX_PIXELS, MAX_UPLOAD_BYTES, UploadError, data_url, decode_upload, png_bytes
+
+MAX_PAGE = 200  # gallery items per page: bounds the answer's size
+PLACEHOLDER = """<!doctype html>
+<html><head><meta charset="utf-8"><title>aekit</title></head>
+<body><h1>aekit</h1><p>The interactive page is coming. Meanwhile the REST API is described at
+<a href="/docs">/docs</a>.</p></body></html>
+"""
+
+
+def create_app(
+    run: str | Path,
+    gallery: str | Path | None = None,
+    max_upload_bytes: int = MAX_UPLOAD_BYTES,
+    max_pixels: int = MAX_PIXELS,
+    device: str = "auto",
+) -> FastAPI:
+    """The app serving ``run``'s model and, optionally, the embedding store ``gallery``."""
+    if max_upload_bytes < 1 or max_pixels < 1:
+        raise AekitError("--max-upload-bytes and --max-pixels must be positive")
+    run = Path(run)
+    cfg = load_config(run)
+    dev = pick_device(device)
+    model = load(run, device=dev)
+    shelf = (
+        None if gallery is None else Gallery(Embeddings.load(gallery), run, cfg.model.latent_dim)
+    )
+
+    app = FastAPI(title="aekit", version="0.1.0", description="Image autoencoder over HTTP.")
+    # multipart overhead and the small form fields fit in 64 KiB beside the file itself
+    app.add_middleware(BodyLimit, limit=max_upload_bytes + 65536, upload_limit=max_upload_bytes)
+
+    @app.exception_handler(UploadError)
+    def _bad_upload(request: Request, exc: UploadError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=exc.status)
+
+    @app.exception_handler(AekitError)
+    def _bad_request(request: Request, exc: AekitError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=400)
+
+    def read(upload: UploadFile) -> torch.Tensor:
+        # read one byte past the limit: enough to know it is over without reading it all
+        data = upload.file.read(max_upload_bytes + 1)
+        size = model.config.image_size
+        return decode_upload(data, model.config.in_channels, size, max_upload_bytes, max_pixels)
+
+    def need_gallery() -> Gallery:
+        if shelf is None:
+            raise HTTPException(
+                409, "no gallery is served: start with aekit serve RUN --gallery EMB"
+            )
+        return shelf
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def page() -> str:
+        return PLACEHOLDER
+
+    @app.get("/api/info")
+    def info() -> dict[str, Any]:
+        """The model's configuration, the gallery's size, the device and the upload limits."""
+        return {
+            "run": str(run),
+            "config": cfg.to_dict(),
+            "image_size": model.config.image_size,
+            "channels": model.config.in_channels,
+            "value_range": list(model.value_range),
+            "device": str(dev),
+            "gallery_size": 0 if shelf is None else len(shelf),
+            "limits": {
+                "max_upload_bytes": max_upload_bytes,
+                "max_pixels": max_pixels,
+                "max_page": MAX_PAGE,
+            },
+        }
+
+    @app.post("/api/reconstruct")
+    def api_reconstruct(image: Annotated[UploadFile, File()]) -> dict[str, Any]:
+        """The upload as the model sees it, its reconstruction and their PSNR (dB)."""
+        u8 = read(image)[None]
+        rec = reconstruct(model, u8).cpu()
+        orig = u8.float() / 255
+        return {"original": data_url(u8[0]), "reconstruction": data_url(rec[0]),
+                "psnr": float(psnr_per_image(rec, orig)[0])}  # fmt: skip
+
+    @app.post("/api/denoise")
+    def api_denoise(
+        image: Annotated[UploadFile, File()],
+        noise: Annotated[Literal["gaussian", "saltpepper", "mask"], Form()] = "gaussian",
+        level: Annotated[float, Form()] = 0.2,
+    ) -> dict[str, Any]:
+        """The upload, a noisy copy (fixed seed) and its denoising, with PSNR vs the upload."""
+        u8 = read(image)[None]
+        noisy, clean = denoise(model, u8, noise=f"{noise}:{level}", seed=0)
+        orig = u8.float() / 255
+        noisy, clean = noisy.cpu(), clean.cpu()
+        return {"original": data_url(u8[0]), "noisy": data_url(noisy[0]),
+                "denoised": data_url(clean[0]),
+                "psnr_noisy": float(psnr_per_image(noisy, orig)[0]),
+                "psnr_denoised": float(psnr_per_image(clean, orig)[0])}  # fmt: skip
+
+    @app.post("/api/search")
+    def api_search(
+        image: Annotated[UploadFile | None, File()] = None,
+        index: Annotated[int | None, Form()] = None,
+        k: Annotated[int, Form()] = 7,
+        farthest: Annotated[bool, Form()] = False,
+        metric: Annotated[Literal["l2", "cosine"], Form()] = "l2",
+    ) -> dict[str, Any]:
+        """Nearest (or farthest) gallery items of an upload or of gallery item ``index``
+        (itself left out)."""
+        g = need_gallery()
+        if (image is None) == (index is None):
+            raise HTTPException(400, "send either an image file (field image) or an index")
+        if index is not None and not 0 <= index < len(g):
+            raise HTTPException(
+                400, f"index {index} is out of range: the gallery holds {len(g)} items"
+            )
+        available = len(g) - (index is not None)
+        if not 1 <= k <= available:
+            raise HTTPException(400, f"k must be between 1 and {available}, got {k}")
+        if index is not None:
+            vectors = g.store.vectors[index : index + 1]
+        else:
+            vectors = encode(model, read(image)[None], progress=False)  # type: ignore[arg-type]
+        results = g.search(vectors, k, farthest, metric, exclude=index)
+        return {"query": {"index": index}, "k": k, "farthest": farthest, "metric": metric,
+                "results": results}  # fmt: skip
+
+    @app.get("/api/gallery")
+    def api_gallery(
+        offset: Annotated[int, Query(ge=0)] = 0,
+        limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
+    ) -> dict[str, Any]:
+        """One page of gallery items and the gallery's size."""
+        g = need_gallery()
+        items = [g.item(i) for i in range(offset, min(offset + limit, len(g)))]
+        return {"total": len(g), "offset": offset, "limit": limit, "items": items}
+
+    @app.get(
+        "/api/gallery/{index}/image",
+        response_class=Response,
+        responses={200: {"content": {"image/png": {}}}},
+    )
+    def api_gallery_image(index: int) -> Response:
+        """Gallery item ``index`` as a PNG."""
+        g = need_gallery()
+        if not 0 <= index < len(g):
+            raise HTTPException(404, f"no gallery item {index}: the gallery holds {len(g)} items")
+        return Response(png_bytes(g.image(index)), media_type="image/png")
+
+    app.state.model = model
+    app.state.gallery = shelf
+    return app

@@ -1,0 +1,289 @@
+"""The web app's REST API through FastAPI's TestClient: values, limits and every bad input."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import aekit
+from aekit.metrics import psnr_per_image
+
+pytest.importorskip("fastapi")
+pytest.importorskip("httpx")
+from fastapi.testclient import TestClient
+
+from aekit.web.server import create_app
+
+MAX_BYTES = 200_000  # small limits so that the over-limit uploads are cheap to make
+MAX_PIXELS = 1_000_000
+GALLERY = 200
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("web") / "run"
+    aekit.train(out, data="shapes", epochs=1, limit=256, base_channels=8, latent_dim=16,
+                progress=False)  # fmt: skip
+    return out
+
+
+@pytest.fixture(scope="module")
+def store(run: Path) -> aekit.Embeddings:
+    ds = aekit.load_dataset("shapes", "test").subset(slice(0, GALLERY))
+    aekit.embed(aekit.load(run), ds, run=run).save(run.parent / "emb")
+    return aekit.Embeddings.load(run.parent / "emb")
+
+
+@pytest.fixture(scope="module")
+def client(run: Path, store: aekit.Embeddings) -> TestClient:
+    app = create_app(run, store.path, max_upload_bytes=MAX_BYTES, max_pixels=MAX_PIXELS,
+                     device="cpu")  # fmt: skip
+    return TestClient(app)
+
+
+def png(array: np.ndarray | torch.Tensor, mode: str | None = None) -> bytes:
+    """uint8 (C, H, W) or (H, W) -> PNG bytes."""
+    a = np.asarray(array)
+    a = a[0] if a.ndim == 3 and a.shape[0] == 1 else a
+    a = a.transpose(1, 2, 0) if a.ndim == 3 else a
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(a), mode).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def decode(url: str) -> np.ndarray:
+    import base64
+
+    prefix = "data:image/png;base64,"
+    assert url.startswith(prefix)
+    with Image.open(io.BytesIO(base64.b64decode(url[len(prefix) :]))) as img:
+        assert img.format == "PNG"
+        return np.asarray(img)
+
+
+def upload(data: bytes, name: str = "x.png") -> dict[str, Any]:
+    return {"image": (name, data, "image/png")}
+
+
+def assert_serving(client: TestClient, store: aekit.Embeddings) -> None:
+    """A good request still gets a good answer (after a bad one)."""
+    r = client.post("/api/reconstruct", files=upload(png(store.images([0])[0])))
+    assert r.status_code == 200, r.text
+    assert client.get("/api/info").json()["gallery_size"] == GALLERY
+
+
+def test_info_and_placeholder_page(client: TestClient, run: Path) -> None:
+    info = client.get("/api/info").json()
+    cfg = aekit.runs.load_config(run)
+    assert info["config"]["model"]["latent_dim"] == cfg.model.latent_dim == 16
+    assert info["gallery_size"] == GALLERY
+    assert info["device"] == "cpu" and info["value_range"] == [-1.0, 1.0]
+    assert info["limits"] == {"max_upload_bytes": MAX_BYTES, "max_pixels": MAX_PIXELS,
+                              "max_page": 200}  # fmt: skip
+    page = client.get("/")
+    assert page.status_code == 200 and "coming" in page.text and 'href="/docs"' in page.text
+
+
+def test_openapi_lists_every_endpoint(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    assert {"/api/info", "/api/reconstruct", "/api/denoise", "/api/search", "/api/gallery",
+            "/api/gallery/{index}/image"} <= set(paths)  # fmt: skip
+    assert "post" in paths["/api/search"] and "get" in paths["/api/gallery"]
+
+
+def test_reconstruct_matches_the_library(client: TestClient, run: Path,
+                                         store: aekit.Embeddings) -> None:  # fmt: skip
+    u8 = store.images([3])
+    r = client.post("/api/reconstruct", files=upload(png(u8[0])))
+    assert r.status_code == 200, r.text
+    body = r.json()
+    size = aekit.load(run).config.image_size
+    assert decode(body["original"]).shape[:2] == (size, size)
+    assert np.array_equal(decode(body["original"]), png_array(u8[0]))
+    assert decode(body["reconstruction"]).shape[:2] == (size, size)
+    rec = aekit.reconstruct(aekit.load(run), u8)
+    assert body["psnr"] == pytest.approx(float(psnr_per_image(rec, u8.float() / 255)[0]), abs=1e-4)
+
+
+def png_array(u8: torch.Tensor) -> np.ndarray:
+    """What a PNG of uint8 (C, H, W) decodes to: (H, W) gray or (H, W, 3)."""
+    a = u8.numpy()
+    return a[0] if a.shape[0] == 1 else a.transpose(1, 2, 0)
+
+
+def test_denoise_reports_both_psnrs(client: TestClient, store: aekit.Embeddings) -> None:
+    data = png(store.images([5])[0])
+    body = client.post("/api/denoise", files=upload(data)).json()
+    assert set(body) >= {"original", "noisy", "denoised", "psnr_noisy", "psnr_denoised"}
+    assert 5 < body["psnr_noisy"] < 30  # gaussian 0.2 in the [-1, 1] scale: visibly noisy
+    harder = client.post("/api/denoise", files=upload(data),
+                         data={"noise": "gaussian", "level": "0.6"}).json()  # fmt: skip
+    assert harder["psnr_noisy"] < body["psnr_noisy"]
+    masked = client.post("/api/denoise", files=upload(data), data={"noise": "mask", "level": "0"})
+    assert masked.json()["psnr_noisy"] >= 99  # no pixel masked: identical to the original
+
+
+@pytest.mark.parametrize("metric", ["l2", "cosine"])
+@pytest.mark.parametrize("farthest", [False, True])
+def test_search_by_index_equals_the_store(
+    client: TestClient, store: aekit.Embeddings, metric: str, farthest: bool
+) -> None:
+    form = {"index": "12", "k": "5", "metric": metric, "farthest": str(farthest).lower()}
+    results = client.post("/api/search", data=form).json()["results"]
+    dist, idx = store.search(store.vectors[12:13], 5, farthest=farthest, metric=metric,
+                             exclude=np.array([12]))  # fmt: skip
+    assert [r["index"] for r in results] == idx[0].tolist()
+    assert [r["distance"] for r in results] == pytest.approx(dist[0].tolist(), abs=1e-5)
+    assert [r["rank"] for r in results] == [1, 2, 3, 4, 5]
+    assert 12 not in [r["index"] for r in results]
+    first = results[0]
+    assert first["label"] == store.items[first["index"]]["label"]
+    assert first["class"] == store.items[first["index"]]["class"]
+    assert first["image_url"] == f"/api/gallery/{first['index']}/image"
+
+
+def test_search_by_uploaded_stored_image_finds_itself(
+    client: TestClient, store: aekit.Embeddings
+) -> None:
+    r = client.post("/api/search", files=upload(png(store.images([40])[0])))
+    results = r.json()["results"]
+    assert len(results) == 7
+    assert results[0]["index"] == 40 and results[0]["distance"] == pytest.approx(0, abs=1e-4)
+
+
+def test_gallery_pages_and_images(client: TestClient, store: aekit.Embeddings) -> None:
+    page = client.get("/api/gallery", params={"offset": 190, "limit": 20}).json()
+    assert page["total"] == GALLERY
+    assert [it["index"] for it in page["items"]] == list(range(190, 200))
+    assert page["items"][0]["class"] == store.items[190]["class"]
+    assert client.get("/api/gallery", params={"offset": 500}).json()["items"] == []
+    r = client.get("/api/gallery/7/image")
+    assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+    with Image.open(io.BytesIO(r.content)) as img:
+        assert np.array_equal(np.asarray(img), png_array(store.images([7])[0]))
+
+
+def _bomb() -> bytes:
+    # 20000 x 20000 black-and-white pixels: 50 MB to decode, a few KB of zeros on the wire
+    buf = io.BytesIO()
+    Image.new("1", (20000, 20000)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _big() -> bytes:
+    buf = io.BytesIO()  # 2 Mpixel: under Pillow's own bomb limit, over this server's
+    Image.new("L", (2000, 1000)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _truncated() -> bytes:
+    noise = np.random.default_rng(0).integers(0, 256, (3, 64, 64), dtype=np.uint8)
+    whole = png(noise)
+    return whole[: len(whole) // 2]
+
+
+BAD_UPLOADS: dict[str, tuple[Callable[[], bytes], int, str]] = {
+    "bomb": (_bomb, 413, "pixels"),
+    "too many pixels": (_big, 413, "2000000 pixels"),
+    "truncated": (_truncated, 400, "cannot read"),
+    "text": (lambda: b"hello, I am not a picture\n" * 10, 400, "cannot read"),
+    "empty": (lambda: b"", 400, "empty"),
+    "over the byte limit": (lambda: b"\0" * (MAX_BYTES + 1), 413, f"{MAX_BYTES} bytes"),
+    "far over the byte limit": (lambda: b"\0" * (3 * MAX_BYTES), 413, f"{MAX_BYTES} bytes"),
+}
+
+
+# every upload endpoint shares decode_upload: the slow bomb is sent to one of them only
+UPLOAD_CASES = [(e, c) for e in ("/api/reconstruct", "/api/denoise", "/api/search")
+                for c in BAD_UPLOADS if e == "/api/reconstruct" or c != "bomb"]  # fmt: skip
+
+
+@pytest.mark.parametrize(("endpoint", "case"), UPLOAD_CASES)
+def test_bad_uploads_get_a_4xx_and_the_server_keeps_serving(
+    client: TestClient, store: aekit.Embeddings, endpoint: str, case: str
+) -> None:
+    make, status, words = BAD_UPLOADS[case]
+    r = client.post(endpoint, files=upload(make(), "upload.png"))
+    assert r.status_code == status, r.text
+    assert words in r.json()["detail"]
+    assert_serving(client, store)
+
+
+BAD_FORMS: list[tuple[str, dict[str, str], int, str]] = [
+    ("/api/search", {"index": "3", "k": "0"}, 400, "k must be between 1 and 199"),
+    ("/api/search", {"index": "3", "k": "200"}, 400, "k must be between 1 and 199"),
+    ("/api/search", {"index": "3", "metric": "hamming"}, 422, "l2"),
+    ("/api/search", {"index": "-1"}, 400, "out of range"),
+    ("/api/search", {"index": "200"}, 400, "out of range"),
+    ("/api/search", {"index": "two"}, 422, "integer"),
+    ("/api/search", {}, 400, "either an image"),
+    ("/api/search", {"index": "../../etc/passwd"}, 422, "integer"),
+    ("/api/denoise", {"noise": "pink"}, 422, "gaussian"),
+    ("/api/denoise", {"level": "-1"}, 400, "must be >= 0"),
+    ("/api/denoise", {"noise": "mask", "level": "2"}, 400, "fraction"),
+    ("/api/denoise", {"level": "nan"}, 400, "bad --noise"),
+]
+
+
+@pytest.mark.parametrize(("endpoint", "form", "status", "words"), BAD_FORMS)
+def test_bad_fields_get_a_4xx_and_the_server_keeps_serving(
+    client: TestClient, store: aekit.Embeddings, endpoint: str, form: dict[str, str],
+    status: int, words: str,
+) -> None:  # fmt: skip
+    files = upload(png(store.images([0])[0])) if endpoint == "/api/denoise" else None
+    r = client.post(endpoint, data=form, files=files)
+    assert r.status_code == status, r.text
+    assert words in str(r.json()["detail"])
+    assert_serving(client, store)
+
+
+def test_bad_gallery_requests(client: TestClient, store: aekit.Embeddings) -> None:
+    both = client.post("/api/search", data={"index": "1"}, files=upload(png(store.images([0])[0])))
+    assert both.status_code == 400 and "either" in both.json()["detail"]
+    assert client.get("/api/gallery/200/image").status_code == 404
+    assert "holds 200" in client.get("/api/gallery/-1/image").json()["detail"]
+    assert client.get("/api/gallery", params={"limit": 201}).status_code == 422
+    assert client.get("/api/gallery", params={"offset": -1}).status_code == 422
+    assert client.get("/api/gallery/x/image").status_code == 422
+    assert_serving(client, store)
+
+
+def test_without_a_gallery_search_says_how_to_get_one(run: Path, store: aekit.Embeddings) -> None:
+    bare = TestClient(create_app(run, device="cpu"))
+    assert bare.get("/api/info").json()["gallery_size"] == 0
+    r = bare.post("/api/search", data={"index": "0"})
+    assert r.status_code == 409 and "--gallery" in r.json()["detail"]
+    assert bare.get("/api/gallery").status_code == 409
+    assert bare.post("/api/reconstruct", files=upload(png(store.images([0])[0]))).status_code == 200
+
+
+def test_serve_is_a_command(cli: Callable[..., tuple[int, str, str]], tmp_path: Path) -> None:
+    code, _, err = cli("serve", tmp_path / "missing")
+    assert code == 2 and "does not exist" in err
+    code, _, err = cli("serve", "--help")
+    assert code == 0
+
+
+def test_a_chunked_upload_is_cut_off_at_the_limit(
+    client: TestClient, store: aekit.Embeddings
+) -> None:
+    # no Content-Length to refuse up front: the body is counted as it streams
+    def body() -> Any:
+        yield (b'--B\r\nContent-Disposition: form-data; name="image"; filename="a.png"\r\n'
+               b"Content-Type: image/png\r\n\r\n")  # fmt: skip
+        for _ in range(3 * MAX_BYTES // 10_000):
+            yield b"\0" * 10_000
+        yield b"\r\n--B--\r\n"
+
+    r = client.post("/api/reconstruct", content=body(),
+                    headers={"content-type": "multipart/form-data; boundary=B"})  # fmt: skip
+    assert r.request.headers.get("transfer-encoding") == "chunked"
+    assert r.status_code == 413 and f"{MAX_BYTES} bytes" in r.json()["detail"]
+    assert_serving(client, store)
