@@ -70,6 +70,34 @@ def shrink(args: list[str]) -> list[str]:
     return args
 
 
+def serve_briefly(args: list[str]) -> None:
+    """Start ``aekit ARGS`` on a free loopback port, wait for /api/info, stop it."""
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "aekit.cli", *args, "--port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+    try:
+        deadline, info = time.time() + 60, None
+        while time.time() < deadline and proc.poll() is None and info is None:
+            try:
+                info = httpx.get(f"http://127.0.0.1:{port}/api/info", timeout=2).json()
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        assert info is not None, proc.stderr.read().decode() if proc.poll() is not None else ""
+        assert info["gallery_size"] > 0
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
 def test_readme_has_the_quick_start() -> None:
     quick = blocks("bash")[0]
     assert [ln.split("#")[0].strip() for ln in quick.strip().splitlines()] == [
@@ -88,6 +116,9 @@ def test_every_readme_command_runs(cli, fake_downloads, tmp_path, monkeypatch) -
     for args in cmds:
         if args[0] == "train":  # the README's own commands train the full size; here, briefly
             args = shrink(args)
+        if args[0] == "serve":  # a server runs until stopped: check that it comes up, then stop it
+            serve_briefly(args)
+            continue
         code, _, err = cli(*args)
         assert code == 0, f"aekit {' '.join(args)} failed: {err}"
     assert Path("grid.png").is_file() and Path("shapes.png").is_file()
