@@ -2,7 +2,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint format clean
+.PHONY: install browser demo test lint format clean
 
 install: $(STAMP)
 
@@ -23,7 +23,13 @@ format: install
 	$(VENV)/bin/ruff format src tests bench
 	$(VENV)/bin/ruff check --fix src tests bench
 
-test: install lint
+# The page's browser test drives Debian's chromium (playwright install cannot download here);
+# installed only where it is missing and apt-get exists. Not a prerequisite of demo.
+browser:
+	if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null; then \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; fi
+
+test: install browser lint
 	$(VENV)/bin/python -m pytest -q
 
 clean:

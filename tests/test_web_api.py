@@ -79,7 +79,7 @@ def assert_serving(client: TestClient, store: aekit.Embeddings) -> None:
     assert client.get("/api/info").json()["gallery_size"] == GALLERY
 
 
-def test_info_and_placeholder_page(client: TestClient, run: Path) -> None:
+def test_info_and_page(client: TestClient, run: Path) -> None:
     info = client.get("/api/info").json()
     cfg = aekit.runs.load_config(run)
     assert info["config"]["model"]["latent_dim"] == cfg.model.latent_dim == 16
@@ -88,7 +88,11 @@ def test_info_and_placeholder_page(client: TestClient, run: Path) -> None:
     assert info["limits"] == {"max_upload_bytes": MAX_BYTES, "max_pixels": MAX_PIXELS,
                               "max_page": 200}  # fmt: skip
     page = client.get("/")
-    assert page.status_code == 200 and "coming" in page.text and 'href="/docs"' in page.text
+    assert page.status_code == 200 and 'href="/docs"' in page.text
+    assert 'src="/static/app.js"' in page.text
+    for name, kind in [("app.js", "javascript"), ("style.css", "text/css")]:
+        r = client.get(f"/static/{name}")
+        assert r.status_code == 200 and kind in r.headers["content-type"]
 
 
 def test_openapi_lists_every_endpoint(client: TestClient) -> None:

@@ -13,7 +13,8 @@ from typing import Annotated, Any, Literal
 
 import torch
 from fastapi import FastAPI, File, Form, HTTPException, Query, Request, UploadFile
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
 
 from ..api import denoise, reconstruct
 from ..devices import pick_device
@@ -26,11 +27,7 @@ from .limits import BodyLimit
 from .uploads import MAX_PIXELS, MAX_UPLOAD_BYTES, UploadError, data_url, decode_upload, png_bytes
 
 MAX_PAGE = 200  # gallery items per page: bounds the answer's size
-PLACEHOLDER = """<!doctype html>
-<html><head><meta charset="utf-8"><title>aekit</title></head>
-<body><h1>aekit</h1><p>The interactive page is coming. Meanwhile the REST API is described at
-<a href="/docs">/docs</a>.</p></body></html>
-"""
+STATIC = Path(__file__).parent / "static"  # the page: plain HTML/JS/CSS, shipped as package data
 
 
 def create_app(
@@ -76,9 +73,11 @@ def create_app(
             )
         return shelf
 
-    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    def page() -> str:
-        return PLACEHOLDER
+    @app.get("/", response_class=FileResponse, include_in_schema=False)
+    def page() -> FileResponse:
+        return FileResponse(STATIC / "index.html")
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/api/info")
     def info() -> dict[str, Any]:

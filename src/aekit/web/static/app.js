@@ -1,0 +1,195 @@
+// The aekit page: plain DOM code against the REST API under /api/ (no framework, no build).
+"use strict";
+
+const PAGE = 24; // gallery thumbnails per page
+const $ = (id) => document.getElementById(id);
+
+const state = {
+  blob: null, // the query image as sent to reconstruct and denoise
+  index: null, // the query's gallery index, or null for an upload
+  galleryOffset: 0,
+  gallerySize: 0,
+  searchSeq: 0, // answers to superseded requests are dropped
+  denoiseSeq: 0,
+};
+
+function setStatus(text, isError = false) {
+  $("status").textContent = text;
+  $("status").classList.toggle("error", isError);
+}
+
+async function api(path, options) {
+  const r = await fetch(path, options);
+  const body = await r.json().catch(() => ({}));
+  if (!r.ok) {
+    const detail = typeof body.detail === "string" ? body.detail : JSON.stringify(body.detail);
+    throw new Error(`${r.status}: ${detail || r.statusText}`);
+  }
+  return body;
+}
+
+function form(fields) {
+  const f = new FormData();
+  for (const [key, value] of Object.entries(fields)) {
+    if (value instanceof Blob) f.append(key, value, "query.png");
+    else f.append(key, String(value));
+  }
+  return f;
+}
+
+// labels and class names are data: set as text, never as HTML
+function div(text, className = "") {
+  const d = document.createElement("div");
+  d.textContent = text;
+  d.className = className;
+  return d;
+}
+
+function img(src) {
+  const i = document.createElement("img");
+  i.alt = "";
+  i.src = src;
+  return i;
+}
+
+const db = (value) => `PSNR ${value.toFixed(2)} dB`;
+
+// --- choosing a query ---
+
+async function chooseUpload(file) {
+  state.blob = file;
+  state.index = null;
+  $("query-caption").textContent = `upload ${file.name}`;
+  await runQuery();
+}
+
+async function chooseIndex(index) {
+  const r = await fetch(`/api/gallery/${index}/image`);
+  if (!r.ok) return setStatus(`gallery item ${index}: ${r.status}`, true);
+  state.blob = await r.blob();
+  state.index = index;
+  $("query-caption").textContent = `gallery #${index}`;
+  await runQuery();
+}
+
+async function runQuery() {
+  setStatus("Working…");
+  $("views").hidden = false;
+  try {
+    await Promise.all([reconstruct(), denoise(), search()]);
+    setStatus("");
+  } catch (err) {
+    setStatus(err.message, true);
+  }
+}
+
+// --- reconstruction and denoising ---
+
+async function reconstruct() {
+  const body = await api("/api/reconstruct", { method: "POST", body: form({ image: state.blob }) });
+  $("img-original").src = body.original;
+  $("img-reconstruction").src = body.reconstruction;
+  $("psnr-reconstruction").textContent = db(body.psnr);
+}
+
+async function denoise() {
+  const seq = ++state.denoiseSeq;
+  const fields = { image: state.blob, noise: $("noise-kind").value, level: $("noise-level").value };
+  const body = await api("/api/denoise", { method: "POST", body: form(fields) });
+  if (seq !== state.denoiseSeq) return;
+  $("img-noisy").src = body.noisy;
+  $("img-denoised").src = body.denoised;
+  $("psnr-noisy").textContent = db(body.psnr_noisy);
+  $("psnr-denoised").textContent = db(body.psnr_denoised);
+}
+
+// --- search ---
+
+async function search() {
+  if (state.gallerySize === 0) return; // no gallery served: nothing to search
+  const seq = ++state.searchSeq;
+  const k = Math.max(1, Math.min(Number($("k").value) || 7, state.gallerySize - 1));
+  const query = state.index === null ? { image: state.blob } : { index: state.index };
+  const ask = (farthest) => api("/api/search", {
+    method: "POST", body: form({ ...query, k, farthest, metric: $("metric").value }),
+  });
+  const [near, far] = await Promise.all([ask(false), ask(true)]);
+  if (seq !== state.searchSeq) return;
+  $("neighbours").hidden = false;
+  showResults($("nearest"), near.results);
+  showResults($("farthest"), far.results);
+}
+
+function showResults(list, results) {
+  list.replaceChildren(...results.map((r) => {
+    const li = document.createElement("li");
+    li.dataset.testid = "result";
+    li.dataset.index = r.index;
+    li.title = `gallery #${r.index}: click to search from it`;
+    const name = r.class ? `${r.class} (${r.label})` : `label ${r.label}`;
+    li.append(img(r.image_url), div(`#${r.index} · ${name}`),
+      div(`d = ${r.distance.toPrecision(3)}`, "dist"));
+    li.addEventListener("click", () => chooseIndex(r.index));
+    return li;
+  }));
+}
+
+// --- gallery browser ---
+
+async function showGallery(offset) {
+  const page = await api(`/api/gallery?offset=${offset}&limit=${PAGE}`);
+  state.galleryOffset = offset;
+  $("gallery").replaceChildren(...page.items.map((it) => {
+    const li = document.createElement("li");
+    li.dataset.testid = "thumb";
+    li.dataset.index = it.index;
+    li.title = `gallery #${it.index}`;
+    li.append(img(it.image_url), div(`#${it.index} · ${it.class ?? it.label}`));
+    li.addEventListener("click", () => chooseIndex(it.index));
+    return li;
+  }));
+  const last = Math.min(offset + PAGE, page.total);
+  $("gallery-page").textContent = `${offset + 1}–${last} of ${page.total}`;
+  $("gallery-prev").disabled = offset === 0;
+  $("gallery-next").disabled = last >= page.total;
+}
+
+// --- wiring ---
+
+async function start() {
+  const info = await api("/api/info");
+  state.gallerySize = info.gallery_size;
+  const m = info.config.model;
+  $("info").textContent = `${info.run} · ${m.arch} ${info.image_size}px × `
+    + `${info.channels}ch, latent ${m.latent_dim} · gallery ${info.gallery_size} · ${info.device}`;
+  if (info.gallery_size > 0) await showGallery(0);
+  else $("gallery-panel").hidden = true;
+}
+
+$("file-input").addEventListener("change", (e) => {
+  if (e.target.files.length) chooseUpload(e.target.files[0]);
+});
+
+const zone = $("dropzone");
+zone.addEventListener("dragover", (e) => { e.preventDefault(); zone.classList.add("over"); });
+zone.addEventListener("dragleave", () => zone.classList.remove("over"));
+zone.addEventListener("drop", (e) => {
+  e.preventDefault();
+  zone.classList.remove("over");
+  if (e.dataTransfer.files.length) chooseUpload(e.dataTransfer.files[0]);
+});
+
+$("noise-level").addEventListener("input", () => {
+  $("noise-value").textContent = Number($("noise-level").value).toFixed(2);
+});
+const redenoise = () => state.blob && denoise().catch((err) => setStatus(err.message, true));
+$("noise-level").addEventListener("change", redenoise);
+$("noise-kind").addEventListener("change", redenoise);
+const research = () => state.blob && search().catch((err) => setStatus(err.message, true));
+$("k").addEventListener("change", research);
+$("metric").addEventListener("change", research);
+
+$("gallery-prev").addEventListener("click", () => showGallery(Math.max(0, state.galleryOffset - PAGE)));
+$("gallery-next").addEventListener("click", () => showGallery(state.galleryOffset + PAGE));
+
+start().catch((err) => setStatus(err.message, true));

@@ -1,0 +1,155 @@
+"""The page at ``/`` end to end: the real app under uvicorn, driven by Debian's chromium.
+
+``playwright install`` cannot download browsers here, so Playwright launches the system
+chromium (``make install`` puts it there with apt-get when it is missing).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import aekit
+
+pytest.importorskip("fastapi")
+pytest.importorskip("uvicorn")
+pytest.importorskip("playwright")
+import uvicorn
+from playwright import sync_api
+
+from aekit.web.server import create_app
+
+CHROMIUM = Path("/usr/bin/chromium")
+# headless as root, and quiet: without the networking flags chromium keeps calling home
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update",
+        "--disable-sync"]  # fmt: skip
+GALLERY = 60
+K = 7
+WAIT_MS = 15_000  # every wait is bounded
+
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium (make install)"
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("page") / "run"
+    aekit.train(out, data="shapes", epochs=1, limit=128, base_channels=8, latent_dim=16,
+                progress=False)  # fmt: skip
+    ds = aekit.load_dataset("shapes", "test").subset(slice(0, GALLERY))
+    aekit.embed(aekit.load(out), ds, run=out).save(out.parent / "emb")
+    return out
+
+
+@pytest.fixture(scope="module")
+def url(run: Path) -> Iterator[str]:
+    """The app served by uvicorn in a background thread; stopped at the end."""
+    app = create_app(run, run.parent / "emb", device="cpu")
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+    assert not thread.is_alive(), "uvicorn did not stop"
+
+
+@pytest.fixture()
+def page(url: str) -> Iterator[sync_api.Page]:
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, timeout=WAIT_MS)
+        try:
+            pg = browser.new_page(viewport={"width": 1280, "height": 1000})
+            pg.set_default_timeout(WAIT_MS)
+            errors: list[str] = []
+            pg.on("pageerror", lambda e: errors.append(str(e)))
+            pg.goto(url)
+            yield pg
+            assert errors == [], errors
+        finally:
+            browser.close()
+
+
+def png(u8: np.ndarray) -> bytes:
+    """uint8 (C, H, W) -> PNG bytes."""
+    a = u8[0] if u8.shape[0] == 1 else u8.transpose(1, 2, 0)
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(a)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def result_indices(page: sync_api.Page, list_id: str) -> list[int]:
+    items = page.locator(f"#{list_id} [data-testid=result]")
+    return [int(i) for i in items.evaluate_all("els => els.map(e => e.dataset.index)")]
+
+
+def test_upload_search_click_and_page(page: sync_api.Page, tmp_path: Path) -> None:
+    expect = sync_api.expect
+    expect(page.locator("#info")).to_contain_text(f"gallery {GALLERY}")
+    expect(page.locator("#gallery [data-testid=thumb]")).to_have_count(24)
+    expect(page.locator("#gallery-page")).to_have_text(f"1–24 of {GALLERY}")
+
+    # upload: reconstruction, denoising with PSNR, and k nearest and k farthest
+    query = tmp_path / "query.png"
+    query.write_bytes(png(aekit.load_dataset("shapes", "test").images[GALLERY + 1].numpy()))
+    page.set_input_files("#file-input", str(query))
+    expect(page.locator("#query-caption")).to_have_text("upload query.png")
+    data_url = re.compile(r"^data:image/png;base64,")
+    for view in ["#img-original", "#img-reconstruction", "#img-noisy", "#img-denoised"]:
+        expect(page.locator(view)).to_have_attribute("src", data_url)
+    for psnr in ["#psnr-reconstruction", "#psnr-noisy", "#psnr-denoised"]:
+        expect(page.locator(psnr)).to_have_text(re.compile(r"^PSNR -?\d+\.\d\d dB$"))
+    expect(page.locator("#nearest [data-testid=result]")).to_have_count(K)
+    expect(page.locator("#farthest [data-testid=result]")).to_have_count(K)
+    expect(page.locator("#noise-level")).to_have_value("0.2")
+    near = result_indices(page, "nearest")
+    assert len(set(near)) == K and set(near).isdisjoint(result_indices(page, "farthest"))
+    page.screenshot(path=str(tmp_path / "upload.png"), full_page=True)
+
+    # click a neighbour: it becomes the query, and its own neighbours leave it out
+    clicked = near[0]
+    page.locator(f"#nearest [data-index='{clicked}']").click()
+    expect(page.locator("#query-caption")).to_have_text(f"gallery #{clicked}")
+    expect(page.locator(f"#nearest [data-index='{clicked}']")).to_have_count(0)
+    expect(page.locator("#nearest [data-testid=result]")).to_have_count(K)
+    assert result_indices(page, "nearest") != near
+
+    # page the gallery forward and back
+    page.click("#gallery-next")
+    expect(page.locator("#gallery-page")).to_have_text(f"25–48 of {GALLERY}")
+    expect(page.locator("#gallery [data-testid=thumb]").first).to_have_attribute("data-index", "24")
+    page.click("#gallery-next")
+    expect(page.locator("#gallery-page")).to_have_text(f"49–{GALLERY} of {GALLERY}")
+    expect(page.locator("#gallery-next")).to_be_disabled()
+    page.click("#gallery-prev")
+    expect(page.locator("#gallery-page")).to_have_text(f"25–48 of {GALLERY}")
+
+    shot = tmp_path / "page.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 10_000
+    if os.environ.get("AEKIT_SCREENSHOT"):  # a copy to look at by eye
+        shutil.copy(shot, os.environ["AEKIT_SCREENSHOT"])
