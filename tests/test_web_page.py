@@ -6,6 +6,7 @@ chromium (``make install`` puts it there with apt-get when it is missing).
 
 from __future__ import annotations
 
+import base64
 import io
 import os
 import re
@@ -147,6 +148,25 @@ def test_upload_search_click_and_page(page: sync_api.Page, tmp_path: Path) -> No
     expect(page.locator("#gallery-next")).to_be_disabled()
     page.click("#gallery-prev")
     expect(page.locator("#gallery-page")).to_have_text(f"25–48 of {GALLERY}")
+
+    # drag and drop a file onto the drop zone: a real drop event carrying a File
+    dropped = base64.b64encode(query.read_bytes()).decode()
+    transfer = page.evaluate_handle(
+        """b64 => {
+            const bytes = Uint8Array.from(atob(b64), c => c.charCodeAt(0));
+            const dt = new DataTransfer();
+            dt.items.add(new File([bytes], "dropped.png", {type: "image/png"}));
+            return dt;
+        }""",
+        dropped,
+    )
+    page.dispatch_event("#dropzone", "drop", {"dataTransfer": transfer})
+    expect(page.locator("#query-caption")).to_have_text("upload dropped.png")
+    # the same image as the first upload: once its search answers, the same neighbours
+    expect(page.locator("#nearest [data-testid=result]").first).to_have_attribute(
+        "data-index", str(near[0])
+    )
+    assert result_indices(page, "nearest") == near
 
     shot = tmp_path / "page.png"
     page.screenshot(path=str(shot), full_page=True)
