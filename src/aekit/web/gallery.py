@@ -54,11 +54,23 @@ class Gallery:
         return {"index": i, "label": it["label"], "class": it.get("class"),
                 "image_url": f"/api/gallery/{i}/image"}  # fmt: skip
 
-    def search(
-        self, vectors: np.ndarray, k: int, farthest: bool, metric: str, exclude: int | None
-    ) -> list[dict[str, Any]]:
-        """Ranked results of one query, as ``Embeddings.search`` finds them."""
-        ex = None if exclude is None else np.array([exclude], dtype=np.int64)
-        dist, idx = self.store.search(vectors, k, farthest=farthest, metric=metric, exclude=ex)
-        return [{"rank": r + 1, **self.item(int(i)), "distance": float(d)}
-                for r, (d, i) in enumerate(zip(dist[0], idx[0], strict=True))]  # fmt: skip
+    def search_many(
+        self, queries: list[tuple[np.ndarray, int, bool, str, int | None]]
+    ) -> list[list[dict[str, Any]]]:
+        """Results of many (vector, k, farthest, metric, exclude) queries: one store search per
+        group of queries that share k, direction, metric and whether they exclude an item."""
+        out: list[list[dict[str, Any]]] = [[] for _ in queries]
+        groups: dict[tuple[int, bool, str, bool], list[int]] = {}
+        for pos, (_, k, farthest, metric, exclude) in enumerate(queries):
+            groups.setdefault((k, farthest, metric, exclude is None), []).append(pos)
+        for (k, farthest, metric, no_exclude), positions in groups.items():
+            vectors = np.stack([np.asarray(queries[p][0], np.float32).reshape(-1)
+                                for p in positions])  # fmt: skip
+            ex = None if no_exclude else np.array([queries[p][4] for p in positions], np.int64)
+            dist, idx = self.store.search(vectors, k, farthest=farthest, metric=metric, exclude=ex)
+            for row, pos in enumerate(positions):
+                out[pos] = [
+                    {"rank": r + 1, **self.item(int(i)), "distance": float(d)}
+                    for r, (d, i) in enumerate(zip(dist[row], idx[row], strict=True))
+                ]
+        return out

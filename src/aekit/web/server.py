@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import numpy as np
 import torch
 from fastapi import FastAPI, File, Form, HTTPException, Query, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse, Response
@@ -22,6 +23,7 @@ from ..embed import Embeddings, encode
 from ..errors import AekitError
 from ..metrics import psnr_per_image
 from ..runs import load, load_config
+from .batching import MicroBatcher
 from .gallery import Gallery
 from .limits import BodyLimit
 from .uploads import MAX_PIXELS, MAX_UPLOAD_BYTES, UploadError, data_url, decode_upload, png_bytes
@@ -65,6 +67,12 @@ def create_app(
         data = upload.file.read(max_upload_bytes + 1)
         size = model.config.image_size
         return decode_upload(data, model.config.in_channels, size, max_upload_bytes, max_pixels)
+
+    # concurrent queries share one encoder pass and one scan of the store
+    encoder: MicroBatcher[torch.Tensor, np.ndarray] = MicroBatcher(
+        lambda images: list(encode(model, torch.stack(images), progress=False))
+    )
+    searcher = MicroBatcher(lambda queries: need_gallery().search_many(queries))
 
     def need_gallery() -> Gallery:
         if shelf is None:
@@ -143,10 +151,10 @@ def create_app(
         if not 1 <= k <= available:
             raise HTTPException(400, f"k must be between 1 and {available}, got {k}")
         if index is not None:
-            vectors = g.store.vectors[index : index + 1]
+            vector = np.asarray(g.store.vectors[index])
         else:
-            vectors = encode(model, read(image)[None], progress=False)  # type: ignore[arg-type]
-        results = g.search(vectors, k, farthest, metric, exclude=index)
+            vector = encoder.submit(read(image))  # type: ignore[arg-type]
+        results = searcher.submit((vector, k, farthest, metric, index))
         return {"query": {"index": index}, "k": k, "farthest": farthest, "metric": metric,
                 "results": results}  # fmt: skip
 
