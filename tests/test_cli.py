@@ -194,3 +194,18 @@ def test_switches_and_paths_in_the_saved_config(cli, tmp_path, monkeypatch) -> N
     assert code == 0, err
     got = json.loads(out)
     assert got["split"] == "train" and got["count"] == 4  # 10% of 40 images
+
+
+def test_resume_accepts_the_same_relative_data_path(cli, tmp_path, monkeypatch) -> None:
+    folder = tmp_path / "imgs"
+    ds = aekit.load_dataset("shapes", "test")
+    folder.mkdir()
+    for i in range(30):
+        Image.fromarray(ds.images[i].permute(1, 2, 0).numpy()).save(folder / f"{i}.png")
+    monkeypatch.chdir(tmp_path)
+    args = ["train", "--data", "folder:imgs", "--out", "r", "--base-channels", "8"]
+    code, _, err = cli(*args, "--epochs", "1")
+    assert code == 0, err
+    code, _, err = cli(*args, "--epochs", "2", "--resume")  # the same flags, one more epoch
+    assert code == 0, err
+    assert [r["epoch"] for r in aekit.runs.read_metrics(tmp_path / "r")] == [1, 2]

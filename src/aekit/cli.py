@@ -143,15 +143,14 @@ def cmd_train(ns: argparse.Namespace) -> None:
 def _refuse_changes(ns: argparse.Namespace, cfg: object) -> None:
     for part in (cfg.data, cfg.model, cfg.train):  # type: ignore[attr-defined]
         for f in fields(part):
-            if (
-                f.name != "epochs"
-                and hasattr(ns, f.name)
-                and getattr(ns, f.name) != getattr(part, f.name)
-            ):
+            if f.name == "epochs" or not hasattr(ns, f.name):
+                continue
+            # compare as the config stores it (paths made absolute, and so on)
+            given = getattr(replace(part, **{f.name: getattr(ns, f.name)}), f.name)
+            if given != getattr(part, f.name):
                 raise AekitError(
                     f"--resume continues {ns.out} as it was configured "
-                    f"({f.name} = {getattr(part, f.name)!r}); only --epochs may "
-                    "change"
+                    f"({f.name} = {getattr(part, f.name)!r}); only --epochs may change"
                 )
 
 
