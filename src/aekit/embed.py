@@ -37,6 +37,7 @@ class Embeddings:
     manifest: dict[str, Any]
     path: Path | None = None
     _index: Any = field(default=None, repr=False)
+    _datasets: dict[tuple[str, str], ImageSet] = field(default_factory=dict, repr=False)
 
     def __len__(self) -> int:
         return int(self.vectors.shape[0])
@@ -90,22 +91,24 @@ class Embeddings:
             )
         return exact_search(q, self.vectors, k, metric=metric, farthest=farthest, exclude=exclude)
 
+    def dataset(self, source: str, split: str) -> ImageSet:
+        """The dataset a part of the store came from, loaded once and kept."""
+        key = (source, split)
+        if key not in self._datasets:
+            part = next((p for p in self.manifest["parts"]
+                         if (p["source"], p["split"]) == key), {})  # fmt: skip
+            self._datasets[key] = load_dataset(source, split, data_dir=part.get("data_dir"),
+                                               image_size=part.get("image_size"))  # fmt: skip
+        return self._datasets[key]
+
+    def image(self, i: int) -> torch.Tensor:
+        """uint8 (C, H, W): stored item ``i``'s image, from its source."""
+        it = self.items[i]
+        return self.dataset(it["source"], it["split"]).images[it["item"]]
+
     def images(self, indices: np.ndarray | list[int]) -> torch.Tensor:
-        """The stored items' images, uint8 (n, C, H, W), reloaded from their sources."""
-        idx = [int(i) for i in np.asarray(indices).reshape(-1)]
-        out: list[torch.Tensor | None] = [None] * len(idx)
-        groups: dict[tuple[str, str], list[int]] = {}
-        for pos, i in enumerate(idx):
-            it = self.items[i]
-            groups.setdefault((it["source"], it["split"]), []).append(pos)
-        parts = {(p["source"], p["split"]): p for p in self.manifest["parts"]}
-        for (source, split), positions in groups.items():
-            part = parts.get((source, split), {})
-            ds = load_dataset(source, split, data_dir=part.get("data_dir"),
-                              image_size=part.get("image_size"))  # fmt: skip
-            for pos in positions:
-                out[pos] = ds.images[self.items[idx[pos]]["item"]]
-        return torch.stack(out)  # type: ignore[arg-type]
+        """The stored items' images, uint8 (n, C, H, W), from their sources."""
+        return torch.stack([self.image(int(i)) for i in np.asarray(indices).reshape(-1)])
 
     def caption(self, i: int) -> str:
         it = self.items[i]

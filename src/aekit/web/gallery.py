@@ -1,8 +1,4 @@
-"""The served embedding store with its items' pictures held in memory.
-
-``Embeddings.images`` reloads a dataset per call; a server answers many thumbnail requests, so
-each part's dataset is loaded once at start instead.
-"""
+"""The served embedding store, with its items' pictures loaded once at start."""
 
 from __future__ import annotations
 
@@ -12,7 +8,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..data import ImageSet, load_dataset
 from ..embed import Embeddings, model_hash
 from ..errors import AekitError
 
@@ -34,20 +29,15 @@ class Gallery:
                 f"{latent_dim}-d: embed with {run}"
             )
         self.store = store
-        self._sets: dict[tuple[str, str], ImageSet] = {}
-        for part in store.manifest["parts"]:
-            key = (part["source"], part["split"])
-            if key not in self._sets:
-                self._sets[key] = load_dataset(*key, data_dir=part.get("data_dir"),
-                                               image_size=part.get("image_size"))  # fmt: skip
+        for part in store.manifest["parts"]:  # load every item's pictures now, not per request
+            store.dataset(part["source"], part["split"])
 
     def __len__(self) -> int:
         return len(self.store)
 
     def image(self, i: int) -> torch.Tensor:
         """uint8 (C, H, W) of item ``i`` (0 <= i < len)."""
-        it = self.store.items[i]
-        return self._sets[(it["source"], it["split"])].images[it["item"]]
+        return self.store.image(i)
 
     def item(self, i: int) -> dict[str, Any]:
         it = self.store.items[i]
