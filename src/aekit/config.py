@@ -141,6 +141,10 @@ class TrainConfig:
     amp: bool = _opt(
         "bf16 autocast where the device runs it natively (--no-amp: float32)", default=True
     )
+    compile: bool = _opt(
+        "torch.compile the training forward where it pays, on a GPU (--no-compile: eager)",
+        default=True,
+    )
 
     def __post_init__(self) -> None:
         from .objectives import parse_noise, parse_sparsity

@@ -119,7 +119,7 @@ class Embeddings:
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         atomic_write(path / VECTORS, lambda tmp: _save_npy(tmp, self.vectors))
-        write_text(path / ITEMS, "".join(json.dumps(it) + "\n" for it in self.items))
+        atomic_write(path / ITEMS, lambda tmp: _save_items(tmp, self.items))
         write_text(path / MANIFEST, json.dumps(self.manifest, indent=2) + "\n")
         for stale in (INDEX, INDEX_INFO):  # an index of other vectors would answer wrongly
             (path / stale).unlink(missing_ok=True)
@@ -151,6 +151,11 @@ class Embeddings:
         if vectors.dtype != np.float32:
             raise AekitError(f"{path / VECTORS} holds {vectors.dtype}, not float32: rebuild it")
         return cls(vectors, items, manifest, path)
+
+
+def _save_items(tmp: str, items: list[dict[str, Any]]) -> None:
+    with open(tmp, "w") as f:  # line by line: no second copy of a large store in memory
+        f.writelines(json.dumps(it) + "\n" for it in items)
 
 
 def _save_npy(tmp: str, vectors: np.ndarray) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from . import runs
+from . import fastpath, runs
 from .data import ImageSet, augment
 from .devices import bf16_native, pick_device
 from .errors import AekitError
@@ -208,7 +208,7 @@ def train(
     device = pick_device(cfg.train.device)
     obj = Objective.from_config(cfg, device)
     torch.manual_seed(cfg.train.seed)
-    model = Autoencoder(cfg.model).to(device)
+    model = Autoencoder(cfg.model).to(device, memory_format=fastpath.memory_format(device))
     opt = torch.optim.Adam(model.parameters(), lr=cfg.train.lr)
     cpu_gen = torch.Generator().manual_seed(cfg.train.seed)
     dev_gen = torch.Generator(device).manual_seed(cfg.train.seed + 1)
@@ -233,6 +233,7 @@ def train(
         images = images.to(device)  # the whole set resident on the device, as uint8
     held_images = held.images[:8]
     n, bs = len(images), cfg.train.batch_size
+    fwd = fastpath.training_forward(model, device, cfg.train.compile)
     for epoch in range(start + 1, cfg.train.epochs + 1):
         model.train()
         t0 = time.perf_counter()
@@ -247,7 +248,7 @@ def train(
         )
         for i, s in enumerate(range(0, n, bs)):
             batch = images[perm[s : s + bs]].to(device, non_blocking=True)
-            res = step(model, batch, obj, dev_gen, training=True)
+            res = step(fwd if len(batch) == bs else model, batch, obj, dev_gen, training=True)
             opt.zero_grad(set_to_none=True)
             res.loss.backward()
             opt.step()

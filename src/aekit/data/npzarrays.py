@@ -122,9 +122,13 @@ def load_images(path: Path, key: str, cache: Path) -> torch.Tensor:
             _build_cache(path, key, cache, shape, layout)
         # "c" = copy-on-write: writable (torch needs that) but never writes back to the file
         return torch.from_numpy(np.load(cache, mmap_mode="c", allow_pickle=False))
-    with np.load(path, allow_pickle=False) as npz:
-        array = npz[key]
-    return torch.from_numpy(np.ascontiguousarray(to_nchw(array, layout)))
+    if fortran:
+        with np.load(path, allow_pickle=False) as npz:
+            array = npz[key]
+        return torch.from_numpy(np.ascontiguousarray(to_nchw(array, layout)))
+    out = np.empty(nchw, dtype=np.uint8)  # filled chunk by chunk: the images are held once
+    _stream_into(out, path, key, shape, layout)
+    return torch.from_numpy(out)
 
 
 def _cache_is_fresh(cache: Path, source: Path, nchw: tuple[int, ...]) -> bool:
@@ -136,6 +140,23 @@ def _cache_is_fresh(cache: Path, source: Path, nchw: tuple[int, ...]) -> bool:
     except (OSError, AekitError):
         return False
     return tuple(shape) == tuple(nchw) and dtype == np.uint8
+
+
+def _stream_into(
+    out: np.ndarray, path: Path, key: str, shape: tuple[int, ...], layout: str
+) -> None:
+    """Read a C-ordered member chunk by chunk into ``out`` (N, C, H, W), never whole at once."""
+    row = int(np.prod(shape[1:], dtype=np.int64))
+    step = max(1, CHUNK_BYTES // max(row, 1))
+    with zipfile.ZipFile(path) as zf, zf.open(f"{key}.npy") as fp:
+        _read_header(fp, path, key)  # positions fp at the first data byte
+        for start in range(0, shape[0], step):
+            count = min(step, shape[0] - start)
+            data = fp.read(count * row)
+            if len(data) != count * row:
+                raise AekitError(f"{path} [{key}] is truncated; download or save it again")
+            block = np.frombuffer(data, dtype=np.uint8).reshape((count, *shape[1:]))
+            out[start : start + count] = to_nchw(block, layout)
 
 
 def _build_cache(path: Path, key: str, cache: Path, shape: tuple[int, ...], layout: str) -> None:
@@ -153,17 +174,7 @@ def _build_cache(path: Path, key: str, cache: Path, shape: tuple[int, ...], layo
     tmp = Path(tmp_name)
     try:
         out = npy_format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=nchw)
-        row = int(np.prod(shape[1:], dtype=np.int64))
-        step = max(1, CHUNK_BYTES // max(row, 1))
-        with zipfile.ZipFile(path) as zf, zf.open(f"{key}.npy") as fp:
-            _read_header(fp, path, key)  # positions fp at the first data byte
-            for start in range(0, shape[0], step):
-                count = min(step, shape[0] - start)
-                data = fp.read(count * row)
-                if len(data) != count * row:
-                    raise AekitError(f"{path} [{key}] is truncated; download or save it again")
-                block = np.frombuffer(data, dtype=np.uint8).reshape((count, *shape[1:]))
-                out[start : start + count] = to_nchw(block, layout)
+        _stream_into(out, path, key, shape, layout)
         out.flush()
         del out
         os.replace(tmp, cache)

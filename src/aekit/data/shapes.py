@@ -115,10 +115,15 @@ def _render(p: dict[str, np.ndarray]) -> np.ndarray:
     return np.clip(np.rint(image), 0, 255).astype(np.uint8)
 
 
-def generate_shapes(split: str) -> tuple[np.ndarray, np.ndarray]:
-    """(images uint8 (N, 3, 32, 32), labels int64 (N,)) for a split; identical on every call."""
-    n = COUNTS[split]
-    params = _draw_params(np.random.default_rng(SEEDS[split]), n)
+def generate_shapes(
+    split: str, count: int | None = None, seed: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(images uint8 (N, 3, 32, 32), labels int64 (N,)) for a split; identical on every call.
+
+    ``count``/``seed`` draw another number of images (benchmarks use 100k) from another seed.
+    """
+    n = COUNTS[split] if count is None else count
+    params = _draw_params(np.random.default_rng(SEEDS[split] if seed is None else seed), n)
     images = np.empty((n, 3, SIZE, SIZE), dtype=np.uint8)
     for start in range(0, n, CHUNK):
         part = {k: v[start : start + CHUNK] for k, v in params.items()}

@@ -1,0 +1,60 @@
+"""The fast path's switches, each on by default where it pays and each with a ``--no-`` flag.
+
+- bf16 autocast (``--no-amp``): where the device runs bf16 natively (``devices.bf16_native``).
+  Where it does not (CPUs without AVX512-BF16/AMX) bf16 is emulated and slower than float32.
+- channels_last memory format on a GPU, where convolutions run fastest in it (tensor cores).
+- ``torch.compile`` of the training forward (``--no-compile``): on a GPU, where kernel fusion
+  and fewer launches are the usual win, with Triton installed (else eager, said once). Not on a
+  CPU: there it cost ~30 s of compiling and gave the same steady images/s as eager on the seed's
+  model (BENCHMARKS.md, "Training speed"), since the convolutions are oneDNN calls either way.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import torch
+from torch import nn
+
+from .data.warn import warn
+
+
+def compile_pays(device: torch.device) -> bool:
+    """Whether ``torch.compile`` is part of the fast path on ``device`` (measured: not on CPU)."""
+    return device.type == "cuda"
+
+
+def can_compile(device: torch.device) -> str | None:
+    """None when ``torch.compile`` can build kernels for ``device``, else why not."""
+    if device.type == "cuda":
+        from torch.utils._triton import has_triton
+
+        return None if has_triton() else "Triton is not installed"
+    if device.type == "cpu":
+        from torch._inductor import config
+
+        names = config.cpp.cxx if isinstance(config.cpp.cxx, tuple) else (config.cpp.cxx,)
+        found = any(shutil.which(n) for n in names if n) or shutil.which("g++")
+        return None if found else "no C++ compiler (g++) was found"
+    return f"torch.compile is not used on {device.type}"
+
+
+def memory_format(device: torch.device) -> torch.memory_format:
+    """channels_last on a GPU; on a CPU contiguous, as channels_last did not pay there."""
+    return torch.channels_last if device.type == "cuda" else torch.contiguous_format
+
+
+def training_forward(model: nn.Module, device: torch.device, enabled: bool) -> nn.Module:
+    """The module to call for full training batches: ``model`` compiled where it pays, else itself.
+
+    The compiled module shares its parameters with ``model``; callers keep ``model`` for
+    evaluation and for a last partial batch, so neither a no-grad pass nor a second batch shape
+    triggers a recompile.
+    """
+    if not enabled or not compile_pays(device):
+        return model
+    why_not = can_compile(device)
+    if why_not:
+        warn(f"training without torch.compile: {why_not}")
+        return model
+    return torch.compile(model, dynamic=False)
