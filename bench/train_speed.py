@@ -13,9 +13,9 @@ held-out images. Variants:
 - ``aekit[:key=value...]``: ``aekit.train(..., base_channels=64, latent_dim=256, batch_size=64,
   lr=1e-3, augment="crop,hflip,vflip")`` with aekit's other defaults (bf16 autocast where the
   CPU or GPU runs it natively); ``key=value`` overrides an option, e.g. ``aekit:amp=false`` or
-  ``aekit:batch_size=256:lr=0.002``. ``force_compile=true`` compiles on a CPU too and
-  ``force_channels_last=true`` trains in channels_last there (aekit does both only on a GPU);
-  each worker gets an empty inductor cache, so a compile is timed cold, inside its first epoch.
+  ``aekit:batch_size=256:lr=0.002``. ``force_compile=true`` compiles on a CPU too (aekit
+  compiles only on a GPU) and ``contiguous=true`` trains without channels_last; each worker
+  gets an empty inductor cache, so a compile is timed cold, inside its first epoch.
 
 What is timed (training only, each epoch's test pass excluded): for ``seed``, from asking the
 loader for its first batch (worker start-up included, as every epoch pays it) to the last
@@ -117,8 +117,8 @@ def run_aekit(data: str, epochs: int, limit: int | None, options: dict[str, Any]
     n_train, held = (len(s) for s in load_splits(aekit.DataConfig(source=data, limit=limit)))
     if options.pop("force_compile", False):
         fastpath.compile_pays = lambda device: True
-    if options.pop("force_channels_last", False):
-        fastpath.memory_format = lambda device: torch.channels_last
+    if options.pop("contiguous", False):
+        fastpath.memory_format = lambda device: torch.contiguous_format
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         run = aekit.train(

@@ -29,7 +29,8 @@ def test_defaults_by_device() -> None:
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     assert fastpath.compile_pays(cuda) and not fastpath.compile_pays(cpu)
     assert fastpath.memory_format(cuda) == torch.channels_last
-    assert fastpath.memory_format(cpu) == torch.contiguous_format
+    assert fastpath.memory_format(cpu) == torch.channels_last
+    assert fastpath.memory_format(torch.device("mps")) == torch.contiguous_format
     model = torch.nn.Linear(2, 2)
     assert fastpath.training_forward(model, cpu, enabled=True) is model
     assert fastpath.training_forward(model, cuda, enabled=False) is model
@@ -81,9 +82,15 @@ def test_missing_compiler_warns_once_and_trains_eagerly(
 def test_channels_last_training_matches_contiguous(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    plain = aekit.train(tmp_path / "plain", data="shapes", epochs=1, limit=200, **TINY)
-    monkeypatch.setattr(fastpath, "memory_format", lambda device: torch.channels_last)
+    formats = []
+    default = fastpath.memory_format
+    monkeypatch.setattr(
+        fastpath, "memory_format", lambda d: formats.append(default(d)) or formats[-1]
+    )
     fast = aekit.train(tmp_path / "cl", data="shapes", epochs=1, limit=200, **TINY)
+    assert formats == [torch.channels_last]  # the default on a CPU
+    monkeypatch.setattr(fastpath, "memory_format", lambda device: torch.contiguous_format)
+    plain = aekit.train(tmp_path / "plain", data="shapes", epochs=1, limit=200, **TINY)
     assert _last(fast)["test_mse"] == pytest.approx(_last(plain)["test_mse"], rel=1e-3)
     # the saved weights are ordinary contiguous tensors that load into a fresh model
     model = aekit.load(fast)
