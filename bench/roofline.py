@@ -7,6 +7,8 @@ Usage: ``python bench/roofline.py [--results bench/results/train_speed.json]``
   divided by 64 (convolutions and matrix products; element-wise ops are not counted).
 - **Peak**: the best of the median rates of a 2048^3 matrix product and of a 3x3 convolution
   (batch 64, 128 -> 128 channels, 16x16) in float32, and in bf16 where the CPU runs it natively.
+- **bf16 check**: a 512^3 matrix product in float32 and in bf16, also where bf16 is not native
+  (there torch emulates it).
 - **Ceiling**: peak / FLOPs per image, the images/s no implementation of this model can beat here;
   with the seed loop's images/s from ``--results`` (same machine, same session) it gives the
   largest speed-up over the seed that is possible at that precision.
@@ -76,7 +78,14 @@ def main() -> None:
     seed = None
     if args.results.is_file():
         seed = json.loads(args.results.read_text())["median"]["seed"]["train_images_per_s"]
-    rows = {}
+    rows: dict[str, dict] = {}
+    # Is bf16 worth it here? A 512^3 product in each dtype (bf16 is emulated where not native).
+    small = {}
+    for dtype in (torch.float32, torch.bfloat16):
+        a, b = torch.randn(512, 512, dtype=dtype), torch.randn(512, 512, dtype=dtype)
+        small[str(dtype).removeprefix("torch.")] = (
+            median_rate(lambda a=a, b=b: a @ b, 2 * 512**3, 5) / 1e9
+        )
     for dtype in dtypes:
         p = peak(dtype)
         ceiling = p["peak_gflops"] * 1e9 / flops
@@ -92,6 +101,7 @@ def main() -> None:
         "seed_images_per_s": seed,
         "seed_gflops": seed * flops / 1e9 if seed else None,
         "peak": rows,
+        "matmul_512_gflops": small,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
