@@ -3,12 +3,12 @@
 - bf16 autocast (``--no-amp``): where the device runs bf16 natively (``devices.bf16_native``).
   Where it does not (CPUs without AVX512-BF16/AMX) bf16 is emulated and slower than float32.
 - channels_last memory format for the model's weights (and so its activations) on a CPU and a
-  GPU: on the 2-core AVX2 CPU it trained the seed's model 6% faster (15% after the first epoch)
-  at the same test MSE (BENCHMARKS.md), and GPU convolutions use tensor cores best in it.
+  GPU: on the 2-core AVX2 CPU it trained the seed's model 8% faster (261 vs 241 images/s) at
+  the same test MSE (BENCHMARKS.md), and GPU convolutions use tensor cores best in it.
 - ``torch.compile`` of the training forward (``--no-compile``): on a GPU, where kernel fusion
   and fewer launches are the usual win, with Triton installed (else eager, said once). Not on a
-  CPU: there it cost ~30 s of compiling and gave the same steady images/s as eager on the seed's
-  model (BENCHMARKS.md, "Training speed"), since the convolutions are oneDNN calls either way.
+  CPU: there it cost ~30 s of compiling for 7% in later epochs on the seed's model
+  (BENCHMARKS.md, "Training speed"), which a run of minutes does not earn back.
 """
 
 from __future__ import annotations
