@@ -89,14 +89,18 @@ def test_channels_last_training_matches_contiguous(
     )
     fast = aekit.train(tmp_path / "cl", data="shapes", epochs=1, limit=200, **TINY)
     assert formats == [torch.channels_last]  # the default on a CPU
+    # the saved weights load into a fresh model, itself channels_last for inference on a CPU
+    model = aekit.load(fast)
+    convs = [p for p in model.parameters() if p.ndim == 4]
+    assert convs and all(p.is_contiguous(memory_format=torch.channels_last) for p in convs)
+    out = aekit.evaluate(fast, limit=200)  # the 200 held-out images training scored
+    assert out["mse"] == pytest.approx(_last(fast)["test_mse"], rel=1e-4)
+
     monkeypatch.setattr(fastpath, "memory_format", lambda device: torch.contiguous_format)
     plain = aekit.train(tmp_path / "plain", data="shapes", epochs=1, limit=200, **TINY)
     assert _last(fast)["test_mse"] == pytest.approx(_last(plain)["test_mse"], rel=1e-3)
-    # the saved weights are ordinary contiguous tensors that load into a fresh model
-    model = aekit.load(fast)
-    assert all(p.is_contiguous() for p in model.parameters())
-    out = aekit.evaluate(fast, limit=200)  # the 200 held-out images training scored
-    assert out["mse"] == pytest.approx(_last(fast)["test_mse"], rel=1e-4)
+    contiguous = aekit.evaluate(fast, limit=200)  # the same weights, loaded contiguous
+    assert contiguous["mse"] == pytest.approx(out["mse"], rel=1e-4)
 
 
 def test_bf16_autocast_matches_float32(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

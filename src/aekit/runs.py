@@ -24,6 +24,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from . import fastpath
 from .config import DataConfig, ModelConfig, TrainConfig, from_dict, to_dict
 from .errors import AekitError
 from .models import Autoencoder
@@ -158,7 +159,7 @@ def load_config(run: str | Path) -> RunConfig:
 
 
 def load(run: str | Path, device: str | torch.device = "cpu") -> Autoencoder:
-    """The trained autoencoder of a run folder, in eval mode."""
+    """The trained autoencoder of a run folder, in eval mode (channels_last where that pays)."""
     run = Path(run)
     cfg = load_config(run)
     path = run / WEIGHTS
@@ -174,4 +175,5 @@ def load(run: str | Path, device: str | torch.device = "cpu") -> Autoencoder:
         raise AekitError(
             f"{path} is corrupt or does not match {CONFIG}: train the run again"
         ) from e
-    return model.to(device).eval()
+    device = torch.device(device)
+    return model.to(device, memory_format=fastpath.memory_format(device)).eval()
