@@ -3,8 +3,9 @@
 - bf16 autocast (``--no-amp``): where the device runs bf16 natively (``devices.bf16_native``).
   Where it does not (CPUs without AVX512-BF16/AMX) bf16 is emulated and slower than float32.
 - channels_last memory format for the model's weights (and so its activations) on a CPU and a
-  GPU: on the 2-core AVX2 CPU it trained the seed's model 8% faster (261 vs 241 images/s) at
-  the same test MSE (BENCHMARKS.md), and GPU convolutions use tensor cores best in it.
+  GPU, in training and in ``runs.load``: on the 2-core AVX2 CPU it trained the seed's model 8%
+  faster (261 vs 241 images/s) at the same test MSE, and made ``aekit embed``/``eval``
+  1.3-1.5x faster (BENCHMARKS.md); GPU convolutions use tensor cores best in it.
 - ``torch.compile`` of the training forward (``--no-compile``): on a GPU, where kernel fusion
   and fewer launches are the usual win, with Triton installed (else eager, said once). Not on a
   CPU: there it cost ~30 s of compiling for 7% in later epochs on the seed's model
