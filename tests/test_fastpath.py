@@ -115,3 +115,13 @@ def test_bf16_autocast_matches_float32(tmp_path: Path, monkeypatch: pytest.Monke
     assert b["test_mse"] == pytest.approx(a["test_mse"], rel=0.03)
     assert b["test_mse"] != a["test_mse"]  # bf16 really ran: not bit-identical to float32
     assert _last(off)["test_mse"] == a["test_mse"]  # --no-amp is float32 exactly
+
+
+def test_a_run_saved_before_the_compile_option_resumes(tmp_path: Path) -> None:
+    run = aekit.train(tmp_path / "old", data="shapes", epochs=1, limit=64, **TINY)
+    cfg = json.loads((run / "config.json").read_text())
+    del cfg["train"]["compile"]  # as session-1 runs were saved
+    (run / "config.json").write_text(json.dumps(cfg))
+    assert load_config(run).train.compile is True
+    aekit.train(run, resume=True, epochs=2)
+    assert [r["epoch"] for r in read_metrics(run)] == [1, 2]
