@@ -1,4 +1,4 @@
-"""Shared fixtures: the real MNIST test set when present, and the CLI as a function."""
+"""Shared fixtures: the real MNIST test set when present, the CLI as a function, a tiny run."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+import aekit
 from aekit.cli import main
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -15,6 +16,15 @@ SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 def _isolated_data_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
     """Never touch the user's ~/.cache/aekit from tests."""
     monkeypatch.setenv("AEKIT_DATA", str(tmp_path_factory.mktemp("aekit-data")))
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small trained plain run (shapes, 512 images, 1 epoch) that tests read, never change."""
+    out = tmp_path_factory.mktemp("tiny") / "run"
+    aekit.train(out, data="shapes", epochs=1, limit=512, base_channels=8, latent_dim=16,
+                progress=False)  # fmt: skip
+    return out
 
 
 @pytest.fixture

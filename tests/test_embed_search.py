@@ -14,17 +14,9 @@ import aekit
 from aekit.embed import Embeddings
 
 
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("runs") / "plain"
-    aekit.train(out, data="shapes", epochs=1, limit=512, base_channels=8, latent_dim=16,
-                progress=False)  # fmt: skip
-    return out
-
-
 @pytest.fixture
-def store(cli, run_dir: Path, tmp_path: Path) -> Path:
-    code, out, err = cli("embed", run_dir, "--data", "shapes", "--split", "test", "--out",
+def store(cli, tiny_run: Path, tmp_path: Path) -> Path:
+    code, out, err = cli("embed", tiny_run, "--data", "shapes", "--split", "test", "--out",
                          tmp_path / "emb")  # fmt: skip
     assert code == 0, err
     assert "1000 images" in out
@@ -42,20 +34,20 @@ def brute(vectors: np.ndarray, q: int, metric: str = "l2") -> np.ndarray:
     return d
 
 
-def test_store_files(store: Path, run_dir: Path) -> None:
+def test_store_files(store: Path, tiny_run: Path) -> None:
     emb = Embeddings.load(store)
     assert isinstance(emb.vectors, np.memmap)
     assert emb.vectors.shape == (1000, 16) and emb.vectors.dtype == np.float32
     m = json.loads((store / "manifest.json").read_text())
     assert m["count"] == 1000 and m["dim"] == 16 and m["source"] == "shapes"
     assert (
-        m["split"] == "test" and m["run"] == str(run_dir.resolve()) and len(m["model_hash"]) == 64
+        m["split"] == "test" and m["run"] == str(tiny_run.resolve()) and len(m["model_hash"]) == 64
     )
     first = json.loads((store / "items.jsonl").read_text().splitlines()[0])
     ds = aekit.load_dataset("shapes", "test")
     assert first == {"index": 0, "label": int(ds.labels[0]), "class": ds.classes[int(ds.labels[0])],
                      "source": "shapes", "split": "test", "item": 0, "path": None}  # fmt: skip
-    model = aekit.load(run_dir)
+    model = aekit.load(tiny_run)
     want = model.encode(ds.images[:4].float() / 127.5 - 1).detach().numpy()
     np.testing.assert_allclose(emb.vectors[:4], want, rtol=1e-4, atol=1e-5)
 
@@ -81,7 +73,7 @@ def test_search_by_index_matches_brute_force(cli, store: Path, metric: str) -> N
         assert 5 not in [r["index"] for r in rows]
 
 
-def test_search_both_picture_image_and_query_folder(cli, store, run_dir, tmp_path) -> None:
+def test_search_both_picture_image_and_query_folder(cli, store, tiny_run, tmp_path) -> None:
     code, out, err = cli("search", store, "--index", "0", "--both", "--k", "5", "--json",
                          "--out", tmp_path / "n.png")  # fmt: skip
     assert code == 0, err
@@ -106,14 +98,14 @@ def test_search_both_picture_image_and_query_folder(cli, store, run_dir, tmp_pat
     assert code == 0 and "gray.png" in err and "nearest 2" in out
 
 
-def test_append_same_model_and_refuse_another(cli, store, run_dir, tmp_path) -> None:
-    code, _, err = cli("embed", run_dir, "--split", "val", "--out", store, "--append")
+def test_append_same_model_and_refuse_another(cli, store, tiny_run, tmp_path) -> None:
+    code, _, err = cli("embed", tiny_run, "--split", "val", "--out", store, "--append")
     assert code == 0, err
     emb = Embeddings.load(store)
     assert len(emb) == 2000 and emb.items[1500]["split"] == "val"
     assert emb.items[1500]["index"] == 1500 and emb.items[1500]["item"] == 500
     other = tmp_path / "other"
-    shutil.copytree(run_dir, other)
+    shutil.copytree(tiny_run, other)
     w = other / "model.safetensors"
     aekit.train(tmp_path / "o2", data="shapes", epochs=1, limit=64, base_channels=8,
                 latent_dim=16, seed=3, progress=False)  # fmt: skip
@@ -149,8 +141,8 @@ def test_search_eval_json(cli, store: Path) -> None:
         assert 0 <= r["map"] <= 1 and 0 <= r["precision"] <= 1
 
 
-def test_python_api_search(run_dir: Path, tmp_path: Path) -> None:
-    model = aekit.load(run_dir)
+def test_python_api_search(tiny_run: Path, tmp_path: Path) -> None:
+    model = aekit.load(tiny_run)
     emb = aekit.embed(model, aekit.load_dataset("shapes", "test").subset(slice(0, 300)))
     d, i = emb.search(emb.vectors[:4], k=3)
     assert d.shape == (4, 3) and i.shape == (4, 3)
@@ -171,11 +163,11 @@ def test_python_api_search(run_dir: Path, tmp_path: Path) -> None:
     (["embed", "{run}", "--out", "{store}"], "already holds a store"),
     (["embed", "{missing}", "--out", "{new}"], "does not exist"),
 ])  # fmt: skip
-def test_bad_input(cli, store, run_dir, tmp_path, args, message) -> None:
+def test_bad_input(cli, store, tiny_run, tmp_path, args, message) -> None:
     (tmp_path / "text.png").write_text("not an image")
     paths = {
         "store": store,
-        "run": run_dir,
+        "run": tiny_run,
         "missing": tmp_path / "missing",
         "text": tmp_path / "text.png",
         "new": tmp_path / "new",

@@ -27,23 +27,16 @@ GALLERY = 200
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("web") / "run"
-    aekit.train(out, data="shapes", epochs=1, limit=256, base_channels=8, latent_dim=16,
-                progress=False)  # fmt: skip
-    return out
-
-
-@pytest.fixture(scope="module")
-def store(run: Path) -> aekit.Embeddings:
+def store(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> aekit.Embeddings:
     ds = aekit.load_dataset("shapes", "test").subset(slice(0, GALLERY))
-    aekit.embed(aekit.load(run), ds, run=run).save(run.parent / "emb")
-    return aekit.Embeddings.load(run.parent / "emb")
+    emb = tmp_path_factory.mktemp("web") / "emb"
+    aekit.embed(aekit.load(tiny_run), ds, run=tiny_run).save(emb)
+    return aekit.Embeddings.load(emb)
 
 
 @pytest.fixture(scope="module")
-def client(run: Path, store: aekit.Embeddings) -> TestClient:
-    app = create_app(run, store.path, max_upload_bytes=MAX_BYTES, max_pixels=MAX_PIXELS,
+def client(tiny_run: Path, store: aekit.Embeddings) -> TestClient:
+    app = create_app(tiny_run, store.path, max_upload_bytes=MAX_BYTES, max_pixels=MAX_PIXELS,
                      device="cpu")  # fmt: skip
     return TestClient(app)
 
@@ -79,9 +72,9 @@ def assert_serving(client: TestClient, store: aekit.Embeddings) -> None:
     assert client.get("/api/info").json()["gallery_size"] == GALLERY
 
 
-def test_info_and_page(client: TestClient, run: Path) -> None:
+def test_info_and_page(client: TestClient, tiny_run: Path) -> None:
     info = client.get("/api/info").json()
-    cfg = aekit.runs.load_config(run)
+    cfg = aekit.runs.load_config(tiny_run)
     assert info["config"]["model"]["latent_dim"] == cfg.model.latent_dim == 16
     assert info["gallery_size"] == GALLERY
     assert info["device"] == "cpu" and info["value_range"] == [-1.0, 1.0]
@@ -102,17 +95,17 @@ def test_openapi_lists_every_endpoint(client: TestClient) -> None:
     assert "post" in paths["/api/search"] and "get" in paths["/api/gallery"]
 
 
-def test_reconstruct_matches_the_library(client: TestClient, run: Path,
+def test_reconstruct_matches_the_library(client: TestClient, tiny_run: Path,
                                          store: aekit.Embeddings) -> None:  # fmt: skip
     u8 = store.images([3])
     r = client.post("/api/reconstruct", files=upload(png(u8[0])))
     assert r.status_code == 200, r.text
     body = r.json()
-    size = aekit.load(run).config.image_size
+    size = aekit.load(tiny_run).config.image_size
     assert decode(body["original"]).shape[:2] == (size, size)
     assert np.array_equal(decode(body["original"]), png_array(u8[0]))
     assert decode(body["reconstruction"]).shape[:2] == (size, size)
-    rec = aekit.reconstruct(aekit.load(run), u8)
+    rec = aekit.reconstruct(aekit.load(tiny_run), u8)
     assert body["psnr"] == pytest.approx(float(psnr_per_image(rec, u8.float() / 255)[0]), abs=1e-4)
 
 
@@ -259,8 +252,10 @@ def test_bad_gallery_requests(client: TestClient, store: aekit.Embeddings) -> No
     assert_serving(client, store)
 
 
-def test_without_a_gallery_search_says_how_to_get_one(run: Path, store: aekit.Embeddings) -> None:
-    bare = TestClient(create_app(run, device="cpu"))
+def test_without_a_gallery_search_says_how_to_get_one(
+    tiny_run: Path, store: aekit.Embeddings
+) -> None:
+    bare = TestClient(create_app(tiny_run, device="cpu"))
     assert bare.get("/api/info").json()["gallery_size"] == 0
     r = bare.post("/api/search", data={"index": "0"})
     assert r.status_code == 409 and "--gallery" in r.json()["detail"]

@@ -52,19 +52,17 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("page") / "run"
-    aekit.train(out, data="shapes", epochs=1, limit=128, base_channels=8, latent_dim=16,
-                progress=False)  # fmt: skip
+def gallery(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     ds = aekit.load_dataset("shapes", "test").subset(slice(0, GALLERY))
-    aekit.embed(aekit.load(out), ds, run=out).save(out.parent / "emb")
-    return out
+    emb = tmp_path_factory.mktemp("page") / "emb"
+    aekit.embed(aekit.load(tiny_run), ds, run=tiny_run).save(emb)
+    return emb
 
 
 @pytest.fixture(scope="module")
-def url(run: Path) -> Iterator[str]:
+def url(tiny_run: Path, gallery: Path) -> Iterator[str]:
     """The app served by uvicorn in a background thread; stopped at the end."""
-    app = create_app(run, run.parent / "emb", device="cpu")
+    app = create_app(tiny_run, gallery, device="cpu")
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
