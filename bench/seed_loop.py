@@ -157,9 +157,10 @@ def test_transform(image: torch.Tensor) -> torch.Tensor:
 class ImageDataset(Dataset):
     """uint8 images held HWC (as torchvision's CIFAR10 holds them), transformed one at a time."""
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, transform) -> None:
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor | None, transform) -> None:
         self.images = images.permute(0, 2, 3, 1).contiguous()  # (N, C, H, W) -> (N, H, W, C)
-        self.labels = labels
+        # an unlabelled source (npz without y_) gets label 0: the loop never reads labels
+        self.labels = labels if labels is not None else torch.zeros(len(images), dtype=torch.long)
         self.transform = transform
 
     def __len__(self) -> int:

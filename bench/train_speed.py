@@ -14,8 +14,10 @@ held-out images. Variants:
   lr=1e-3, augment="crop,hflip,vflip")`` with aekit's other defaults (bf16 autocast where the
   CPU or GPU runs it natively); ``key=value`` overrides an option, e.g. ``aekit:amp=false`` or
   ``aekit:batch_size=256:lr=0.002``. ``force_compile=true`` compiles on a CPU too (aekit
-  compiles only on a GPU) and ``contiguous=true`` trains without channels_last; each worker
-  gets an empty inductor cache, so a compile is timed cold, inside its first epoch.
+  compiles only on a GPU), ``compile_mode=reduce-overhead`` compiles with CUDA graphs and
+  ``contiguous=true`` trains without channels_last; each worker gets an empty inductor cache,
+  so a compile is timed cold, inside its first epoch. A variant that fails is reported on
+  stderr and left out of the table.
 
 What is timed (training only, each epoch's test pass excluded): for ``seed``, from asking the
 loader for its first batch (worker start-up included, as every epoch pays it) to the last
@@ -25,7 +27,8 @@ its summed loss read back). images/s = training images x epochs / those seconds 
 Test MSE is on the [0, 1] pixel scale after the last epoch, mean over the held-out images.
 
 Each variant runs in a fresh subprocess, one at a time; with ``--repeats`` they alternate.
-``--data auto`` is ``cifar10`` when its files are present (``$AEKIT_DATA``), else ``shapes``.
+``--data auto`` is ``cifar10`` when its files are present (``$AEKIT_DATA``), else ``shapes``;
+any aekit source works (``npz:FILE``: bench/gpu_check.sh builds a 50,000-image one).
 Writes ``bench/results/train_speed.json`` (``--out``).
 """
 
@@ -119,6 +122,9 @@ def run_aekit(data: str, epochs: int, limit: int | None, options: dict[str, Any]
         fastpath.compile_pays = lambda device: True
     if options.pop("contiguous", False):
         fastpath.memory_format = lambda device: torch.contiguous_format
+    if mode := options.pop("compile_mode", None):  # e.g. reduce-overhead: CUDA graphs
+        plain = torch.compile
+        fastpath.torch.compile = lambda model, **kw: plain(model, mode=mode, **kw)
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         run = aekit.train(
@@ -168,14 +174,18 @@ def summary(rows: list[dict], wall: float, held: int) -> dict[str, Any]:
     }
 
 
-def run_variant(spec: str, args: argparse.Namespace) -> dict[str, Any]:
-    """One variant in a fresh interpreter (no warm caches or threads carried between them)."""
+def run_variant(spec: str, args: argparse.Namespace) -> dict[str, Any] | None:
+    """One variant in a fresh interpreter (no warm caches or threads carried between them);
+    None when it failed (its error is on stderr), so one broken lever does not lose the rest."""
     cmd = [sys.executable, __file__, "--worker", spec, "--data", args.data]
     cmd += ["--epochs", str(args.epochs)] + (["--limit", str(args.limit)] if args.limit else [])
     with tempfile.TemporaryDirectory() as cache:  # a cold torch.compile cache for each run
         env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": cache}
-        out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True, env=env).stdout
-    return json.loads(out.strip().splitlines()[-1])
+        proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, env=env)
+    if proc.returncode != 0:
+        print(f"{spec}: failed with exit code {proc.returncode}", file=sys.stderr)
+        return None
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def machine() -> dict[str, Any]:
@@ -224,7 +234,7 @@ def table(variants: dict[str, dict]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default="auto", choices=("auto", "cifar10", "shapes"))
+    parser.add_argument("--data", default="auto", help="auto, cifar10, shapes or any aekit source")
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--limit", type=int, default=None, help="first N images of each split")
     parser.add_argument("--repeats", type=int, default=1)
@@ -250,6 +260,8 @@ def main() -> None:
     for r in range(args.repeats):
         for spec in specs:
             res = run_variant(spec, args)
+            if res is None:
+                continue
             runs[spec].append(res)
             print(
                 f"[{r + 1}/{args.repeats}] {spec}: {res['train_images_per_s']:.0f} img/s, "
@@ -273,6 +285,7 @@ def main() -> None:
             ],
         }
         for spec, rs in runs.items()
+        if rs
     }
     report = {
         "machine": machine(),

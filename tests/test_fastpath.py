@@ -2,6 +2,9 @@
 
 Each speed feature is forced on here, on the CPU, and a short run with it must end at the same
 held-out numbers as the same run without it, within a tolerance the feature's arithmetic allows.
+Every run names its device and whether it uses bf16: the defaults differ from CPU to CPU (bf16
+is native on AVX512-BF16/AMX, emulated on AVX2) and with a GPU present, and no test may depend
+on which machine it gets. The GPU's fast path (all features on by default) has its own test.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from aekit.runs import load_config, read_metrics
 
 NO_CXX = "no C++ compiler (g++) was found"
 TINY = {"base_channels": 8, "latent_dim": 32, "batch_size": 64, "augment": "crop,hflip"}
+TINY |= {"device": "cpu", "amp": False}  # float32 on the CPU, whatever the CPU
 
 
 def _last(run: Path) -> dict:
@@ -109,8 +113,10 @@ def test_bf16_autocast_matches_float32(tmp_path: Path, monkeypatch: pytest.Monke
     ref = aekit.train(tmp_path / "f32", data="shapes", epochs=1, limit=256, **opts)
     # ``aekit.train`` is the function; the module is patched where it looked the check up
     monkeypatch.setattr(importlib.import_module("aekit.train"), "bf16_native", lambda device: True)
-    bf16 = aekit.train(tmp_path / "bf16", data="shapes", epochs=1, limit=256, **opts)
-    off = aekit.train(tmp_path / "off", data="shapes", epochs=1, limit=256, amp=False, **opts)
+    bf16 = aekit.train(
+        tmp_path / "bf16", data="shapes", epochs=1, limit=256, **{**opts, "amp": True}
+    )
+    off = aekit.train(tmp_path / "off", data="shapes", epochs=1, limit=256, **opts)
     a, b = _last(ref), _last(bf16)
     assert b["test_mse"] == pytest.approx(a["test_mse"], rel=0.03)
     assert b["test_mse"] != a["test_mse"]  # bf16 really ran: not bit-identical to float32
@@ -125,3 +131,19 @@ def test_a_run_saved_before_the_compile_option_resumes(tmp_path: Path) -> None:
     assert load_config(run).train.compile is True
     aekit.train(run, resume=True, epochs=2)
     assert [r["epoch"] for r in read_metrics(run)] == [1, 2]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_fast_path_matches_float32_eager(tmp_path: Path) -> None:
+    # the GPU defaults: data resident as uint8, bf16 autocast, channels_last, torch.compile
+    opts = {**TINY, "device": "cuda", "epochs": 2, "limit": 512, "augment": "none"}
+    fast = aekit.train(tmp_path / "fast", data="shapes", **{**opts, "amp": True})
+    plain = aekit.train(tmp_path / "plain", data="shapes", **{**opts, "compile": False})
+    cpu = aekit.train(tmp_path / "cpu", data="shapes", **{**opts, "device": "cpu"})
+    a, b, c = _last(plain), _last(fast), _last(cpu)
+    assert b["test_mse"] == pytest.approx(a["test_mse"], rel=0.03)
+    assert a["test_mse"] == pytest.approx(c["test_mse"], rel=0.01)  # float32: GPU as CPU
+    assert load_config(fast).train.device == "cuda"
+    model = aekit.load(fast, device="cuda")
+    assert next(model.parameters()).is_cuda
+    assert aekit.evaluate(fast, limit=512)["mse"] == pytest.approx(b["test_mse"], rel=1e-3)

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# The GPU checks in one call, for a GPU machine lent for minutes (BENCHMARKS.md, "GPU"):
+#   1. the machine and versions;
+#   2. the whole test suite with CUDA available (CUDA-only tests included; the browser test skips
+#      where playwright is missing);
+#   3. bench/train_speed.py: the tutorial's loop vs `aekit train` on a 50,000-image CIFAR-sized
+#      set built from the real CIFAR-10 sample (tiled; 1,000 other images held out);
+#   4. bench/search.py: exact search (torch, on the GPU) vs faiss flat at 1M x 256.
+# Usage, in the repository root: bash bench/gpu_check.sh OUT_DIR
+# Offline machines: wheels in .whl/ (aekit's dependencies the machine lacks) are installed into
+# /tmp/site first; real data is read from ../shared/data, else from .gpu/data (a copy of it).
+# Each step has its own time limit, so a slow one does not lose the others' results.
+set -u
+OUT=${1:-gpu-out}
+mkdir -p "$OUT"
+PY=${PYTHON:-python3}
+export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
+if [ -d .whl ]; then
+    $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+        --target /tmp/site .whl/*.whl && export PYTHONPATH="$PYTHONPATH:/tmp/site"
+fi
+if [ ! -d ../shared/data ] && [ -d .gpu/data ]; then
+    mkdir -p ../shared && cp -r .gpu/data ../shared/data
+fi
+
+echo "== 1. machine"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+$PY - <<'EOF' | tee "$OUT/machine.txt"
+import platform, torch
+print("python", platform.python_version(), "torch", torch.__version__, "cuda", torch.version.cuda)
+print("gpu", torch.cuda.get_device_name(), "bf16", torch.cuda.is_bf16_supported())
+try:
+    from torch.utils._triton import has_triton
+    print("triton", has_triton())
+except ImportError as e:
+    print("triton: no", e)
+EOF
+
+echo "== 2. test suite with CUDA"
+XDIST=$($PY -c "import xdist" 2>/dev/null && echo "-n 8 --dist loadfile")
+timeout 200 $PY -m pytest -q -p no:cacheprovider $XDIST --maxfail=30 --durations=12 2>&1 \
+    | tee "$OUT/pytest.txt" | tail -n 60
+
+echo "== 3. training speed"
+$PY - <<'EOF'
+import numpy as np
+x = np.load("../shared/data/cifar10-sample.npz")["x_train"]
+train, test = x[:-1000], x[-1000:]
+reps = -(-50_000 // len(train))
+np.savez("/tmp/cifar50k.npz", x_train=np.concatenate([train] * reps)[:50_000], x_test=test)
+print("cifar50k: 50000 train (tiled from", len(train), "real images), 1000 held out")
+EOF
+timeout 250 $PY bench/train_speed.py --data npz:/tmp/cifar50k.npz --epochs 2 \
+    --variants "${VARIANTS:-seed,aekit:batch_size=1024:lr=0.004,aekit,aekit:batch_size=1024:lr=0.004:compile=false,aekit:batch_size=1024:lr=0.004:compile_mode=reduce-overhead}" \
+    --out "$OUT/train_speed_gpu.json" 2>&1 | tee "$OUT/train_speed.txt" | grep -v "^\s*$" | tail -n 40
+
+echo "== 4. search"
+timeout 90 $PY bench/search.py --sizes "${SEARCH_SIZES:-1m}" --methods exact,flat --repeats 3 \
+    2>&1 | tail -n 20
+cp bench/results/search.json "$OUT/search_gpu.json" 2>/dev/null
+echo "== done"
