@@ -21,8 +21,9 @@ from tqdm import tqdm
 
 from .data import ImageSet, load_dataset
 from .errors import AekitError
+from .files import atomic_write, write_text
 from .models import Autoencoder, to_model_scale
-from .runs import WEIGHTS, atomic_write, write_text
+from .runs import WEIGHTS
 
 VECTORS, ITEMS, MANIFEST = "embeddings.npy", "items.jsonl", "manifest.json"
 INDEX, INDEX_INFO = "index.faiss", "index.json"

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +25,7 @@ from safetensors.torch import load_file, save_file
 from . import fastpath
 from .config import DataConfig, ModelConfig, TrainConfig, from_dict, to_dict
 from .errors import AekitError
+from .files import atomic_write, write_text
 from .models import Autoencoder
 
 CONFIG, WEIGHTS, CHECKPOINT, METRICS = (
@@ -59,28 +58,6 @@ class RunConfig:
             from_dict(ModelConfig, d["model"]),
             from_dict(TrainConfig, d["train"]),
         )
-
-
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)  # read the process umask (the only way is to set it and put it back)
-
-
-def atomic_write(path: Path, write: Callable[[str], None]) -> None:
-    """Call ``write(tmp_path)`` then move the result into place: never a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file a normal file's mode
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def write_text(path: Path, text: str) -> None:
-    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
 
 def save_config(run: Path, cfg: RunConfig) -> None:

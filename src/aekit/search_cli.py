@@ -11,7 +11,7 @@ import numpy as np
 
 from .embed import INDEX, INDEX_INFO, Embeddings, append, embed, model_hash
 from .errors import AekitError
-from .runs import write_text
+from .files import write_text
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 
@@ -221,7 +221,7 @@ def _draw(store: Embeddings, query: dict, idx: dict, dist: dict, out: str) -> No
 
 
 def cmd_index(ns: argparse.Namespace) -> None:
-    from .runs import atomic_write
+    from .files import atomic_write
     from .search import build_index, exact_search, index_search, recall_at_k, save_index
 
     store = Embeddings.load(ns.store)

@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from .runs import atomic_write
+from .files import atomic_write
 
 
 def to_numpy_images(images: torch.Tensor) -> np.ndarray:

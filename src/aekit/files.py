@@ -1,0 +1,46 @@
+"""Files of runs and stores: atomic writes, and the temp files a killed writer leaves behind.
+
+Every file aekit writes goes to a temp file ``.NAME.*.tmp`` beside its destination and is then
+moved into place, so a reader never sees a half-written file. A process killed mid-write leaves
+that temp file; ``remove_stale_temps`` deletes such leftovers when the folder is next opened for
+writing.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)  # read the process umask (the only way is to set it and put it back)
+
+
+def atomic_write(path: Path, write: Callable[[str], None]) -> None:
+    """Call ``write(tmp_path)`` then move the result into place: never a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file a normal file's mode
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_text(path: Path, text: str) -> None:
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+
+
+def remove_stale_temps(folder: Path) -> list[Path]:
+    """Delete the ``.NAME.*.tmp`` files that ``atomic_write`` left in ``folder`` when a writer
+    was killed; returns them. Call it only where this process is the folder's one writer."""
+    if not folder.is_dir():
+        return []
+    stale = [p for p in folder.glob(".*.tmp") if p.is_file()]
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return stale
