@@ -12,6 +12,7 @@ from typing import NoReturn
 
 from . import __version__
 from .config import DataConfig, ModelConfig, TrainConfig, add_arguments, from_namespace
+from .data.images import add_max_pixels_flag, pixel_limit
 from .errors import AekitError
 
 
@@ -36,6 +37,7 @@ def _data_flags(p: argparse.ArgumentParser, source_flag: bool = True) -> None:
         help="dataset folder (default: $AEKIT_DATA, else ~/.cache/aekit)",
     )
     p.add_argument("--image-size", type=int, default=None, help="resize folder images to this")
+    add_max_pixels_flag(p)
 
 
 def build_parser() -> Parser:
@@ -49,6 +51,7 @@ def build_parser() -> Parser:
     p.add_argument("--out", required=True, help="run folder to create (or continue)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run")
     add_arguments(p, DataConfig)
+    add_max_pixels_flag(p)
     add_arguments(p, ModelConfig, skip=("in_channels", "image_size", "topk"))
     add_arguments(p, TrainConfig)
 
@@ -67,11 +70,13 @@ def build_parser() -> Parser:
     p.add_argument("run")
     p.add_argument("images", nargs="+", metavar="IMAGE")
     p.add_argument("--out", required=True, help="PNG to write")
+    add_max_pixels_flag(p)
 
     p = sub.add_parser("denoise", help="clean image files with a (denoising) run")
     p.add_argument("run")
     p.add_argument("images", nargs="+", metavar="IMAGE")
     p.add_argument("--out", required=True, help="folder for the cleaned images")
+    add_max_pixels_flag(p)
     p.add_argument(
         "--add-noise",
         default=None,
@@ -253,7 +258,8 @@ def _command(name: str):
 def main(argv: Sequence[str] | None = None) -> int:
     ns = build_parser().parse_args(argv)
     try:
-        _command(ns.command)(ns)
+        with pixel_limit(getattr(ns, "max_pixels", None)):
+            _command(ns.command)(ns)
     except AekitError as e:
         print(f"aekit {ns.command}: error: {e}", file=sys.stderr)
         return e.exit_code

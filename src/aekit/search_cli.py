@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from .data.images import add_max_pixels_flag
 from .embed import INDEX, INDEX_INFO, Embeddings, append, embed, model_hash
 from .errors import AekitError
 from .files import write_text
@@ -27,6 +28,7 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--out", required=True, help="store folder to write")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--append", action="store_true", help="add to a store of the same model")
+    add_max_pixels_flag(p)
 
     p = sub.add_parser("search", help="nearest (or farthest) stored images of a query")
     p.add_argument("store", metavar="EMB")
@@ -42,6 +44,7 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--exact", action="store_true", help="exact search even with an index")
     p.add_argument("--out", help="PNG: the query and its results")
     p.add_argument("--json", action="store_true", help="one JSON line per query")
+    add_max_pixels_flag(p)
 
     p = sub.add_parser("index", help="build a FAISS index for a large store")
     p.add_argument("store", metavar="EMB")
@@ -61,6 +64,7 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--metric", choices=("l2", "cosine"), default="l2")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true")
+    add_max_pixels_flag(p)
 
 
 def cmd_embed(ns: argparse.Namespace) -> None:

@@ -72,6 +72,7 @@ def _parse_records(data: bytes, where: Path) -> tuple[np.ndarray, np.ndarray]:
             f"{RECORD}-byte records (truncated?); delete it and download it again"
         )
     records = np.frombuffer(data, dtype=np.uint8).reshape(-1, RECORD)
+    _check_count(len(records), where)
     labels = records[:, 0]
     if labels.max() >= len(CIFAR10.classes):
         raise AekitError(
@@ -79,6 +80,16 @@ def _parse_records(data: bytes, where: Path) -> tuple[np.ndarray, np.ndarray]:
             f"(labels are 0..9); replace it with the official file"
         )
     return records[:, 1:].reshape(-1, 3, 32, 32), labels
+
+
+def _check_count(count: int, where: Path) -> None:
+    """Every official batch holds exactly CIFAR10.records images: fewer is a cut-off download."""
+    if count != CIFAR10.records:
+        raise AekitError(
+            f"{where} holds {count} images, but every official CIFAR-10 batch holds "
+            f"{CIFAR10.records}: it is truncated or not the official file; delete it and "
+            f"download it again"
+        )
 
 
 def _read_tar(path: Path, names: list[str], required: list[str]) -> dict[str, bytes]:
@@ -190,6 +201,7 @@ def _read_py_batches(paths: list[Path]) -> tuple[np.ndarray, np.ndarray]:
                 f"{path} is not a CIFAR-10 batch: expected a dict with b'data' "
                 f"(N×3072 uint8) and b'labels' (N ints); replace it"
             )
+        _check_count(len(data), path)
         lab = np.asarray(labs, dtype=np.int64)
         if lab.size and (lab.min() < 0 or lab.max() >= len(CIFAR10.classes)):
             raise AekitError(f"{path} has labels outside 0..9; replace it")

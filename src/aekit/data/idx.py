@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import math
 import struct
 import zlib
 from pathlib import Path
@@ -47,7 +48,7 @@ def read_idx(path: Path, magic: int) -> np.ndarray:
             f"0x{magic:08x}; check the file name or download it again"
         )
     dims = struct.unpack(f">{ndim}I", raw[4:header])
-    expected = int(np.prod(dims, dtype=np.int64))
+    expected = math.prod(dims)  # Python ints: 2**31 x 2**31 x 4 must not wrap to 0
     if len(raw) - header != expected:
         shape = "×".join(str(d) for d in dims)
         raise AekitError(

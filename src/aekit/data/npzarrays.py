@@ -8,9 +8,12 @@ than RAM still loads; smaller members are read into memory.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import tempfile
 import zipfile
+import zlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +24,11 @@ from ..errors import AekitError
 
 DEFAULT_MEMMAP_BYTES = 2 << 30
 CHUNK_BYTES = 64 << 20  # rows streamed per step when building a cache
+# Labels index class names ('0', '1', ...): more classes than any image dataset has (ImageNet-21k:
+# 21,841) means the labels are not class indices, and 10**12 names would not fit in memory.
+MAX_CLASSES = 100_000
+# What reading a damaged member raises: a bad CRC, a broken deflate stream, a cut-off file.
+DAMAGED = (zipfile.BadZipFile, zlib.error, EOFError)
 
 
 def memmap_threshold() -> int:
@@ -51,10 +59,33 @@ def npz_keys(path: Path) -> list[str]:
         ) from exc
 
 
+@contextlib.contextmanager
+def _damage_is_an_error(path: Path, key: str) -> Iterator[None]:
+    """Turn what a damaged member raises while it is read into an AekitError naming it."""
+    try:
+        yield
+    except DAMAGED as exc:
+        raise AekitError(
+            f"{path} is damaged: member {key!r} cannot be read ({exc}); download or save it again"
+        ) from exc
+
+
 def member_header(path: Path, key: str) -> tuple[tuple[int, ...], bool, np.dtype]:
-    """(shape, fortran_order, dtype) of ``key`` in the npz, read without loading the array."""
-    with zipfile.ZipFile(path) as zf, zf.open(f"{key}.npy") as fp:
-        return _read_header(fp, path, key)
+    """(shape, fortran_order, dtype) of ``key`` in the npz, read without loading the array;
+    the header must promise exactly the bytes the member holds."""
+    with _damage_is_an_error(path, key), zipfile.ZipFile(path) as zf:
+        info = zf.getinfo(f"{key}.npy")
+        with zf.open(info) as fp:
+            shape, fortran, dtype = _read_header(fp, path, key)
+            held = info.file_size - fp.tell()
+    promised = math.prod(shape) * dtype.itemsize  # Python ints: a huge shape cannot wrap
+    if promised != held and not dtype.hasobject:  # object arrays are pickles: refused later
+        dims = "×".join(str(d) for d in shape)
+        raise AekitError(
+            f"{path}: member {key!r} says it holds {dims} {dtype} = {promised} bytes but holds "
+            f"{held} (truncated or corrupt?); download or save it again"
+        )
+    return shape, fortran, dtype
 
 
 def _read_header(fp: object, path: Path, key: str) -> tuple[tuple[int, ...], bool, np.dtype]:
@@ -112,7 +143,7 @@ def load_images(path: Path, key: str, cache: Path) -> torch.Tensor:
             f"x.astype(np.uint8)) and save again"
         )
     layout, nchw = image_layout(shape, where)
-    if int(np.prod(shape, dtype=np.int64)) > memmap_threshold():
+    if math.prod(shape) > memmap_threshold():
         if fortran:
             raise AekitError(
                 f"{where} is stored in Fortran order and too big to load whole; "
@@ -123,7 +154,7 @@ def load_images(path: Path, key: str, cache: Path) -> torch.Tensor:
         # "c" = copy-on-write: writable (torch needs that) but never writes back to the file
         return torch.from_numpy(np.load(cache, mmap_mode="c", allow_pickle=False))
     if fortran:
-        with np.load(path, allow_pickle=False) as npz:
+        with _damage_is_an_error(path, key), np.load(path, allow_pickle=False) as npz:
             array = npz[key]
         return torch.from_numpy(np.ascontiguousarray(to_nchw(array, layout)))
     out = np.empty(nchw, dtype=np.uint8)  # filled chunk by chunk: the images are held once
@@ -146,9 +177,9 @@ def _stream_into(
     out: np.ndarray, path: Path, key: str, shape: tuple[int, ...], layout: str
 ) -> None:
     """Read a C-ordered member chunk by chunk into ``out`` (N, C, H, W), never whole at once."""
-    row = int(np.prod(shape[1:], dtype=np.int64))
+    row = math.prod(shape[1:])
     step = max(1, CHUNK_BYTES // max(row, 1))
-    with zipfile.ZipFile(path) as zf, zf.open(f"{key}.npy") as fp:
+    with _damage_is_an_error(path, key), zipfile.ZipFile(path) as zf, zf.open(f"{key}.npy") as fp:
         _read_header(fp, path, key)  # positions fp at the first data byte
         for start in range(0, shape[0], step):
             count = min(step, shape[0] - start)
@@ -187,7 +218,7 @@ def load_labels(path: Path, key: str, count: int) -> torch.Tensor:
     """Labels as int64 (N,), or (N, L) of 0/1 for multi-label sets; N×1 is squeezed to (N,)."""
     where = f"{path} [{key}]"
     try:
-        with np.load(path, allow_pickle=False) as npz:
+        with _damage_is_an_error(path, key), np.load(path, allow_pickle=False) as npz:
             labels = npz[key]
     except ValueError as exc:  # object arrays need pickle, which we never allow
         raise AekitError(
@@ -207,6 +238,16 @@ def load_labels(path: Path, key: str, count: int) -> torch.Tensor:
         )
     if labels.size and labels.min() < 0:
         raise AekitError(f"{where}: negative label {labels.min()}; labels must be 0, 1, 2, ...")
+    if labels.ndim == 1 and labels.size and int(labels.max()) >= MAX_CLASSES:
+        raise AekitError(
+            f"{where}: label {labels.max()} is not a class index (at most {MAX_CLASSES} "
+            f"classes, 0 to {MAX_CLASSES - 1}); number the classes 0, 1, 2, ..."
+        )
+    if labels.ndim == 2 and labels.shape[1] > MAX_CLASSES:
+        raise AekitError(
+            f"{where}: {labels.shape[1]} label columns, more than the {MAX_CLASSES} classes "
+            f"aekit accepts; give one 0/1 column per class"
+        )
     if labels.ndim == 2 and labels.size and labels.max() > 1:
         raise AekitError(
             f"{where}: an (N, L) label array must hold 0/1 flags, found {labels.max()}"

@@ -74,6 +74,7 @@ class CifarArchive:
     file: str
     md5: str
     classes: list[str]
+    records: int = 10_000  # images in every official batch file, training and test alike
 
 
 CIFAR10 = CifarArchive(

@@ -108,8 +108,8 @@ def load_dataset(
 
     ``image_size`` resizes images to a square (antialiased bicubic); folder sources default to
     their most common size, the others keep their native size. ``limit`` keeps the first N
-    images. Missing files are downloaded into ``data_dir`` (default :func:`default_data_dir`)
-    and MD5-checked, unless ``download`` is False.
+    images. An empty split is an AekitError. Missing files are downloaded into ``data_dir``
+    (default :func:`default_data_dir`) and MD5-checked, unless ``download`` is False.
     """
     _positive("image_size", image_size)
     _positive("limit", limit)
@@ -130,6 +130,11 @@ def load_dataset(
         ds = load_folder(Path(src.name), split, source, image_size)
     else:
         ds = load_npz(Path(src.name), split, source)
+    if len(ds) == 0:  # nothing could train, be scored or be shown: say so here, not later
+        raise AekitError(
+            f"the {split!r} split of {source} has no images: add images to it, or choose "
+            f"another split (one of {', '.join(splits)})"
+        )
     if limit is not None and limit < len(ds):
         ds = ds.subset(slice(0, limit))
     if image_size is not None and ds.shape[1:] != (image_size, image_size):

@@ -11,7 +11,8 @@ from ..errors import AekitError
 
 def add_parser(sub: Any) -> None:
     """Register ``serve`` on the ``aekit`` subparsers."""
-    from .uploads import MAX_PIXELS, MAX_UPLOAD_BYTES
+    from ..data.images import add_max_pixels_flag
+    from .uploads import MAX_UPLOAD_BYTES
 
     p = sub.add_parser("serve", help="a web app: reconstruct, denoise and search in a browser")
     p.add_argument("run")
@@ -19,7 +20,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: this machine)")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--max-upload-bytes", type=int, default=MAX_UPLOAD_BYTES)
-    p.add_argument("--max-pixels", type=int, default=MAX_PIXELS)
+    add_max_pixels_flag(p)
 
 
 def cmd_serve(ns: argparse.Namespace) -> None:
@@ -31,6 +32,8 @@ def cmd_serve(ns: argparse.Namespace) -> None:
         raise AekitError(
             f"aekit serve needs the web extra ({e.name} is missing): pip install 'aekit[web]'"
         ) from e
-    app = create_app(ns.run, ns.gallery, ns.max_upload_bytes, ns.max_pixels)
+    from ..data.images import max_pixels
+
+    app = create_app(ns.run, ns.gallery, ns.max_upload_bytes, max_pixels())  # --max-pixels
     print(f"serving {ns.run} on http://{ns.host}:{ns.port} (API docs at /docs)")
     uvicorn.run(app, host=ns.host, port=ns.port, log_level="warning")

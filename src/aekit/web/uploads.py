@@ -2,23 +2,40 @@
 
 The conversion is the one ``aekit reconstruct`` applies to files (``data.images``): EXIF
 orientation, grayscale or RGB, antialiased bicubic resize. Uploads are hostile by default, so
-the byte count is checked before Pillow sees anything and the pixel count from the header
-before anything is decoded.
+the byte count is checked before Pillow sees anything, and ``open_image`` (the one opener of
+every image file aekit reads) allows raster formats only and checks the pixel count from the
+header before anything is decoded.
 """
 
 from __future__ import annotations
 
 import base64
 import io
+import os
+import threading
 
 import numpy as np
 import torch
 from PIL import Image
 
-from ..data.images import UNREADABLE, convert, fit, to_chw, upright
+from ..data.images import (
+    DEFAULT_MAX_PIXELS,
+    KINDS,
+    UNREADABLE,
+    TooManyPixels,
+    convert,
+    fit,
+    open_image,
+    to_chw,
+    unreadable_reason,
+    upright,
+)
 
-MAX_UPLOAD_BYTES = 5_000_000  # defaults of aekit serve; a phone photo fits in both
-MAX_PIXELS = 4_000_000
+MAX_UPLOAD_BYTES = 5_000_000  # default of aekit serve: a phone photo's JPEG fits
+MAX_PIXELS = DEFAULT_MAX_PIXELS  # the one limit of every image read (--max-pixels)
+# Decoding is CPU-bound, so more decodes at once than cores gain nothing; bounding them bounds
+# the memory that concurrent uploads near the pixel limit can take (~200 MB each).
+_DECODING = threading.BoundedSemaphore(os.cpu_count() or 1)
 
 
 class UploadError(Exception):
@@ -36,23 +53,19 @@ def decode_upload(
     if len(data) > max_bytes:
         raise UploadError(413, f"the upload is over the limit of {max_bytes} bytes")
     if not data:
-        raise UploadError(400, "the upload is empty: send a png, jpg, bmp, gif, tiff or webp file")
+        raise UploadError(400, f"the upload is empty: send a {KINDS} file")
     try:
-        with Image.open(io.BytesIO(data)) as raw:
-            w, h = raw.size  # from the header: nothing is decoded yet
-            if w * h > max_pixels:
-                raise UploadError(
-                    413, f"the image is {w}x{h} = {w * h} pixels, over the limit of {max_pixels}"
-                )
+        with _DECODING, open_image(io.BytesIO(data), "the upload", max_pixels) as raw:
             array = to_chw(fit(convert(upright(raw), channels == 1), (size, size)))
             return torch.from_numpy(array.copy())  # np.asarray of a Pillow image is read-only
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise UploadError(413, f"the image has too many pixels to decode safely ({exc})") from exc
+    except TooManyPixels as exc:
+        raise UploadError(
+            413, f"the upload {exc.extent} pixels, over the limit of {exc.limit}"
+        ) from exc
     except UNREADABLE as exc:  # not an image, truncated, or a corrupt header
         raise UploadError(
             400,
-            f"cannot read the upload as an image ({exc}); send a png, jpg, bmp, gif, tiff or "
-            "webp file",
+            f"cannot read the upload as an image ({unreadable_reason(exc)}); send a {KINDS} file",
         ) from exc
 
 
