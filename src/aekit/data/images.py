@@ -134,8 +134,8 @@ def open_image(source: str | Path | IO[bytes], name: str, limit: int | None = No
 def unreadable_reason(exc: BaseException) -> str:
     """Why Pillow could not read a file, without its repr of a file object."""
     if isinstance(exc, UnidentifiedImageError):
-        return f"not a {KINDS} file"
-    return str(exc) or type(exc).__name__
+        return "not an image in a format aekit reads"
+    return re.sub(r"<[^<>]* at 0x[0-9a-fA-F]+>", "the file", str(exc)) or type(exc).__name__
 
 
 def is_image_file(path: Path) -> bool:
