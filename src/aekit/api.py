@@ -11,7 +11,7 @@ import torch
 from .config import DataConfig, ModelConfig, TrainConfig
 from .devices import pick_device
 from .errors import AekitError
-from .models import Autoencoder, to_model_scale, to_unit_scale
+from .models import Autoencoder, check_input, to_model_scale, to_unit_scale
 from .objectives import corrupt, parse_noise
 from .runs import RunConfig, load, load_config
 from .train import Objective
@@ -80,13 +80,7 @@ def evaluate(
         ds = load_dataset(data or cfg.data.source, split or "test",
                           data_dir=data_dir or cfg.data.data_dir,
                           image_size=image_size or cfg.data.image_size)  # fmt: skip
-    want = (model.config.in_channels, model.config.image_size, model.config.image_size)
-    if ds.shape != want:
-        fix = "--image-size" if ds.shape[0] == want[0] else "images with as many channels"
-        raise AekitError(
-            f"{ds.source} [{ds.split}] images are {'x'.join(map(str, ds.shape))} "
-            f"but {run} was trained on {'x'.join(map(str, want))}: use {fix}"
-        )
+    check_input(model, ds.shape, f"{ds.source} [{ds.split}]", run)
     images = ds.images[:limit] if limit else ds.images
     result = _evaluate(model, images, Objective.from_config(cfg), with_ssim=True)
     keys = ("mse", "psnr", "ssim", "count", "noisy_psnr", "denoised_psnr")

@@ -162,6 +162,20 @@ class Autoencoder(nn.Module):
         return z, self.decode(z)
 
 
+def check_input(
+    model: Autoencoder, shape: tuple[int, ...], what: str, run: object | None = None
+) -> None:
+    """Refuse images of ``shape`` (C, H, W) that ``model`` was not trained on, naming ``what``
+    they are: one clear error instead of a convolution's shape mismatch."""
+    want = (model.config.in_channels, model.config.image_size, model.config.image_size)
+    if tuple(shape) != want:
+        fix = "--image-size" if shape[0] == want[0] else "images with as many channels"
+        raise AekitError(
+            f"{what} images are {'x'.join(map(str, shape))} but {run or 'the model'} was "
+            f"trained on {'x'.join(map(str, want))}: use {fix}"
+        )
+
+
 def value_range(arch: str) -> tuple[float, float]:
     """[-1, 1] for the tanh ``conv`` model (the seed's Normalize(0.5, 0.5)), [0, 1] for keras."""
     return (-1.0, 1.0) if arch == "conv" else (0.0, 1.0)
