@@ -227,15 +227,27 @@ def test_idx_header_whose_size_overflows_int64_is_refused(cli, tmp_path: Path) -
             str(images), "wrong size")  # fmt: skip
 
 
-def test_npz_header_whose_size_overflows_int64_is_refused(cli, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("key", "shape", "descr"),
+    [("x_train", (2**31, 2**31, 4), "|u1"), ("y_train", (2, 2**62), "<i8")],
+)
+def test_npz_header_whose_size_overflows_int64_is_refused(
+    cli, tmp_path: Path, key: str, shape: tuple[int, ...], descr: str
+) -> None:
     path = tmp_path / "huge.npz"
+    arrays = {"x_train": rand_uint8((2, 8, 8)), "y_train": np.array([0, 1])}
     header = io.BytesIO()
     npy_format.write_array_header_2_0(
-        header, {"descr": "|u1", "fortran_order": False, "shape": (2**31, 2**31, 4)}
+        header, {"descr": descr, "fortran_order": False, "shape": shape}
     )
     with zipfile.ZipFile(path, "w") as zf:
-        zf.writestr("x_train.npy", header.getvalue())
-    refusal(cli("data", "describe", f"npz:{path}"), str(path), "x_train")
+        for name, array in arrays.items():
+            if name == key:
+                zf.writestr(f"{name}.npy", header.getvalue())  # the header and no data
+            else:
+                with zf.open(f"{name}.npy", "w") as fp:
+                    npy_format.write_array(fp, array)
+    refusal(cli("data", "describe", f"npz:{path}"), str(path), key)
 
 
 # 10. Empty splits --------------------------------------------------------------------------------

@@ -217,6 +217,12 @@ def _build_cache(path: Path, key: str, cache: Path, shape: tuple[int, ...], layo
 def load_labels(path: Path, key: str, count: int) -> torch.Tensor:
     """Labels as int64 (N,), or (N, L) of 0/1 for multi-label sets; N×1 is squeezed to (N,)."""
     where = f"{path} [{key}]"
+    shape = member_header(path, key)[0]  # refuse a bad shape before numpy allocates it
+    if len(shape) not in (1, 2) or shape[0] != count:
+        raise AekitError(
+            f"{where}: labels of shape {shape} do not match {count} images; "
+            f"expected ({count},), ({count}, 1) or ({count}, L)"
+        )
     try:
         with _damage_is_an_error(path, key), np.load(path, allow_pickle=False) as npz:
             labels = npz[key]
