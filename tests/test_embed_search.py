@@ -110,10 +110,11 @@ def test_append_same_model_and_refuse_another(cli, store, tiny_run, tmp_path) ->
     aekit.train(tmp_path / "o2", data="shapes", epochs=1, limit=64, base_channels=8,
                 latent_dim=16, seed=3, progress=False)  # fmt: skip
     shutil.copy(tmp_path / "o2" / "model.safetensors", w)
-    before = (store / "embeddings.npy").read_bytes()
+    vectors = store / json.loads((store / "manifest.json").read_text())["files"]["vectors"]
+    before = vectors.read_bytes()
     code, _, err = cli("embed", other, "--split", "val", "--out", store, "--append")
     assert code == 2 and "another model" in err
-    assert (store / "embeddings.npy").read_bytes() == before
+    assert vectors.read_bytes() == before
 
 
 def test_flat_index_gives_exact_results(cli, store: Path) -> None:

@@ -2,14 +2,15 @@
 
 EMB/embeddings.npy  float32 (N, D), opened memory-mapped
 EMB/items.jsonl     per item: index, label, class, source, split, item (index in its split), path
-EMB/manifest.json   run, model hash, source(s), split(s), dim, count, created
+EMB/manifest.json   run, model hash, source(s), split(s), dim, count, created, file names
 EMB/index.faiss     optional FAISS index (``aekit index``), with EMB/index.json describing it
+
+A save is all or nothing and a load checks every file: see :mod:`aekit.stores`.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,12 +22,9 @@ from tqdm import tqdm
 
 from .data import ImageSet, load_dataset
 from .errors import AekitError
-from .files import atomic_write, write_text
-from .models import Autoencoder, to_model_scale
+from .models import Autoencoder, check_input, to_model_scale
 from .runs import WEIGHTS
-
-VECTORS, ITEMS, MANIFEST = "embeddings.npy", "items.jsonl", "manifest.json"
-INDEX, INDEX_INFO = "index.faiss", "index.json"
+from .stores import INDEX, read_index_info, read_store, write_store
 
 
 @dataclass
@@ -54,9 +52,7 @@ class Embeddings:
 
     def index_info(self) -> dict[str, Any] | None:
         """What ``aekit index`` built for this store (kind, metric, ...), if anything."""
-        if self.path is None or not (self.path / INDEX_INFO).is_file():
-            return None
-        return json.loads((self.path / INDEX_INFO).read_text())
+        return None if self.path is None else read_index_info(self.path, len(self))
 
     def search(
         self,
@@ -72,17 +68,15 @@ class Embeddings:
         Uses the store's FAISS index when one was built for ``metric`` (nearest only), unless
         ``exact``; otherwise exact chunked search. ``exclude``: (n,) item to leave out per query.
         """
-        from .search import exact_search, index_search, load_index
+        from .search import exact_search, index_search
 
         q = np.asarray(queries.detach().cpu() if isinstance(queries, torch.Tensor) else queries,
                        dtype=np.float32)  # fmt: skip
         q = q.reshape(1, -1) if q.ndim == 1 else q
-        info = self.index_info()
-        if not exact and not farthest and info and info["metric"] == metric:
-            if self._index is None:
-                self._index = load_index(self.path / INDEX)  # type: ignore[operator]
+        info = None if exact or farthest else self.index_info()
+        if info and info["metric"] == metric:
             return index_search(
-                self._index,
+                self._load_index(),
                 q,
                 k,
                 metric=metric,
@@ -92,14 +86,40 @@ class Embeddings:
             )
         return exact_search(q, self.vectors, k, metric=metric, farthest=farthest, exclude=exclude)
 
+    def _load_index(self) -> Any:
+        """The store's FAISS index, loaded once; refused when it indexes other vectors."""
+        from .search import load_index
+
+        if self._index is None:
+            path = self.path / INDEX  # type: ignore[operator]
+            index = load_index(path)
+            if (index.ntotal, index.d) != (len(self), self.dim):
+                raise AekitError(
+                    f"{path} indexes {index.ntotal} vectors of {index.d}-d but the store holds "
+                    f"{len(self)} x {self.dim}: it belongs to another store; rebuild it with "
+                    f"aekit index {self.path} (or search with --exact)"
+                )
+            self._index = index
+        return self._index
+
     def dataset(self, source: str, split: str) -> ImageSet:
-        """The dataset a part of the store came from, loaded once and kept."""
+        """The dataset a part of the store came from, loaded once and kept; refused when it no
+        longer holds every stored item's image."""
         key = (source, split)
         if key not in self._datasets:
             part = next((p for p in self.manifest["parts"]
                          if (p["source"], p["split"]) == key), {})  # fmt: skip
-            self._datasets[key] = load_dataset(source, split, data_dir=part.get("data_dir"),
-                                               image_size=part.get("image_size"))  # fmt: skip
+            ds = load_dataset(source, split, data_dir=part.get("data_dir"),
+                              image_size=part.get("image_size"))  # fmt: skip
+            top = max((it["item"] for it in self.items if (it["source"], it["split"]) == key),
+                      default=-1)  # fmt: skip
+            if top >= len(ds):
+                raise AekitError(
+                    f"the store {self.path} has items up to position {top} of {source} [{split}] "
+                    f"but it now holds {len(ds)} images: the data changed since it was "
+                    "embedded; embed it again"
+                )
+            self._datasets[key] = ds
         return self._datasets[key]
 
     def image(self, i: int) -> torch.Tensor:
@@ -116,52 +136,19 @@ class Embeddings:
         return str(it["class"] if it.get("class") is not None else f"#{i}")
 
     def save(self, path: str | Path) -> Path:
-        """Write the store into the folder ``path`` (each file atomically); returns it."""
+        """Write the store into the folder ``path``, all or nothing (an existing store there
+        stays whole until the new one is complete); returns it."""
         path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        atomic_write(path / VECTORS, lambda tmp: _save_npy(tmp, self.vectors))
-        atomic_write(path / ITEMS, lambda tmp: _save_items(tmp, self.items))
-        write_text(path / MANIFEST, json.dumps(self.manifest, indent=2) + "\n")
-        for stale in (INDEX, INDEX_INFO):  # an index of other vectors would answer wrongly
-            (path / stale).unlink(missing_ok=True)
-        self.path = path
+        self.manifest = write_store(path, self.vectors, self.items, self.manifest)
+        self.path, self._index = path, None
         return path
 
     @classmethod
     def load(cls, path: str | Path) -> Embeddings:
-        """Open a store (vectors memory-mapped), checking that its files agree."""
+        """Open a store (vectors memory-mapped), checking every file and that they agree."""
         path = Path(path)
-        if not (path / MANIFEST).is_file():
-            raise AekitError(
-                f"{path} is not an embedding store ({MANIFEST} is missing): make "
-                f"one with aekit embed RUN --data SOURCE --out {path}"
-            )
-        try:
-            manifest = json.loads((path / MANIFEST).read_text())
-            items = [json.loads(line) for line in (path / ITEMS).read_text().splitlines()]
-            vectors = np.load(path / VECTORS, mmap_mode="r", allow_pickle=False)
-        except (OSError, ValueError) as e:  # truncated .npy, torn json, missing file
-            raise AekitError(f"{path} is damaged ({e}); rebuild it with aekit embed") from e
-        n, dim = manifest.get("count"), manifest.get("dim")
-        if vectors.ndim != 2 or vectors.shape != (n, dim) or len(items) != n:
-            raise AekitError(
-                f"{path} is inconsistent: the manifest says {n} x {dim}, "
-                f"{VECTORS} holds {vectors.shape} and {ITEMS} {len(items)} items; "
-                "rebuild it with aekit embed"
-            )
-        if vectors.dtype != np.float32:
-            raise AekitError(f"{path / VECTORS} holds {vectors.dtype}, not float32: rebuild it")
+        vectors, items, manifest = read_store(path)
         return cls(vectors, items, manifest, path)
-
-
-def _save_items(tmp: str, items: list[dict[str, Any]]) -> None:
-    with open(tmp, "w") as f:  # line by line: no second copy of a large store in memory
-        f.writelines(json.dumps(it) + "\n" for it in items)
-
-
-def _save_npy(tmp: str, vectors: np.ndarray) -> None:
-    with open(tmp, "wb") as f:
-        np.save(f, np.ascontiguousarray(vectors, dtype=np.float32))
 
 
 def model_hash(run: str | Path) -> str:
@@ -185,7 +172,14 @@ def encode(
                disable=None if progress is None else not progress)  # fmt: skip
     for s in range(0, len(images), batch_size):
         batch = images[s : s + batch_size].to(device, non_blocking=True)
-        out[s : s + len(batch)] = model.encode(to_model_scale(batch, model.config.arch)).cpu()
+        codes = model.encode(to_model_scale(batch, model.config.arch))
+        if not torch.isfinite(codes).all():
+            bar.close()
+            raise AekitError(
+                f"the model gives NaN or infinite codes (images {s} to {s + len(batch) - 1}): "
+                "its weights are broken; train it again"
+            )
+        out[s : s + len(batch)] = codes.cpu()
         bar.update(len(batch))
     bar.close()
     return out
@@ -222,6 +216,7 @@ def embed(
     ``run``, ``data_dir`` and ``image_size`` are recorded so that the store can encode new
     query images and show its items' pictures later.
     """
+    check_input(model, data.shape, f"{data.source} [{data.split}]", run)
     vectors = encode(model, data.images, batch_size, progress)
     part = {"source": data.source, "split": data.split, "count": len(data),
             "data_dir": data_dir, "image_size": image_size}  # fmt: skip
@@ -238,15 +233,33 @@ def embed(
 
 
 def append(store: Embeddings, more: Embeddings) -> Embeddings:
-    """``store`` followed by ``more``; both must come from the same model."""
+    """``store`` followed by ``more``; both must come from the same model, and ``more`` must
+    not hold a part (the same data, split, folder and image size) that ``store`` has."""
     if store.manifest.get("model_hash") != more.manifest.get("model_hash"):
         raise AekitError(
             f"cannot append: {store.path} was made by another model "
             f"({store.manifest.get('run')}); embed with that run or make a new store"
         )
+    for part in more.manifest["parts"]:
+        check_new_part(store, part)
     offset = len(store)
     items = [{**it, "index": offset + i} for i, it in enumerate(more.items)]
     manifest = {**store.manifest, "count": offset + len(more),
                 "parts": store.manifest["parts"] + more.manifest["parts"]}  # fmt: skip
     vectors = np.concatenate([np.asarray(store.vectors), more.vectors])
     return Embeddings(vectors, store.items + items, manifest)
+
+
+def check_new_part(store: Embeddings, part: dict[str, Any]) -> None:
+    """Refuse to append data the store already holds: every item would be there twice."""
+
+    def key(p: dict[str, Any]) -> tuple:
+        folder = p.get("data_dir")
+        return (p["source"], p["split"], p.get("image_size"),
+                str(Path(folder).expanduser().resolve()) if folder else None)  # fmt: skip
+
+    if any(key(p) == key(part) for p in store.manifest["parts"]):
+        raise AekitError(
+            f"{part['source']} [{part['split']}] is already in {store.path}: appending it again "
+            "would store each of its items twice; embed it into a new --out instead"
+        )

@@ -28,6 +28,8 @@ INDEX_KINDS = ("flat", "ivf", "hnsw")
 EPS_NORM = 1e-12
 DEFAULT_NPROBE = 16  # IVF lists visited per query (clamped to nlist)
 DEFAULT_EF_SEARCH = 64  # HNSW candidate list size (raised to k + 1 when k is larger)
+DEFAULT_M, MAX_M = 32, 256  # HNSW links per vector; each costs 8 bytes per vector at level 0
+DEFAULT_EF_CONSTRUCTION = 200  # HNSW candidates while building
 ADD_CHUNK = 65536  # rows per add() call, so a memmap store is read piece by piece
 
 Array = np.ndarray | torch.Tensor
@@ -81,7 +83,34 @@ def exact_search(
             best_d[rows], best_i[rows] = md, mi.gather(1, pos)
     if metric == "l2":
         best_d = best_d.sqrt()
-    return best_d.cpu().numpy(), best_i.cpu().numpy()
+    return _finite(best_d.cpu().numpy()), best_i.cpu().numpy()
+
+
+def check_index_options(
+    kind: str,
+    count: int,
+    nlist: int | None = None,
+    nprobe: int | None = None,
+    m: int = DEFAULT_M,
+    ef_search: int | None = None,
+    ef_construction: int | None = None,
+) -> None:
+    """Refuse index parameters that faiss would abort on or that make no sense for ``count``
+    vectors, before any work: nlist, nprobe, ef_search and ef_construction between 1 and
+    ``count``, m between 2 and 256. None takes the default (clamped to the index where used:
+    nprobe to nlist, the HNSW beams to ``count``)."""
+    if kind not in INDEX_KINDS:
+        raise AekitError(f"unknown index kind {kind!r}; choose one of {', '.join(INDEX_KINDS)}")
+    for name, value in (("nlist", nlist), ("nprobe", nprobe), ("ef_search", ef_search),
+                        ("ef_construction", ef_construction)):  # fmt: skip
+        _check_int(name, value, 1, count, f"the store size ({count})", optional=True)
+    _check_int("m", m, 2, MAX_M)
+
+
+def default_nlist(count: int) -> int:
+    """IVF lists for ``count`` vectors: 4 * sqrt(N), at most N // 39 (faiss wants 39 training
+    points per list)."""
+    return min(max(1, round(4 * count**0.5)), max(1, count // 39))
 
 
 def build_index(
@@ -89,8 +118,8 @@ def build_index(
     kind: str,
     metric: str = "l2",
     nlist: int | None = None,
-    m: int = 32,
-    ef_construction: int = 200,
+    m: int = DEFAULT_M,
+    ef_construction: int | None = None,
     seed: int = 0,
 ) -> faiss.Index:
     """A FAISS index over ``vectors`` (N, D): ``flat`` (exact), ``ivf`` or ``hnsw``.
@@ -99,26 +128,22 @@ def build_index(
     ``nlist`` lists (default ``4 * sqrt(N)``, at most ``N // 39`` since faiss wants 39 training
     points per list), trained on a seeded random sample of at most ``256 * nlist`` vectors.
     ``hnsw`` links each vector to ``m`` neighbours, searching ``ef_construction`` candidates
-    while building. Vectors are added in chunks, so a memmap is never loaded whole.
+    (default 200) while building. Vectors are added in chunks, so a memmap is never loaded whole.
     """
     faiss = _faiss()
     _check_metric(metric)
-    if kind not in INDEX_KINDS:
-        raise AekitError(f"unknown index kind {kind!r}; choose one of {', '.join(INDEX_KINDS)}")
     if vectors.ndim != 2 or vectors.shape[0] == 0:
         raise AekitError("the store is empty" if vectors.size == 0 else "vectors must be (N, D)")
     count, dim = vectors.shape
+    check_index_options(kind, count, nlist=nlist, m=m, ef_construction=ef_construction)
     space = faiss.METRIC_L2 if metric == "l2" else faiss.METRIC_INNER_PRODUCT
     if kind == "flat":
         index = faiss.IndexFlatL2(dim) if metric == "l2" else faiss.IndexFlatIP(dim)
     elif kind == "hnsw":
         index = faiss.IndexHNSWFlat(dim, m, space)
-        index.hnsw.efConstruction = ef_construction
+        index.hnsw.efConstruction = min(ef_construction or DEFAULT_EF_CONSTRUCTION, count)
     else:
-        if nlist is None:
-            nlist = min(max(1, round(4 * count**0.5)), max(1, count // 39))
-        if not 1 <= nlist <= count:
-            raise AekitError(f"nlist={nlist} must be between 1 and the store size ({count})")
+        nlist = default_nlist(count) if nlist is None else nlist
         quantizer = faiss.IndexFlatL2(dim) if metric == "l2" else faiss.IndexFlatIP(dim)
         index = faiss.IndexIVFFlat(quantizer, dim, nlist, space)
         index.cp.seed = seed
@@ -187,18 +212,18 @@ def index_search(
         raise AekitError(f"this index was not built for metric={metric!r}; rebuild it")
     q, n = _check_queries(queries, (index.ntotal, index.d), k, metric, exclude)
     q = _numpy(_prepare(q, metric))
+    for name, value in (("nprobe", nprobe), ("ef_search", ef_search)):
+        _check_int(name, value, 1, index.ntotal, f"the index size ({index.ntotal})", optional=True)
     nprobe = DEFAULT_NPROBE if nprobe is None else nprobe
     ef_search = DEFAULT_EF_SEARCH if ef_search is None else ef_search
-    if nprobe < 1 or ef_search < 1:
-        raise AekitError(f"nprobe={nprobe} and ef_search={ef_search} must be at least 1")
     kk = k + (exclude is not None)
     if kind == "ivf":
         params = faiss.SearchParametersIVF(nprobe=min(nprobe, index.nlist))
         wider = faiss.SearchParametersIVF(nprobe=index.nlist)  # every list: exhaustive
-    elif kind == "hnsw":
-        ef = max(ef_search, kk)
+    elif kind == "hnsw":  # a beam wider than the index holds searches it all: clamped
+        ef = min(max(ef_search, kk), index.ntotal)
         params = faiss.SearchParametersHNSW(efSearch=ef)
-        wider = faiss.SearchParametersHNSW(efSearch=max(4 * ef, 256))
+        wider = faiss.SearchParametersHNSW(efSearch=min(max(4 * ef, 256), index.ntotal))
     else:
         params = wider = None
     dist, idx = index.search(q, kk, params=params)
@@ -216,7 +241,7 @@ def index_search(
         drop[~drop.any(1), -1] = True  # excluded item not among the results: drop the extra
         dist, idx = dist[~drop].reshape(n, k), idx[~drop].reshape(n, k)
     dist = np.sqrt(np.maximum(dist, 0)) if metric == "l2" else 1 - dist
-    return dist.astype(np.float32), idx.astype(np.int64)
+    return _finite(dist.astype(np.float32)), idx.astype(np.int64)
 
 
 def recall_at_k(approx_indices: np.ndarray, exact_indices: np.ndarray) -> float:
@@ -272,6 +297,8 @@ def _check_queries(
     n, dim = q.shape
     if dim != store_dim:
         raise AekitError(f"queries have D={dim} but the store has D={store_dim}")
+    if not torch.isfinite(q).all():
+        raise AekitError("queries hold NaN or infinite values: give finite vectors")
     if k < 1:
         raise AekitError(f"k={k}: ask for at least 1 neighbour")
     if exclude is not None:
@@ -283,6 +310,28 @@ def _check_queries(
         also = " once each query's own item is left out" if exclude is not None else ""
         raise AekitError(f"k={k} is larger than the store ({avail} items{also}); ask for fewer")
     return q, n
+
+
+def _check_int(
+    name: str, value: Any, lo: int, hi: int | None = None, what: str = "", optional: bool = False
+) -> None:
+    """``value`` must be an int in [lo, hi] (None too when ``optional``)."""
+    if value is None and optional:
+        return
+    ok = isinstance(value, int | np.integer) and not isinstance(value, bool)
+    if not ok or value < lo or (hi is not None and value > hi):
+        bounds = f"between {lo} and {what or hi}" if hi is not None else f"at least {lo}"
+        raise AekitError(f"{name}={value!r} must be an integer {bounds}")
+
+
+def _finite(distances: np.ndarray) -> np.ndarray:
+    """Distances, refused when float32 overflowed (vectors too large to compare)."""
+    if not np.isfinite(distances).all():
+        raise AekitError(
+            "distances overflow float32: the vectors are too large to compare "
+            "(values beyond about 1e18); rebuild the store from a model with sane codes"
+        )
+    return distances
 
 
 def _rows(base: np.ndarray, *where: Any) -> torch.Tensor:

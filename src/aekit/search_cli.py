@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .data.images import add_max_pixels_flag
-from .embed import INDEX, INDEX_INFO, Embeddings, append, embed, model_hash
+from .embed import Embeddings, append, check_new_part, embed, model_hash
 from .errors import AekitError
 from .files import write_text
+from .stores import INDEX, INDEX_INFO, MANIFEST, tidy
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 
@@ -54,6 +56,7 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--nprobe", type=int, default=None, help="ivf: lists searched per query")
     p.add_argument("--m", type=int, default=32, help="hnsw: links per node")
     p.add_argument("--ef-search", type=int, default=None, help="hnsw: search breadth")
+    p.add_argument("--ef-construction", type=int, default=None, help="hnsw: build breadth")
     p.add_argument("--k", type=int, default=10, help="k of the reported recall@k")
 
     p = sub.add_parser("search-eval", help="retrieval quality vs pixel and PCA baselines")
@@ -77,7 +80,7 @@ def cmd_embed(ns: argparse.Namespace) -> None:
     if ns.batch_size < 1:
         raise AekitError("--batch-size must be positive")
     existing = Embeddings.load(ns.out) if ns.append else None
-    if not ns.append and (Path(ns.out) / "manifest.json").exists():
+    if not ns.append and (Path(ns.out) / MANIFEST).exists():
         raise AekitError(
             f"{ns.out} already holds a store: pass --append to add to it, or choose another --out"
         )
@@ -94,6 +97,9 @@ def cmd_embed(ns: argparse.Namespace) -> None:
     ds = load_dataset(ns.source or cfg.data.source, ns.split, data_dir=data_dir, image_size=size)
     if len(ds) == 0:
         raise AekitError(f"{ds.source} [{ds.split}] has no images to embed")
+    if existing is not None:  # before the costly encoding
+        part = {"source": ds.source, "split": ds.split, "data_dir": data_dir, "image_size": size}
+        check_new_part(existing, part)
     store = embed(model, ds, ns.batch_size, run=ns.run, data_dir=data_dir, image_size=size)
     if existing is not None:
         store = append(existing, store)
@@ -116,7 +122,7 @@ def _query_vectors(store: Embeddings, ns: argparse.Namespace) -> tuple[Any, list
     for i in indices:
         if not 0 <= i < len(store):
             raise AekitError(
-                f"--index {i} is out of range: the store holds {len(store)} items "
+                f"stored item {i} is out of range: the store holds {len(store)} items "
                 f"(0 to {len(store) - 1})"
             )
     queries = [{"index": i, "exclude": i, "caption": f"#{i} {store.caption(i)}"}
@@ -125,12 +131,18 @@ def _query_vectors(store: Embeddings, ns: argparse.Namespace) -> tuple[Any, list
     if files:
         from .commands import _read_images
         from .embed import encode
-        from .runs import load
+        from .runs import WEIGHTS, load
 
         run = store.manifest.get("run")
         if not run or not Path(run).is_dir():
             raise AekitError(
                 f"the store's run {run} is gone: image queries need the model that made the store"
+            )
+        made_by = store.manifest.get("model_hash")
+        if made_by and (Path(run) / WEIGHTS).is_file() and model_hash(run) != made_by:
+            raise AekitError(
+                f"the store's run {run} was trained further after the store was made: embed "
+                "again with it, so that queries and stored vectors share one latent space"
             )
         model = load(run)
         u8 = _read_images(model, files)
@@ -141,23 +153,35 @@ def _query_vectors(store: Embeddings, ns: argparse.Namespace) -> tuple[Any, list
 
 
 def _read_queries(path: Path) -> tuple[list[int], list[str]]:
+    """(stored indices, image paths) of a --queries folder or text file."""
     if path.is_dir():
         files = sorted(str(p) for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if not files:
             raise AekitError(f"--queries {path} holds no image files")
         return [], files
+    one_per_line = "a text file with one image path or stored index per line"
     if not path.is_file():
+        raise AekitError(f"--queries {path} does not exist: give a folder of images or "
+                         f"{one_per_line}")  # fmt: skip
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except (OSError, UnicodeDecodeError) as e:
         raise AekitError(
-            f"--queries {path} does not exist: give a folder of images or a text "
-            "file with one image path or stored index per line"
-        )
+            f"--queries {path} is not a text file ({e}): give {one_per_line}"
+        ) from None
+    if "\x00" in text:
+        raise AekitError(f"--queries {path} is not a text file (it holds NUL bytes): give "
+                         f"{one_per_line}")  # fmt: skip
     indices, files = [], []
-    for line in path.read_text().splitlines():
+    for line in text.splitlines():
         line = line.strip()
-        if line.isdigit():
+        if re.fullmatch(r"-?[0-9]+", line):  # ASCII digits only: "²" is a digit to isdigit()
             indices.append(int(line))
         elif line:
             files.append(line)
+    if not indices and not files:
+        raise AekitError(f"--queries {path} holds no image paths or stored indices: give "
+                         f"{one_per_line}")  # fmt: skip
     return indices, files
 
 
@@ -179,7 +203,7 @@ def cmd_search(ns: argparse.Namespace) -> None:
         if ns.json:
             doc: Any = ({"nearest": lists[False], "farthest": lists[True]} if ns.both
                         else lists[directions[0]])  # fmt: skip
-            print(json.dumps(doc))
+            print(json.dumps(doc, allow_nan=False))
         else:
             for f, rows in lists.items():
                 what = "farthest" if f else "nearest"
@@ -225,14 +249,24 @@ def _draw(store: Embeddings, query: dict, idx: dict, dist: dict, out: str) -> No
 
 
 def cmd_index(ns: argparse.Namespace) -> None:
-    from .files import atomic_write
-    from .search import build_index, exact_search, index_search, recall_at_k, save_index
+    from .search import (
+        build_index,
+        check_index_options,
+        exact_search,
+        index_search,
+        recall_at_k,
+        save_index,
+    )
 
     store = Embeddings.load(ns.store)
     if len(store) < 2:
         raise AekitError(f"{ns.store} holds {len(store)} item(s): nothing to index")
+    check_index_options(ns.kind, len(store), nlist=ns.nlist, nprobe=ns.nprobe, m=ns.m,
+                        ef_search=ns.ef_search, ef_construction=ns.ef_construction)  # fmt: skip
+    path = Path(ns.store)
+    tidy(path, store.manifest["files"])  # what a killed writer left
     index = build_index(np.asarray(store.vectors), ns.kind, metric=ns.metric, nlist=ns.nlist,
-                        m=ns.m)  # fmt: skip
+                        m=ns.m, ef_construction=ns.ef_construction)  # fmt: skip
     k = min(ns.k, len(store) - 1)
     rng = np.random.default_rng(0)
     sample = rng.choice(len(store), size=min(200, len(store)), replace=False)
@@ -241,8 +275,9 @@ def cmd_index(ns: argparse.Namespace) -> None:
                              ef_search=ns.ef_search)  # fmt: skip
     _, exact = exact_search(q, store.vectors, k, metric=ns.metric, exclude=sample)
     recall = recall_at_k(approx, exact)
-    path = Path(ns.store)
-    atomic_write(path / INDEX, lambda tmp: save_index(index, Path(tmp)))
+    # index.json says an index is there: gone while index.faiss is replaced, written last
+    (path / INDEX_INFO).unlink(missing_ok=True)
+    save_index(index, path / INDEX)
     info = {
         "kind": ns.kind,
         "metric": ns.metric,
@@ -250,6 +285,7 @@ def cmd_index(ns: argparse.Namespace) -> None:
         "nprobe": ns.nprobe,
         "m": ns.m,
         "ef_search": ns.ef_search,
+        "ef_construction": ns.ef_construction,
         f"recall@{k}": recall,
         "count": len(store),
     }
@@ -270,7 +306,7 @@ def cmd_search_eval(ns: argparse.Namespace) -> None:
     result = search_eval(np.asarray(store.vectors), images, labels, k=ns.k, queries=ns.queries,
                          baselines=baselines, metric=ns.metric, seed=ns.seed)  # fmt: skip
     if ns.json:
-        print(json.dumps(result))
+        print(json.dumps(result, allow_nan=False))
         return
     print(f"retrieval of {result['queries']} queries, k={result['k']} ({result['metric']}):")
     for name, r in result["results"].items():

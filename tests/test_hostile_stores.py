@@ -1,0 +1,382 @@
+"""Embedding stores under attack: kill -9 mid-append, damaged files, bad index parameters,
+hostile query files, NaN vectors, duplicate appends and stores moved with their run.
+
+Every user mistake is one line on stderr and exit 2; nothing is half-written or lost.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import aekit
+from aekit import AekitError
+from aekit.cli import main
+from aekit.embed import Embeddings
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+
+
+@pytest.fixture(scope="module")
+def pristine(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The shapes test split (1000 items) embedded by the CLI; tests change copies of it."""
+    out = tmp_path_factory.mktemp("pristine") / "emb"
+    assert main(["embed", str(tiny_run), "--split", "test", "--out", str(out)]) == 0
+    return out
+
+
+@pytest.fixture
+def store(pristine: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(pristine, tmp_path / "emb"))
+
+
+def one_line_error(code: int, err: str, *parts: str) -> None:
+    assert code == 2, err
+    assert len(err.strip().splitlines()) == 1, err
+    assert "Traceback" not in err
+    for part in parts:
+        assert part in err, err
+
+
+def store_files(store: Path) -> list[str]:
+    """The files the store's manifest names (what a tidy store folder holds)."""
+    m = json.loads((store / "manifest.json").read_text())
+    return sorted([m["files"]["vectors"], m["files"]["items"], "manifest.json"])
+
+
+def vectors_file(store: Path) -> Path:
+    m = json.loads((store / "manifest.json").read_text())
+    return store / m.get("files", {}).get("vectors", "embeddings.npy")
+
+
+def items_file(store: Path) -> Path:
+    m = json.loads((store / "manifest.json").read_text())
+    return store / m.get("files", {}).get("items", "items.jsonl")
+
+
+def _without(*keys: str):
+    return lambda m: {k: v for k, v in m.items() if k not in keys}
+
+
+def edit_manifest(store: Path, change) -> None:
+    m = json.loads((store / "manifest.json").read_text())
+    (store / "manifest.json").write_text(json.dumps(change(m)))
+
+
+def stored_png(path: Path, i: int) -> Path:
+    ds = aekit.load_dataset("shapes", "test")
+    Image.fromarray(ds.images[i].permute(1, 2, 0).numpy()).save(path)
+    return path
+
+
+# --- 1. kill -9 during an append ------------------------------------------------------------
+
+# The child runs the CLI with os.replace hooked: it kills itself (SIGKILL, nothing is cleaned up)
+# at the chosen moment of the save. "items": the vectors are in place and the items are still a
+# temp file (the reported case); "manifest": every data file is written, the manifest is not;
+# "after": the manifest is replaced, the old generation not yet removed.
+CHILD = """
+import os, sys
+sys.path.insert(0, sys.argv[1])
+moment = sys.argv[2]
+real = os.replace
+
+def replace(src, dst, *args, **kwargs):
+    name = os.path.basename(dst)
+    if moment == "items" and name.startswith("items"):
+        os.kill(os.getpid(), 9)
+    if moment == "manifest" and name == "manifest.json":
+        os.kill(os.getpid(), 9)
+    real(src, dst, *args, **kwargs)
+    if moment == "after" and name == "manifest.json":
+        os.kill(os.getpid(), 9)
+
+os.replace = replace
+from aekit.cli import main
+main(sys.argv[3:])
+"""
+
+
+@pytest.mark.parametrize("moment", ["items", "manifest", "after"])
+def test_kill_9_during_append_never_loses_the_store(cli, store, tiny_run, moment) -> None:
+    before = np.array(Embeddings.load(store).vectors)
+    args = ["embed", str(tiny_run), "--split", "val", "--out", str(store), "--append"]
+    child = subprocess.run([sys.executable, "-c", CHILD, str(SRC), moment, *args],
+                           capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert child.returncode == -9, child.stderr
+    emb = Embeddings.load(store)
+    if moment == "after":  # the manifest was replaced: the append is complete
+        assert len(emb) == 2000 and np.array_equal(emb.vectors[:1000], before)
+        code, _, err = cli(*args)
+        one_line_error(code, err, "already")  # val is in the store now
+        code, _, err = cli("index", store)  # opening the store for writing tidies it
+        assert code == 0, err
+        assert sorted(p.name for p in store.iterdir()) == sorted(
+            [*store_files(store), "index.faiss", "index.json"]
+        )
+        return
+    assert len(emb) == 1000 and np.array_equal(np.asarray(emb.vectors), before)
+    assert emb.items[999]["split"] == "test"
+    code, _, err = cli(*args)  # the append can simply be run again
+    assert code == 0, err
+    emb = Embeddings.load(store)
+    assert len(emb) == 2000 and emb.items[1999]["split"] == "val"
+    assert np.array_equal(emb.vectors[:1000], before)
+    assert sorted(p.name for p in store.iterdir()) == store_files(store)  # no temp, no orphan
+
+
+def test_stores_of_the_old_layout_load_and_append(cli, store, tiny_run) -> None:
+    edit_manifest(store, _without("files", "run_relative"))
+    assert sorted(p.name for p in store.iterdir()) == [
+        "embeddings.npy", "items.jsonl", "manifest.json"]  # fmt: skip
+    assert len(Embeddings.load(store)) == 1000
+    code, _, err = cli("embed", tiny_run, "--split", "val", "--out", store, "--append")
+    assert code == 0, err
+    assert len(Embeddings.load(store)) == 2000
+    assert sorted(p.name for p in store.iterdir()) == store_files(store)
+    assert "embeddings.npy" not in store_files(store)  # the old generation is gone
+
+
+# --- 15. damaged stores are refused when opened -----------------------------------------------
+
+
+def _zero_vectors(store: Path) -> None:
+    vectors_file(store).write_bytes(b"")
+
+
+def _items_line(store: Path) -> None:
+    path = items_file(store)
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join(["5", *lines[1:]]) + "\n")
+
+
+def _position(store: Path) -> None:
+    path = items_file(store)
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join([json.dumps({**json.loads(lines[0]), "item": 5000}), *lines[1:]]))
+
+
+def _nan_row(store: Path) -> None:
+    v = np.load(vectors_file(store))
+    v[3] = np.nan
+    np.save(vectors_file(store), v)
+
+
+DAMAGE = {
+    "zero-byte vectors": (_zero_vectors, "damaged"),
+    "manifest is a list": (lambda s: (s / "manifest.json").write_text("[]"), "manifest.json"),
+    "items line is a number": (_items_line, "line 1"),
+    "manifest without parts": (lambda s: edit_manifest(s, _without("parts")), "parts"),
+    "item position out of range": (_position, "5000"),
+    "NaN row": (_nan_row, "NaN"),
+}
+
+
+@pytest.mark.parametrize("case", DAMAGE)
+def test_damaged_stores_are_one_line_errors(cli, store, case) -> None:
+    damage, message = DAMAGE[case]
+    damage(store)
+    code, _, err = cli("search", store, "--index", "0", "--json")
+    one_line_error(code, err, message)
+    with pytest.raises(AekitError, match=message):
+        Embeddings.load(store)
+
+
+@pytest.mark.parametrize("case", ["manifest without parts", "item position out of range"])
+def test_a_damaged_gallery_is_refused_at_start(store, tiny_run, case) -> None:
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from aekit.web.server import create_app
+
+    client = TestClient(create_app(tiny_run, store, device="cpu"))
+    assert client.get("/api/gallery/0/image").status_code == 200
+    damage, message = DAMAGE[case]
+    damage(store)
+    with pytest.raises(AekitError, match=message):
+        create_app(tiny_run, store, device="cpu")
+
+
+def test_a_gallery_whose_dataset_shrank_is_refused_at_start(store, tiny_run, tmp_path) -> None:
+    pytest.importorskip("fastapi")
+    from aekit.web.server import create_app
+
+    ds = aekit.load_dataset("shapes", "test")
+    npz = tmp_path / "few.npz"
+    np.savez(npz, x_test=ds.images[:10].permute(0, 2, 3, 1).numpy())
+    source = f"npz:{npz}"
+    emb = aekit.embed(aekit.load(tiny_run), aekit.load_dataset(source, "test"), run=tiny_run)
+    emb.save(tmp_path / "small")
+    np.savez(npz, x_test=ds.images[:4].permute(0, 2, 3, 1).numpy())  # 6 items have no image now
+    with pytest.raises(AekitError, match="4 images"):
+        create_app(tiny_run, tmp_path / "small", device="cpu")
+
+
+# --- 16, 17. damaged or foreign index files ---------------------------------------------------
+
+
+@pytest.mark.parametrize("text", ["{not json", "[]", '{"kind": "hnsw"}', '{"kind": "ivf", '
+                                  '"metric": "l2", "nprobe": -4}'])  # fmt: skip
+def test_a_damaged_index_json_is_a_one_line_error(cli, store, text) -> None:
+    code, _, err = cli("index", store, "--kind", "flat")
+    assert code == 0, err
+    (store / "index.json").write_text(text)
+    code, _, err = cli("search", store, "--index", "0")
+    one_line_error(code, err, "index.json")
+    code, _, err = cli("search", store, "--index", "0", "--exact")  # exact needs no index
+    assert code == 0, err
+
+
+def test_an_index_of_another_store_is_refused(cli, store, tiny_run, tmp_path) -> None:
+    ds = aekit.load_dataset("shapes", "test").subset(slice(0, 300))
+    small = tmp_path / "small"
+    aekit.embed(aekit.load(tiny_run), ds, run=tiny_run).save(small)
+    code, _, err = cli("index", store, "--kind", "flat")
+    assert code == 0, err
+    for name in ("index.faiss", "index.json"):
+        shutil.copy(store / name, small / name)
+    code, _, err = cli("search", small, "--index", "0", "--json")
+    one_line_error(code, err, "index.faiss", "1000", "300")
+
+
+# --- 18. index parameters are checked before faiss sees them --------------------------------
+
+BAD_INDEX = [
+    (["--kind", "hnsw", "--m", "0"], "m=0"),
+    (["--kind", "hnsw", "--m", "-1"], "m=-1"),
+    (["--kind", "hnsw", "--m", "1"], "m=1"),
+    (["--kind", "hnsw", "--m", "100000"], "m=100000"),
+    (["--kind", "hnsw", "--ef-search", "0"], "ef_search=0"),
+    (["--kind", "hnsw", "--ef-construction", "0"], "ef_construction=0"),
+    (["--kind", "hnsw", "--ef-construction", "-5"], "ef_construction=-5"),
+    (["--kind", "ivf", "--nlist", "0"], "nlist=0"),
+    (["--kind", "ivf", "--nlist", "-2"], "nlist=-2"),
+    (["--kind", "ivf", "--nlist", "1001"], "nlist=1001"),
+    (["--kind", "ivf", "--nprobe", "0"], "nprobe=0"),
+    (["--kind", "ivf", "--nprobe", "-1"], "nprobe=-1"),
+    (["--kind", "ivf", "--nlist", str(2**40)], "nlist="),
+    (["--kind", "hnsw", "--ef-search", str(2**70)], "ef_search="),
+    (["--kind", "hnsw", "--ef-construction", "1001"], "ef_construction=1001"),
+    (["--kind", "ivf", "--nprobe", "1001"], "nprobe=1001"),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), BAD_INDEX)
+def test_bad_index_parameters_are_one_line_errors(cli, store, args, message) -> None:
+    code, _, err = cli("index", store, *args)
+    one_line_error(code, err, message)
+    assert not (store / "index.faiss").exists() and not (store / "index.json").exists()
+
+
+# --- 19. hostile --queries files ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (b"", "no image paths or stored indices"),
+    (b"\n  \n", "no image paths or stored indices"),
+    (bytes(range(256)) * 4, "not a text file"),
+    (b"3\x00\n", "not a text file"),
+    ("²\n".encode(), "²"),
+    (b"-1\n", "out of range"),
+])  # fmt: skip
+def test_hostile_query_files_are_one_line_errors(cli, store, tmp_path, content, message) -> None:
+    queries = tmp_path / "queries.txt"
+    queries.write_bytes(content)
+    code, _, err = cli("search", store, "--queries", queries)
+    one_line_error(code, err, message)
+
+
+# --- 20. data the run cannot encode -------------------------------------------------------------
+
+
+def test_embedding_1_channel_data_with_a_3_channel_run_says_so(cli, tiny_run, tmp_path) -> None:
+    npz = tmp_path / "gray.npz"
+    np.savez(npz, x_test=np.zeros((10, 32, 32), np.uint8))
+    code, _, err = cli("embed", tiny_run, "--data", f"npz:{npz}", "--out", tmp_path / "new")
+    one_line_error(code, err, "1x32x32", "3x32x32")
+    assert not (tmp_path / "new" / "manifest.json").exists()
+    _, _, eval_err = cli("eval", tiny_run, "--data", f"npz:{npz}", "--split", "test")
+    assert eval_err.split("error: ", 1)[1] == err.split("error: ", 1)[1]  # one shared check
+
+
+# --- non-finite vectors and JSON ------------------------------------------------------------
+
+
+def test_a_model_that_yields_nan_codes_writes_no_store(cli, tiny_run, tmp_path) -> None:
+    model = aekit.load(tiny_run)
+    with torch.no_grad():
+        for p in model.encoder.parameters():
+            p.fill_(float("nan"))
+    ds = aekit.load_dataset("shapes", "test").subset(slice(0, 20))
+    with pytest.raises(AekitError, match="NaN"):
+        aekit.embed(model, ds)
+
+
+def test_non_finite_queries_are_refused(store) -> None:
+    emb = Embeddings.load(store)
+    for bad in (np.nan, np.inf):
+        with pytest.raises(AekitError, match="NaN or infinite"):
+            emb.search(np.full(emb.dim, bad, np.float32), k=3)
+
+
+def test_distances_that_overflow_are_an_error_not_infinity_in_json(cli, store) -> None:
+    v = np.load(vectors_file(store))
+    np.save(vectors_file(store), np.sign(v) * np.float32(1e30))
+    code, out, err = cli("search", store, "--index", "0", "--json")
+    one_line_error(code, err, "overflow")
+    assert out == ""
+
+
+# --- appending the same data twice ---------------------------------------------------------
+
+
+def test_appending_the_same_split_twice_is_refused(cli, store, tiny_run) -> None:
+    before = vectors_file(store).read_bytes()
+    code, _, err = cli("embed", tiny_run, "--split", "test", "--out", store, "--append")
+    one_line_error(code, err, "already", "shapes [test]")
+    assert len(Embeddings.load(store)) == 1000 and vectors_file(store).read_bytes() == before
+
+
+# --- a run and its store moved together (the demo's case) ---------------------------------
+
+
+def test_a_store_and_its_run_moved_together_still_search_by_image(cli, tiny_run, tmp_path) -> None:
+    project = tmp_path / "project"
+    shutil.copytree(tiny_run, project / "plain")
+    code, _, err = cli("embed", project / "plain", "--split", "test", "--out",
+                       project / "embeddings")  # fmt: skip
+    assert code == 0, err
+    moved = tmp_path / "moved"
+    project.rename(moved)
+    query = stored_png(tmp_path / "q.png", 5)
+    code, out, err = cli("search", moved / "embeddings", "--image", query, "--k", "3", "--json")
+    assert code == 0, err
+    assert json.loads(out)[0]["index"] == 5
+    assert Embeddings.load(moved / "embeddings").manifest["run"] == str(moved / "plain")
+
+
+def test_a_store_moved_alone_still_finds_its_run(cli, store, tiny_run, tmp_path) -> None:
+    (tmp_path / "elsewhere").mkdir()
+    alone = Path(shutil.move(store, tmp_path / "elsewhere" / "deeper"))
+    query = stored_png(tmp_path / "q.png", 7)
+    code, out, err = cli("search", alone, "--image", query, "--k", "3", "--json")
+    assert code == 0, err
+    assert json.loads(out)[0]["index"] == 7
+    assert Embeddings.load(alone).manifest["run"] == str(tiny_run.resolve())
+
+
+def test_json_output_is_strict_json(cli, store) -> None:
+    def refuse(name: str) -> None:
+        raise AssertionError(f"{name} in JSON output")
+
+    code, out, err = cli("search", store, "--index", "0", "--both", "--json")
+    assert code == 0, err
+    json.loads(out, parse_constant=refuse)
