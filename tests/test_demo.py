@@ -23,6 +23,8 @@ def test_demo_writes_report_pictures_and_runs(tmp_path: Path, monkeypatch) -> No
     ):
         assert (out / name).is_file(), name
     assert not (out / ".demo-staging").exists()
+    store = aekit.Embeddings.load(out / "embeddings")  # finds its run where it was moved to
+    assert store.manifest["run"] == str((out / "plain").resolve())
     assert aekit.runs.load_config(out / "denoising").train.noise == demo.NOISE
 
     def broken(*args, **kwargs):
