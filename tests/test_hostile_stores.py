@@ -158,10 +158,13 @@ def _items_line(store: Path) -> None:
     path.write_text("\n".join(["5", *lines[1:]]) + "\n")
 
 
-def _position(store: Path) -> None:
-    path = items_file(store)
-    lines = path.read_text().splitlines()
-    path.write_text("\n".join([json.dumps({**json.loads(lines[0]), "item": 5000}), *lines[1:]]))
+def _first_item(**change):
+    def damage(store: Path) -> None:
+        path = items_file(store)
+        lines = path.read_text().splitlines()
+        path.write_text("\n".join([json.dumps({**json.loads(lines[0]), **change}), *lines[1:]]))
+
+    return damage
 
 
 def _nan_row(store: Path) -> None:
@@ -175,7 +178,9 @@ DAMAGE = {
     "manifest is a list": (lambda s: (s / "manifest.json").write_text("[]"), "manifest.json"),
     "items line is a number": (_items_line, "line 1"),
     "manifest without parts": (lambda s: edit_manifest(s, _without("parts")), "parts"),
-    "item position out of range": (_position, "5000"),
+    "item position out of range": (_first_item(item=5000), "5000"),
+    "item source is a list": (_first_item(source=["shapes"]), "line 1"),
+    "labels of two kinds": (_first_item(label=[0, 1]), "mix"),
     "NaN row": (_nan_row, "NaN"),
 }
 

@@ -116,7 +116,7 @@ class Embeddings:
             if top >= len(ds):
                 raise AekitError(
                     f"the store {self.path} has items up to position {top} of {source} [{split}] "
-                    f"but it now holds {len(ds)} images: the data changed since it was "
+                    f"but that split now holds {len(ds)} images: the data changed since it was "
                     "embedded; embed it again"
                 )
             self._datasets[key] = ds

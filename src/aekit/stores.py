@@ -181,7 +181,7 @@ def _read_items(path: Path, lines: list[str], parts: list[dict]) -> list[dict[st
     for p in parts:
         key = (p["source"], p["split"])
         sizes[key] = max(sizes.get(key, 0), p["count"])
-    items = []
+    items, label_kinds = [], set()
     for n, line in enumerate(lines, 1):
         try:
             it = json.loads(line)
@@ -189,7 +189,8 @@ def _read_items(path: Path, lines: list[str], parts: list[dict]) -> list[dict[st
             raise _damaged(path, f"line {n}: {e}") from None
         if not isinstance(it, dict):
             raise _damaged(path, f"line {n} is {line[:40]!r}, not a JSON object")
-        size = sizes.get((it.get("source"), it.get("split")))  # type: ignore[arg-type]
+        key = (it.get("source"), it.get("split"))
+        size = sizes.get(key) if all(isinstance(x, str) for x in key) else None  # type: ignore
         if size is None:
             raise _damaged(path, f"line {n}: {it.get('source')!r} [{it.get('split')!r}] is not "
                                  "a part of the store")  # fmt: skip
@@ -200,7 +201,10 @@ def _read_items(path: Path, lines: list[str], parts: list[dict]) -> list[dict[st
         if not (label is None or _is_int(label)
                 or (isinstance(label, list) and all(map(_is_int, label)))):  # fmt: skip
             raise _damaged(path, f"line {n}: label {label!r} is not an integer (or a list)")
+        label_kinds.add("class" if _is_int(label) else None if label is None else len(label))
         items.append(it)
+    if len(label_kinds - {None}) > 1:  # a class each, or lists of one length (multi-label)
+        raise _damaged(path, "its items mix class labels and label lists of different lengths")
     return items
 
 
