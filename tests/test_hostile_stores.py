@@ -366,6 +366,9 @@ def test_a_store_and_its_run_moved_together_still_search_by_image(cli, tiny_run,
     assert code == 0, err
     assert json.loads(out)[0]["index"] == 5
     assert Embeddings.load(moved / "embeddings").manifest["run"] == str(moved / "plain")
+    shutil.rmtree(moved / "plain")
+    code, _, err = cli("search", moved / "embeddings", "--image", query)
+    one_line_error(code, err, "run is gone", str(project / "plain"), "../plain")
 
 
 def test_a_store_moved_alone_still_finds_its_run(cli, store, tiny_run, tmp_path) -> None:

@@ -133,10 +133,12 @@ def _query_vectors(store: Embeddings, ns: argparse.Namespace) -> tuple[Any, list
         from .embed import encode
         from .runs import WEIGHTS, load
 
-        run = store.manifest.get("run")
+        run, rel = store.manifest.get("run"), store.manifest.get("run_relative")
         if not run or not Path(run).is_dir():
+            also = f" nor at {rel} from the store" if rel else ""
             raise AekitError(
-                f"the store's run {run} is gone: image queries need the model that made the store"
+                f"the store's run is gone (not at {run}{also}): image queries need the model "
+                "that made the store; move it back, or embed again with a run you have"
             )
         made_by = store.manifest.get("model_hash")
         if made_by and (Path(run) / WEIGHTS).is_file() and model_hash(run) != made_by:
