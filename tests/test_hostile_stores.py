@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from safetensors.torch import load_file, save_file
 
 import aekit
 from aekit import AekitError
@@ -271,6 +272,7 @@ BAD_INDEX = [
     (["--kind", "hnsw", "--ef-search", str(2**70)], "ef_search="),
     (["--kind", "hnsw", "--ef-construction", "1001"], "ef_construction=1001"),
     (["--kind", "ivf", "--nprobe", "1001"], "nprobe=1001"),
+    (["--k", "0"], "--k 0"),
 ]
 
 
@@ -366,6 +368,11 @@ def test_a_store_and_its_run_moved_together_still_search_by_image(cli, tiny_run,
     assert code == 0, err
     assert json.loads(out)[0]["index"] == 5
     assert Embeddings.load(moved / "embeddings").manifest["run"] == str(moved / "plain")
+    weights = moved / "plain" / "model.safetensors"
+    state = {k: v + 0.01 for k, v in load_file(weights).items()}
+    save_file(state, weights)  # the run trained further: its codes are another latent space
+    code, _, err = cli("search", moved / "embeddings", "--image", query)
+    one_line_error(code, err, "other weights")
     shutil.rmtree(moved / "plain")
     code, _, err = cli("search", moved / "embeddings", "--image", query)
     one_line_error(code, err, "run is gone", str(project / "plain"), "../plain")

@@ -143,8 +143,8 @@ def _query_vectors(store: Embeddings, ns: argparse.Namespace) -> tuple[Any, list
         made_by = store.manifest.get("model_hash")
         if made_by and (Path(run) / WEIGHTS).is_file() and model_hash(run) != made_by:
             raise AekitError(
-                f"the store's run {run} was trained further after the store was made: embed "
-                "again with it, so that queries and stored vectors share one latent space"
+                f"{run} holds other weights than the model that made the store (trained "
+                "further?): embed again with it, so that queries and stored vectors agree"
             )
         model = load(run)
         u8 = _read_images(model, files)
@@ -263,6 +263,8 @@ def cmd_index(ns: argparse.Namespace) -> None:
     store = Embeddings.load(ns.store)
     if len(store) < 2:
         raise AekitError(f"{ns.store} holds {len(store)} item(s): nothing to index")
+    if ns.k < 1:
+        raise AekitError(f"--k {ns.k}: the recall needs at least 1 neighbour")
     check_index_options(ns.kind, len(store), nlist=ns.nlist, nprobe=ns.nprobe, m=ns.m,
                         ef_search=ns.ef_search, ef_construction=ns.ef_construction)  # fmt: skip
     path = Path(ns.store)
