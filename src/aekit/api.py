@@ -13,7 +13,7 @@ from .devices import pick_device
 from .errors import AekitError
 from .models import Autoencoder, check_input, to_model_scale, to_unit_scale
 from .objectives import corrupt, parse_noise
-from .runs import RunConfig, load, load_config
+from .runs import RunConfig, load, load_config, resume_config
 from .train import Objective
 from .train import evaluate as _evaluate
 from .train import train as _train
@@ -50,9 +50,7 @@ def train(
     ``device``, ``seed``, ``limit``, ``data_dir``, ``image_size``, ``train_split``...
     With ``resume=True`` the run continues from its last finished epoch with its saved config.
     """
-    cfg = load_config(out) if resume else make_config(data, **options)
-    if resume and "epochs" in options:
-        cfg.train.epochs = options["epochs"]
+    cfg = resume_config(out, options) if resume else make_config(data, **options)
     return _train(cfg, out, resume=resume, progress=progress)
 
 
@@ -72,6 +70,8 @@ def evaluate(
     from .data import load_dataset
     from .splits import load_splits
 
+    if limit is not None and limit < 1:
+        raise AekitError(f"limit must be a positive number of images, got {limit}")
     cfg = load_config(run)
     model = load(run, device=pick_device("auto"))
     if data is None and split is None and image_size is None:

@@ -6,11 +6,12 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from dataclasses import fields, replace
+from dataclasses import fields
 from pathlib import Path
 from typing import NoReturn
 
 from . import __version__
+from .cliargs import out_path, positive_int
 from .config import DataConfig, ModelConfig, TrainConfig, add_arguments, from_namespace
 from .data.images import add_max_pixels_flag, pixel_limit
 from .errors import AekitError
@@ -48,7 +49,7 @@ def build_parser() -> Parser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     p = sub.add_parser("train", help="train an autoencoder into a run folder")
-    p.add_argument("--out", required=True, help="run folder to create (or continue)")
+    p.add_argument("--out", required=True, type=out_path, help="run folder to create (or continue)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run")
     add_arguments(p, DataConfig)
     add_max_pixels_flag(p)
@@ -63,19 +64,19 @@ def build_parser() -> Parser:
         default=None,
         help="split to score (default: the images the run held out while training)",
     )
-    p.add_argument("--limit", type=int, default=None, help="only the first N images")
+    p.add_argument("--limit", type=positive_int, default=None, help="only the first N images")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
     p = sub.add_parser("reconstruct", help="reconstruct image files; writes a comparison grid")
     p.add_argument("run")
     p.add_argument("images", nargs="+", metavar="IMAGE")
-    p.add_argument("--out", required=True, help="PNG to write")
+    p.add_argument("--out", required=True, type=out_path, help="PNG to write")
     add_max_pixels_flag(p)
 
     p = sub.add_parser("denoise", help="clean image files with a (denoising) run")
     p.add_argument("run")
     p.add_argument("images", nargs="+", metavar="IMAGE")
-    p.add_argument("--out", required=True, help="folder for the cleaned images")
+    p.add_argument("--out", required=True, type=out_path, help="folder for the cleaned images")
     add_max_pixels_flag(p)
     p.add_argument(
         "--add-noise",
@@ -99,8 +100,8 @@ def build_parser() -> Parser:
         if name == "describe":
             p.add_argument("--json", action="store_true", help="print one JSON object")
         else:
-            p.add_argument("--out", required=True, help="PNG to write")
-            p.add_argument("--count", type=int, default=32, help="number of images")
+            p.add_argument("--out", required=True, type=out_path, help="PNG to write")
+            p.add_argument("--count", type=positive_int, default=32, help="number of images")
 
     from .search_cli import add_parsers
 
@@ -111,59 +112,32 @@ def build_parser() -> Parser:
     add_serve_parser(sub)
 
     p = sub.add_parser("demo", help="the offline demo: train, denoise, write a report")
-    p.add_argument("--out", default="aekit-demo", help="folder for everything it writes")
+    p.add_argument(
+        "--out", default="aekit-demo", type=out_path, help="folder for everything it writes"
+    )
     return parser
 
 
 def cmd_train(ns: argparse.Namespace) -> None:
-    from .runs import RunConfig, load_config
+    from .runs import RunConfig, resume_config
     from .train import train
 
     if ns.resume:
-        cfg = load_config(ns.out)
-        _refuse_changes(ns, cfg)
-        if hasattr(ns, "epochs"):
-            cfg = replace(cfg, train=replace(cfg.train, epochs=ns.epochs))
+        given = {f.name: getattr(ns, f.name) for c in CONFIGS for f in fields(c)
+                 if hasattr(ns, f.name)}  # fmt: skip
+        cfg = resume_config(ns.out, given)
     else:
         if getattr(ns, "arch", "conv") == "keras" and getattr(ns, "latent_dim", 128) != 128:
             raise AekitError(
                 "--arch keras has the seed's fixed 8x4x4 = 128-value code: drop --latent-dim"
             )
-        cfg = RunConfig(
-            from_namespace(DataConfig, ns),
-            from_namespace(ModelConfig, ns),
-            from_namespace(TrainConfig, ns),
-        )
-    done = _finished_epochs(Path(ns.out)) if ns.resume else 0
-    if done >= cfg.train.epochs:
-        raise AekitError(
-            f"{ns.out} has already finished {done} epochs: pass --epochs N (more "
-            f"than {done}) with --resume to train further"
-        )
+        cfg = RunConfig(*(from_namespace(c, ns) for c in CONFIGS))
     out_dir(ns.out)
     run = train(cfg, ns.out, resume=ns.resume)
     _print_summary(run)
 
 
-def _refuse_changes(ns: argparse.Namespace, cfg: object) -> None:
-    for part in (cfg.data, cfg.model, cfg.train):  # type: ignore[attr-defined]
-        for f in fields(part):
-            if f.name == "epochs" or not hasattr(ns, f.name):
-                continue
-            # compare as the config stores it (paths made absolute, and so on)
-            given = getattr(replace(part, **{f.name: getattr(ns, f.name)}), f.name)
-            if given != getattr(part, f.name):
-                raise AekitError(
-                    f"--resume continues {ns.out} as it was configured "
-                    f"({f.name} = {getattr(part, f.name)!r}); only --epochs may change"
-                )
-
-
-def _finished_epochs(run: Path) -> int:
-    from .runs import read_metrics
-
-    rows = read_metrics(run)
-    return rows[-1]["epoch"] if rows else 0
+CONFIGS = (DataConfig, ModelConfig, TrainConfig)
 
 
 def _print_summary(run: Path) -> None:

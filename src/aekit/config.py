@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field, fields
@@ -21,6 +22,22 @@ T = TypeVar("T")
 ARCHS = ("conv", "keras")
 LOSSES = ("mse", "bce")
 DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+# Upper bounds far beyond any use of these models, low enough that a typo (an extra few zeros)
+# is one line rather than an allocator error minutes later.
+MAX_SIDE = 4096  # pixels: image side to resize to, and the model's input
+MAX_LATENT = 65_536
+MAX_BASE_CHANNELS = 1024
+MAX_BATCH = 65_536
+MAX_EPOCHS = 100_000
+MAX_SEED = 2**63 - 1  # torch.manual_seed takes 64-bit seeds
+
+
+def check_range(flag: str, value: int | float, low: int | float, high: int | float) -> None:
+    """Refuse ``value`` outside [low, high] (and NaN) with one line naming the flag."""
+    if not low <= value <= high:
+        raise AekitError(f"{flag} must be between {low:,} and {high:,}, got {value}")
 
 
 def _opt(help: str, default: Any, flag: str | None = None) -> Any:
@@ -70,6 +87,8 @@ class DataConfig:
             raise AekitError(f"--limit must be a positive number of images, got {self.limit}")
         if self.image_size is not None and self.image_size < 8:
             raise AekitError(f"--image-size must be at least 8 pixels, got {self.image_size}")
+        if self.image_size is not None:
+            check_range("--image-size", self.image_size, 8, MAX_SIDE)
         if self.augment is not None:
             from .data.augment import parse_augment
 
@@ -116,6 +135,10 @@ class ModelConfig:
             raise AekitError(f"--arch conv needs images of at least 16x16, got {self.image_size}")
         if self.latent_dim < 1 or self.base_channels < 1:
             raise AekitError("--latent-dim and --base-channels must be positive")
+        check_range("--latent-dim", self.latent_dim, 1, MAX_LATENT)
+        check_range("--base-channels", self.base_channels, 1, MAX_BASE_CHANNELS)
+        if self.image_size is not None:
+            check_range("--image-size", self.image_size, 8, MAX_SIDE)
         if self.topk is not None and not 1 <= self.topk <= self.latent_dim:
             raise AekitError(
                 f"topk:{self.topk} must be between 1 and the latent size {self.latent_dim}"
@@ -151,8 +174,11 @@ class TrainConfig:
 
         if self.epochs < 1 or self.batch_size < 1:
             raise AekitError("--epochs and --batch-size must be positive")
-        if not self.lr > 0:
-            raise AekitError(f"--lr must be positive, got {self.lr}")
+        check_range("--epochs", self.epochs, 1, MAX_EPOCHS)
+        check_range("--batch-size", self.batch_size, 1, MAX_BATCH)
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise AekitError(f"--lr must be a positive number, got {self.lr}")
+        check_range("--seed", self.seed, 0, MAX_SEED)
         if self.loss is not None and self.loss not in LOSSES:
             raise AekitError(f"unknown --loss {self.loss!r}: choose one of {', '.join(LOSSES)}")
         if self.device not in DEVICES:
@@ -169,12 +195,28 @@ def to_dict(cfg: Any) -> dict[str, Any]:
 
 
 def from_dict(cls: type[T], data: dict[str, Any]) -> T:
-    """Build ``cls`` from a dict, refusing keys it does not know (as minGPT's config merge)."""
+    """Build ``cls`` from a dict, refusing keys it does not know (as minGPT's config merge) and
+    values of the wrong type (a saved config may have been edited or damaged)."""
     known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(data) - known)
     if unknown:
         raise AekitError(f"unknown {cls.__name__} keys: {', '.join(unknown)}")
+    hints = typing.get_type_hints(cls)
+    for name, value in data.items():
+        if not _has_type(value, hints[name]):
+            raise AekitError(f"{cls.__name__}.{name} is {value!r}, not of type {hints[name]}")
     return cls(**data)
+
+
+def _has_type(value: Any, tp: Any) -> bool:
+    """Whether a JSON value fits a field type: str, int, float, bool, or one of them | None."""
+    if isinstance(tp, types.UnionType) or typing.get_origin(tp) is typing.Union:
+        return any(_has_type(value, t) for t in typing.get_args(tp))
+    if tp is type(None):
+        return value is None
+    if tp is float:
+        return type(value) in (int, float)
+    return type(value) is tp  # bool is not an int here, nor an int a bool
 
 
 def _base_type(tp: Any) -> type:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +60,9 @@ class RunConfig:
         )
 
 
+PARTS = ("data", "model", "train")
+
+
 def save_config(run: Path, cfg: RunConfig) -> None:
     write_text(run / CONFIG, json.dumps(cfg.to_dict(), indent=2) + "\n")
 
@@ -78,7 +81,12 @@ def save_checkpoint(run: Path, state: dict[str, Any]) -> None:
     atomic_write(run / CHECKPOINT, lambda tmp: torch.save(state, tmp))
 
 
-def load_checkpoint(run: Path) -> dict[str, Any]:
+CHECKPOINT_KEYS = ("model", "optimizer", "epoch", "cpu_rng", "device_rng")
+
+
+def load_checkpoint(run: Path, epochs: int | None = None) -> dict[str, Any]:
+    """The run's checkpoint, checked to be one: its keys, and an epoch between 1 and ``epochs``
+    (the run's configured epochs). Whether its tensors fit the model is ``train``'s check."""
     path = run / CHECKPOINT
     if not path.is_file():
         raise AekitError(
@@ -86,9 +94,21 @@ def load_checkpoint(run: Path) -> dict[str, Any]:
             "--resume to start over)"
         )
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # any unreadable file is the user's to replace, not a bug
         raise AekitError(f"{path} is corrupt ({type(e).__name__}); start the run again") from e
+    if not isinstance(ckpt, dict) or any(k not in ckpt for k in CHECKPOINT_KEYS):
+        raise AekitError(
+            f"{path} is not an aekit checkpoint (it needs {', '.join(CHECKPOINT_KEYS)}); "
+            "start the run again"
+        )
+    epoch = ckpt["epoch"]
+    if type(epoch) is not int or epoch < 1 or (epochs is not None and epoch > epochs):
+        raise AekitError(
+            f"{path} is damaged: its epoch {epoch!r} is not one of the run's "
+            f"{epochs or ''} epochs; start the run again"
+        )
+    return ckpt
 
 
 def append_metrics(run: Path, row: dict[str, Any]) -> None:
@@ -98,17 +118,40 @@ def append_metrics(run: Path, row: dict[str, Any]) -> None:
         os.fsync(f.fileno())
 
 
+METRIC_KEYS = ("epoch", "train_loss", "test_loss", "test_mse", "test_psnr", "seconds")
+
+
+def _metrics_row(line: bytes) -> dict[str, Any] | None:
+    """One metrics line as a row, or None when it is not one aekit wrote."""
+    try:
+        row = json.loads(line.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    if not isinstance(row, dict) or any(k not in row for k in METRIC_KEYS):
+        return None
+    if type(row["epoch"]) is not int or row["epoch"] < 1:
+        return None
+    return row
+
+
 def read_metrics(run: Path) -> list[dict[str, Any]]:
-    """The complete metric lines of a run (a torn last line from a kill is ignored)."""
+    """The metric lines of a run, one per finished epoch. A torn last line (a kill while it
+    was written) is ignored; a damaged line before it is an error naming the file and line."""
     path = run / METRICS
     if not path.is_file():
         return []
+    lines = path.read_bytes().splitlines()
     rows = []
-    for line in path.read_text().splitlines():
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            break
+    for number, line in enumerate(lines, 1):
+        row = _metrics_row(line)
+        if row is None:
+            if number == len(lines):
+                break  # torn by a kill mid-write: that epoch was not checkpointed either
+            raise AekitError(
+                f"{path} line {number} is damaged (not a metrics row aekit wrote): "
+                "repair or delete that line"
+            )
+        rows.append(row)
     return rows
 
 
@@ -119,6 +162,7 @@ def keep_metrics(run: Path, last_epoch: int) -> None:
 
 
 def load_config(run: str | Path) -> RunConfig:
+    """A run's config; a damaged ``config.json`` is an AekitError saying so."""
     run = Path(run)
     if run.exists() and not run.is_dir():
         raise AekitError(f"{run} is a file, not a run folder (a folder made by aekit train)")
@@ -130,9 +174,42 @@ def load_config(run: str | Path) -> RunConfig:
     if not path.is_file():
         raise AekitError(f"{run} is not a complete run folder: {CONFIG} is missing")
     try:
-        return RunConfig.from_dict(json.loads(path.read_text()))
-    except (json.JSONDecodeError, KeyError, TypeError) as e:
-        raise AekitError(f"{path} is corrupt ({e}); train the run again") from e
+        raw = json.loads(path.read_bytes().decode("utf-8"))
+        if not isinstance(raw, dict) or any(not isinstance(raw.get(k), dict) for k in PARTS):
+            raise ValueError(f"it needs the objects {', '.join(PARTS)}")
+        return RunConfig.from_dict(raw)
+    except (UnicodeDecodeError, ValueError, AekitError) as e:  # JSONDecodeError is a ValueError
+        raise AekitError(f"{path} is damaged: {e}; train the run again") from e
+
+
+def resume_config(run: str | Path, changes: dict[str, Any]) -> RunConfig:
+    """The config to continue ``run`` with: its own, with only ``epochs`` changed (more than
+    its checkpoint has finished); any other option in ``changes`` that differs is refused.
+    The rule of ``aekit train --resume`` and of ``aekit.train(..., resume=True)`` alike."""
+    cfg = load_config(run)
+    known = {f.name for part in (cfg.data, cfg.model, cfg.train) for f in fields(part)}
+    unknown = sorted(set(changes) - known)
+    if unknown:
+        raise AekitError(f"unknown training option {unknown[0]!r}")
+    for part in (cfg.data, cfg.model, cfg.train):
+        for f in fields(part):
+            if f.name == "epochs" or f.name not in changes:
+                continue
+            # compare as the config stores it (paths made absolute, and so on)
+            given = getattr(replace(part, **{f.name: changes[f.name]}), f.name)
+            if given != getattr(part, f.name):
+                raise AekitError(
+                    f"--resume continues {run} as it was configured "
+                    f"({f.name} = {getattr(part, f.name)!r}); only --epochs may change"
+                )
+    done = load_checkpoint(Path(run), cfg.train.epochs)["epoch"]  # the checkpoint is the truth
+    epochs = changes.get("epochs", cfg.train.epochs)
+    if done >= epochs:
+        raise AekitError(
+            f"{run} has already finished {done} epochs: pass --epochs N (more "
+            f"than {done}) with --resume to train further"
+        )
+    return replace(cfg, train=replace(cfg.train, epochs=epochs))
 
 
 def load(run: str | Path, device: str | torch.device = "cpu") -> Autoencoder:

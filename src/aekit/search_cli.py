@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from .cliargs import out_path
 from .data.images import add_max_pixels_flag
 from .embed import Embeddings, append, check_new_part, embed, model_hash
 from .errors import AekitError
@@ -27,7 +28,7 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--split", default="test")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--image-size", type=int, default=None)
-    p.add_argument("--out", required=True, help="store folder to write")
+    p.add_argument("--out", required=True, type=out_path, help="store folder to write")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--append", action="store_true", help="add to a store of the same model")
     add_max_pixels_flag(p)
@@ -44,7 +45,7 @@ def add_parsers(sub: Any) -> None:
     d.add_argument("--both", action="store_true", help="top-k and bottom-k")
     p.add_argument("--metric", choices=("l2", "cosine"), default="l2")
     p.add_argument("--exact", action="store_true", help="exact search even with an index")
-    p.add_argument("--out", help="PNG: the query and its results")
+    p.add_argument("--out", type=out_path, help="PNG: the query and its results")
     p.add_argument("--json", action="store_true", help="one JSON line per query")
     add_max_pixels_flag(p)
 

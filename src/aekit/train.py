@@ -19,6 +19,7 @@ from . import fastpath, runs
 from .data import ImageSet, augment
 from .devices import bf16_native, pick_device
 from .errors import AekitError
+from .files import remove_stale_temps
 from .metrics import mse_per_image, psnr, ssim_per_image
 from .models import Autoencoder, to_model_scale, to_unit_scale
 from .objectives import (
@@ -198,11 +199,7 @@ def train(
 
     ``progress=None`` shows a progress bar only when stderr is a terminal.
     """
-    run = Path(out)
-    if not resume and (run / runs.CHECKPOINT).exists():
-        raise AekitError(
-            f"{run} already holds a run: pass --resume to continue it, or choose another --out"
-        )
+    run = _open_run(out, resume)
     train_set, held = load_splits(cfg.data)
     cfg = _fit_model_config(cfg, train_set)
     device = pick_device(cfg.train.device)
@@ -214,20 +211,11 @@ def train(
     dev_gen = torch.Generator(device).manual_seed(cfg.train.seed + 1)
     start = 0
     if resume:
-        ckpt = runs.load_checkpoint(run)
-        model.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["optimizer"])
-        cpu_gen.set_state(ckpt["cpu_rng"])
-        dev_gen.set_state(ckpt["device_rng"])
-        start = ckpt["epoch"]
+        start = _restore(run, cfg, model, opt, cpu_gen, dev_gen)
         runs.keep_metrics(run, start)
     else:
-        if (run / runs.CHECKPOINT).exists():
-            raise AekitError(
-                f"{run} already holds a run: pass --resume to continue it, or choose another --out"
-            )
         (run / runs.METRICS).unlink(missing_ok=True)  # from a run that never finished an epoch
-        runs.save_config(run, cfg)
+    runs.save_config(run, cfg)  # on resume: the new number of epochs
     images = train_set.images
     if device.type != "cpu" and images.numel() <= DEVICE_RESIDENT_BYTES:
         images = images.to(device)  # the whole set resident on the device, as uint8
@@ -272,6 +260,52 @@ def train(
 
     loss_plot(runs.read_metrics(run), run / "loss.png")
     return run
+
+
+def _open_run(out: str | Path, resume: bool) -> Path:
+    """The run folder to write, checked before any work: never an empty path (the current
+    folder), never a folder holding another run unless resuming it; leftovers of a killed
+    writer are removed."""
+    if not str(out).strip():
+        raise AekitError("--out is empty: name the run folder to create")
+    run = Path(out)
+    if not resume:
+        held = [name for name in (runs.CHECKPOINT, runs.WEIGHTS) if (run / name).exists()]
+        if held:
+            raise AekitError(
+                f"{run} already holds a run ({held[0]}): pass --resume to continue it, or "
+                "choose another --out"
+                if held[0] == runs.CHECKPOINT
+                else f"{run} already holds a trained model ({runs.WEIGHTS}) that has no "
+                "checkpoint to resume from: choose another --out"
+            )
+    for folder in (run, run / "samples"):
+        remove_stale_temps(folder)
+    return run
+
+
+def _restore(
+    run: Path,
+    cfg: RunConfig,
+    model: Autoencoder,
+    opt: torch.optim.Optimizer,
+    cpu_gen: torch.Generator,
+    dev_gen: torch.Generator,
+) -> int:
+    """Load the checkpoint's weights, optimizer and RNG states; returns its epoch."""
+    ckpt = runs.load_checkpoint(run, cfg.train.epochs)
+    try:
+        model.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        cpu_gen.set_state(ckpt["cpu_rng"])
+        dev_gen.set_state(ckpt["device_rng"])
+    except (RuntimeError, ValueError, KeyError, TypeError, AttributeError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise AekitError(
+            f"{run / runs.CHECKPOINT} does not fit {run / runs.CONFIG} ({first}): it is "
+            "another run's or damaged; start the run again"
+        ) from e
+    return ckpt["epoch"]
 
 
 def _fit_model_config(cfg: RunConfig, ds: ImageSet) -> RunConfig:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from ..cliargs import port
 from ..errors import AekitError
 
 
@@ -18,7 +19,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("run")
     p.add_argument("--gallery", metavar="EMB", default=None, help="embedding store to search")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: this machine)")
-    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--port", type=port, default=8000)
     p.add_argument("--max-upload-bytes", type=int, default=MAX_UPLOAD_BYTES)
     add_max_pixels_flag(p)
 

@@ -1,0 +1,264 @@
+"""Hostile input to run folders, configs and command-line numbers (issue 9's hostile pass).
+
+Each case is one that once ended in a traceback, a silent overwrite or a wrong answer; each must
+now be one line on stderr with a non-zero exit, and leave the run folder as it was.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+import aekit
+from aekit.runs import load_checkpoint, read_metrics
+
+TINY = ["--base-channels", "4", "--latent-dim", "8", "--batch-size", "32", "--limit", "64"]
+TINY_API = {"base_channels": 4, "latent_dim": 8, "batch_size": 32, "limit": 64}
+
+
+def _one_line(code: int, err: str, *words: str) -> None:
+    assert code != 0, err
+    assert len(err.strip().splitlines()) == 1, err
+    assert "Traceback" not in err
+    for word in words:
+        assert word in err, err
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+@pytest.fixture
+def run2(tmp_path: Path) -> Path:
+    """A finished 2-epoch tiny run of its own (tests change it)."""
+    return aekit.train(tmp_path / "run", data="shapes", epochs=2, progress=False, **TINY_API)
+
+
+@pytest.fixture
+def copy_of(tiny_run: Path, tmp_path: Path):
+    def make(name: str = "copy") -> Path:
+        return Path(shutil.copytree(tiny_run, tmp_path / name))
+
+    return make
+
+
+# 2. a folder that holds a trained model but no checkpoint is not overwritten
+def test_train_refuses_a_folder_holding_weights_without_checkpoint(cli, copy_of) -> None:
+    run = copy_of()
+    (run / "checkpoint.pt").unlink()
+    before = _snapshot(run)
+    code, _, err = cli("train", "--data", "shapes", "--out", run, "--epochs", "1", *TINY)
+    _one_line(code, err, str(run), "trained model")
+    assert _snapshot(run) == before
+
+
+# 3. an empty output path never means the current folder
+@pytest.mark.parametrize("args", [
+    ["train", "--data", "shapes", "--out", "", "--epochs", "1"],
+    ["embed", "{run}", "--out", ""],
+    ["reconstruct", "{run}", "{png}", "--out", ""],
+    ["denoise", "{run}", "{png}", "--out", ""],
+    ["data", "preview", "shapes", "--out", ""],
+    ["search", "{store}", "--index", "0", "--out", ""],
+    ["demo", "--out", ""],
+    ["train", "--data", "shapes", "--out", "  ", "--epochs", "1"],
+])  # fmt: skip
+def test_an_empty_out_is_refused(cli, tiny_run, tmp_path, monkeypatch, args) -> None:
+    from PIL import Image
+
+    png = tmp_path / "x.png"
+    Image.new("RGB", (32, 32)).save(png)
+    store = tmp_path / "store"
+    assert cli("embed", tiny_run, "--data", "shapes", "--split", "test", "--out", store)[0] == 0
+    work = tmp_path / "cwd"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    code, _, err = cli(*(a.format(run=tiny_run, png=png, store=store) for a in args), *(
+        TINY if args[0] == "train" else []))  # fmt: skip
+    _one_line(code, err, "--out")
+    assert list(work.iterdir()) == []
+
+
+def test_the_api_refuses_an_empty_out(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(aekit.AekitError, match="out"):
+        aekit.train("", data="shapes", epochs=1, **TINY_API)
+    assert list(tmp_path.iterdir()) == []
+
+
+# 4. the checkpoint is the truth: metric lines beyond it are dropped and the run continues
+def test_resume_after_kill_between_last_metrics_line_and_checkpoint(cli, run2: Path) -> None:
+    cfg = json.loads((run2 / "config.json").read_text())
+    cfg["train"]["epochs"] = 3  # as if killed in the last of 3 epochs, after its metrics line
+    (run2 / "config.json").write_text(json.dumps(cfg))
+    rows = read_metrics(run2)
+    with open(run2 / "metrics.jsonl", "a") as f:
+        f.write(json.dumps({**rows[-1], "epoch": 3, "test_mse": 9.0}) + "\n")
+    code, out, err = cli("train", "--out", run2, "--resume")
+    assert code == 0, err
+    assert [r["epoch"] for r in read_metrics(run2)] == [1, 2, 3]
+    assert read_metrics(run2)[-1]["test_mse"] != 9.0  # the real epoch 3, not the stale line
+    assert load_checkpoint(run2)["epoch"] == 3
+    code, _, err = cli("train", "--out", run2, "--resume")
+    _one_line(code, err, "already finished 3 epochs")
+
+
+# 5. temp files a killed writer left are cleaned when the run is next opened for writing
+def test_stale_temp_files_are_removed_on_resume(cli, run2: Path) -> None:
+    stale = [run2 / ".checkpoint.pt.x1y2z3.tmp", run2 / "samples" / ".epoch_002.png.abc.tmp"]
+    for p in stale:
+        p.write_bytes(b"\0" * 1000)
+    keep = run2 / "notes.tmp"  # not one of ours: left alone
+    keep.write_text("mine")
+    code, _, err = cli("train", "--out", run2, "--resume", "--epochs", "3")
+    assert code == 0, err
+    assert not any(p.exists() for p in stale)
+    assert keep.read_text() == "mine"
+
+
+# 11. numbers out of any sensible range are refused by the configs, before any work
+@pytest.mark.parametrize("flag,value,word", [
+    ("--seed", str(10**23), "--seed"),
+    ("--seed", "-1", "--seed"),
+    ("--latent-dim", "1000000000", "--latent-dim"),
+    ("--base-channels", "100000", "--base-channels"),
+    ("--image-size", "100000", "--image-size"),
+    ("--batch-size", "10000000", "--batch-size"),
+    ("--epochs", "1000000000", "--epochs"),
+    ("--lr", "inf", "--lr"),
+    ("--lr", "nan", "--lr"),
+])  # fmt: skip
+def test_out_of_range_numbers_are_refused(cli, tmp_path, flag, value, word) -> None:
+    args = ["train", "--data", "shapes", "--out", tmp_path / "r", "--epochs", "1", *TINY]
+    code, _, err = cli(*args, flag, value)
+    _one_line(code, err, word)
+    assert not (tmp_path / "r").exists()
+
+
+def test_out_of_range_numbers_are_refused_by_the_api_too() -> None:
+    with pytest.raises(aekit.AekitError, match="--latent-dim"):
+        aekit.make_config("shapes", latent_dim=10**9)
+    with pytest.raises(aekit.AekitError, match="--seed"):
+        aekit.make_config("shapes", seed=10**23)
+
+
+# 12. a damaged config.json is named as such by every command that reads it
+DAMAGED_CONFIGS = {
+    "random bytes": bytes(range(256)) * 4,
+    "not utf-8": b'{"data": "\xff\xfe"}',
+    "not an object": b"[1, 2]",
+    "source is a number": None,  # built from the real config below
+    "huge latent_dim": None,
+    "missing part": b'{"data": {}, "model": {}}',
+}
+
+
+def _damage(run: Path, kind: str) -> None:
+    raw = DAMAGED_CONFIGS[kind]
+    if raw is None:
+        cfg = json.loads((run / "config.json").read_text())
+        if kind == "source is a number":
+            cfg["data"]["source"] = 5
+        else:
+            cfg["model"]["latent_dim"] = 10**12
+        raw = json.dumps(cfg).encode()
+    (run / "config.json").write_bytes(raw)
+
+
+@pytest.mark.parametrize("kind", list(DAMAGED_CONFIGS))
+@pytest.mark.parametrize("command", ["eval", "embed", "resume", "reconstruct"])
+def test_a_damaged_config_is_named(cli, copy_of, tmp_path, kind, command) -> None:
+    run = copy_of()
+    _damage(run, kind)
+    png = tmp_path / "x.png"
+    from PIL import Image
+
+    Image.new("RGB", (32, 32)).save(png)
+    args = {
+        "eval": ["eval", run],
+        "embed": ["embed", run, "--out", tmp_path / "store"],
+        "resume": ["train", "--out", run, "--resume", "--epochs", "2"],
+        "reconstruct": ["reconstruct", run, png, "--out", tmp_path / "r.png"],
+    }[command]
+    code, _, err = cli(*args)
+    _one_line(code, err, f"{run / 'config.json'} is damaged")
+    assert not (tmp_path / "store").exists() and not (tmp_path / "r.png").exists()
+
+
+def test_a_damaged_config_is_an_aekit_error_in_the_api(copy_of) -> None:
+    run = copy_of()
+    _damage(run, "source is a number")
+    with pytest.raises(aekit.AekitError, match="is damaged"):
+        aekit.load(run)
+
+
+# 13. a checkpoint that is not this run's, or not a checkpoint at all
+def _checkpoint_cases(run: Path, other: Path) -> dict[str, object]:
+    ckpt = torch.load(run / "checkpoint.pt", weights_only=True)
+    return {
+        "another run's": torch.load(other / "checkpoint.pt", weights_only=True),
+        "keys missing": {"model": ckpt["model"]},
+        "epoch a string": {**ckpt, "epoch": "2"},
+        "epoch beyond the config": {**ckpt, "epoch": 7},
+        "not a dict": [1, 2, 3],
+        "rng state damaged": {**ckpt, "cpu_rng": torch.zeros(3, dtype=torch.uint8)},
+    }
+
+
+@pytest.mark.parametrize("case", [
+    "another run's", "keys missing", "epoch a string", "epoch beyond the config", "not a dict",
+    "rng state damaged",
+])  # fmt: skip
+def test_resume_refuses_a_checkpoint_that_does_not_fit(cli, run2, tmp_path, case) -> None:
+    other = aekit.train(tmp_path / "other", data="shapes", epochs=1, progress=False,
+                        **{**TINY_API, "latent_dim": 12})  # fmt: skip
+    torch.save(_checkpoint_cases(run2, other)[case], run2 / "checkpoint.pt")
+    before = _snapshot(run2)
+    code, _, err = cli("train", "--out", run2, "--resume", "--epochs", "3")
+    _one_line(code, err, str(run2 / "checkpoint.pt"))
+    assert _snapshot(run2) == before
+
+
+# 14. damaged metrics lines
+@pytest.mark.parametrize("line", [b"[1, 2]", b"\xff\xfe\xfd", b'{"a": 1}', b"5", b'{"epoch": "x"}'])
+def test_resume_with_a_damaged_metrics_line(cli, run2, line) -> None:
+    path = run2 / "metrics.jsonl"
+    rows = path.read_bytes().splitlines(keepends=True)
+    path.write_bytes(rows[0] + line + b"\n" + rows[1])
+    before = _snapshot(run2)
+    code, _, err = cli("train", "--out", run2, "--resume", "--epochs", "3")
+    _one_line(code, err, str(path), "line 2")
+    assert _snapshot(run2) == before
+
+
+def test_a_torn_last_metrics_line_is_still_dropped(cli, run2) -> None:
+    path = run2 / "metrics.jsonl"
+    path.write_bytes(path.read_bytes() + b'{"epoch": 3, "train_lo')  # killed mid-write
+    assert [r["epoch"] for r in read_metrics(run2)] == [1, 2]
+    code, _, err = cli("train", "--out", run2, "--resume", "--epochs", "3")
+    assert code == 0, err
+    assert [r["epoch"] for r in read_metrics(run2)] == [1, 2, 3]
+
+
+# 21. limits below 1
+@pytest.mark.parametrize("value", ["0", "-5", "-1000"])
+def test_eval_limit_below_one_is_refused(cli, tiny_run, value) -> None:
+    code, out, err = cli("eval", tiny_run, "--limit", value, "--json")
+    _one_line(code, err, "--limit")
+    assert out == ""
+
+
+def test_the_api_refuses_a_limit_below_one(tiny_run) -> None:
+    with pytest.raises(aekit.AekitError, match="limit"):
+        aekit.evaluate(tiny_run, limit=0)
+
+
+# 22. ports out of range
+@pytest.mark.parametrize("port", ["70000", "-1", "http"])
+def test_serve_refuses_a_port_out_of_range(cli, tiny_run, port) -> None:
+    code, _, err = cli("serve", tiny_run, "--port", port)
+    _one_line(code, err, "--port")
