@@ -98,7 +98,7 @@ def test_resume_after_kill_between_last_metrics_line_and_checkpoint(cli, run2: P
     rows = read_metrics(run2)
     with open(run2 / "metrics.jsonl", "a") as f:
         f.write(json.dumps({**rows[-1], "epoch": 3, "test_mse": 9.0}) + "\n")
-    code, out, err = cli("train", "--out", run2, "--resume")
+    code, _, err = cli("train", "--out", run2, "--resume")
     assert code == 0, err
     assert [r["epoch"] for r in read_metrics(run2)] == [1, 2, 3]
     assert read_metrics(run2)[-1]["test_mse"] != 9.0  # the real epoch 3, not the stale line
@@ -262,3 +262,17 @@ def test_the_api_refuses_a_limit_below_one(tiny_run) -> None:
 def test_serve_refuses_a_port_out_of_range(cli, tiny_run, port) -> None:
     code, _, err = cli("serve", tiny_run, "--port", port)
     _one_line(code, err, "--port")
+
+
+# weights that hold NaN (a damaged or hand-made file) are refused on load, not served as NaN
+def test_weights_holding_nan_are_refused(cli, copy_of) -> None:
+    from safetensors.torch import load_file, save_file
+
+    run = copy_of()
+    weights = load_file(run / "model.safetensors")
+    name = next(k for k, v in weights.items() if v.is_floating_point() and v.ndim == 4)
+    weights[name][0] = float("nan")
+    save_file(weights, run / "model.safetensors")
+    code, out, err = cli("eval", run, "--json")
+    _one_line(code, err, "NaN")
+    assert out == ""

@@ -48,9 +48,10 @@ def fake_downloads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         f"data_batch_{i}": (rng.integers(0, 256, (60, 3, 32, 32), np.uint8), np.arange(60) % 10)
         for i in range(1, 6)
     }
-    batches["test_batch"] = (rng.integers(0, 256, (50, 3, 32, 32), np.uint8), np.arange(50) % 10)
+    batches["test_batch"] = (rng.integers(0, 256, (60, 3, 32, 32), np.uint8), np.arange(60) % 10)
     tar = write_cifar_tar(root / "cifar10" / "cifar-10-binary.tar.gz", batches)
     monkeypatch.setattr(reg.CIFAR10, "md5", md5(tar))
+    monkeypatch.setattr(reg.CIFAR10, "records", 60)  # official batches hold 10,000
     npz = write_npz(
         root / "medmnist" / "pathmnist.npz",
         **medmnist_arrays({"train": 200, "val": 50, "test": 50}, 28, 3),

@@ -229,5 +229,10 @@ def load(run: str | Path, device: str | torch.device = "cpu") -> Autoencoder:
         raise AekitError(
             f"{path} is corrupt or does not match {CONFIG}: train the run again"
         ) from e
+    if not all(
+        torch.isfinite(p).all() for p in model.state_dict().values() if p.is_floating_point()
+    ):
+        # training never saves such weights (a diverged epoch stops before its save)
+        raise AekitError(f"{path} holds NaN or infinite weights: train the run again")
     device = torch.device(device)
     return model.to(device, memory_format=fastpath.memory_format(device)).eval()
