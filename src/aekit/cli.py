@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from . import __version__
-from .cliargs import out_path, positive_int
+from .cliargs import out_dir, out_path, out_png, positive_int
 from .config import DataConfig, ModelConfig, TrainConfig, add_arguments, from_namespace
 from .data.images import add_max_pixels_flag, pixel_limit
 from .errors import AekitError
@@ -180,28 +180,6 @@ def cmd_data(ns: argparse.Namespace) -> None:
     captions = [caption(ds, i) for i in range(n)]
     labelled_grid(ds.images[:n], captions, ns.out, title=f"{ns.source} [{ns.split}]")
     print(f"wrote {n} {ns.split} images of {ns.source} to {ns.out}")
-
-
-def out_dir(path: str | Path) -> Path:
-    """An output folder the user named: refuse a file (or a path through one) before any work."""
-    path = Path(path)
-    for p in (path, *path.parents):
-        if p.exists():
-            if not p.is_dir():
-                raise AekitError(f"--out {path}: {p} is a file, not a folder; choose a folder")
-            return path
-    return path
-
-
-def out_png(path: str | Path) -> Path:
-    """An output picture the user named: a .png file path whose folder can exist."""
-    path = Path(path)
-    if path.suffix.lower() != ".png":
-        raise AekitError(f"--out {path}: pictures are written as PNG; give a path ending in .png")
-    if path.is_dir():
-        raise AekitError(f"--out {path} is a folder; give a file path ending in .png")
-    out_dir(path.parent)
-    return path
 
 
 def caption(ds: object, i: int) -> str:

@@ -1,9 +1,13 @@
-"""argparse value types shared by every ``aekit`` command: a bad value is a one-line usage error
-naming its flag (argparse adds the flag), before any work is done."""
+"""Checks of command-line values shared by every ``aekit`` command, before any work is done:
+argparse value types (a bad value is a one-line usage error naming its flag) and the output
+paths a user names."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+from .errors import AekitError
 
 
 def out_path(text: str) -> str:
@@ -35,3 +39,25 @@ def port(text: str) -> int:
     if not 1 <= value <= 65535:
         raise argparse.ArgumentTypeError(f"a port is between 1 and 65535, got {value}")
     return value
+
+
+def out_dir(path: str | Path) -> Path:
+    """An output folder the user named: refuse a file (or a path through one) before any work."""
+    path = Path(path)
+    for p in (path, *path.parents):
+        if p.exists():
+            if not p.is_dir():
+                raise AekitError(f"--out {path}: {p} is a file, not a folder; choose a folder")
+            return path
+    return path
+
+
+def out_png(path: str | Path) -> Path:
+    """An output picture the user named: a .png file path whose folder can exist."""
+    path = Path(path)
+    if path.suffix.lower() != ".png":
+        raise AekitError(f"--out {path}: pictures are written as PNG; give a path ending in .png")
+    if path.is_dir():
+        raise AekitError(f"--out {path} is a folder; give a file path ending in .png")
+    out_dir(path.parent)
+    return path

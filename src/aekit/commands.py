@@ -48,7 +48,7 @@ def _read_images(model: Autoencoder, paths: list[str]) -> torch.Tensor:
 
 def cmd_reconstruct(ns: argparse.Namespace) -> None:
     from .api import reconstruct
-    from .cli import out_png
+    from .cliargs import out_png
     from .viz import image_rows
 
     out_png(ns.out)
@@ -73,7 +73,7 @@ def _out_name(out: Path, path: str, tag: str, used: set[str]) -> Path:
 
 def cmd_denoise(ns: argparse.Namespace) -> None:
     from .api import denoise
-    from .cli import out_dir
+    from .cliargs import out_dir
     from .viz import save_image
 
     out_dir(ns.out)
@@ -95,7 +95,7 @@ def cmd_denoise(ns: argparse.Namespace) -> None:
 
 
 def cmd_demo(ns: argparse.Namespace) -> None:
-    from .cli import out_dir
+    from .cliargs import out_dir
     from .demo import run_demo
 
     run_demo(out_dir(ns.out))

@@ -72,7 +72,7 @@ def add_parsers(sub: Any) -> None:
 
 
 def cmd_embed(ns: argparse.Namespace) -> None:
-    from .cli import out_dir
+    from .cliargs import out_dir
     from .data import load_dataset
     from .devices import pick_device
     from .runs import load, load_config
@@ -190,7 +190,7 @@ def _read_queries(path: Path) -> tuple[list[int], list[str]]:
 
 def cmd_search(ns: argparse.Namespace) -> None:
     if ns.out:
-        from .cli import out_png
+        from .cliargs import out_png
 
         out_png(ns.out)
     store = Embeddings.load(ns.store)
