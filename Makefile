@@ -2,7 +2,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install browser demo test lint format clean
+.PHONY: install browser demo test test-bf16 lint format clean
 
 install: $(STAMP)
 
@@ -31,6 +31,10 @@ browser:
 
 test: install browser lint
 	$(VENV)/bin/python -m pytest -q
+
+# The suite as a CPU with native bf16 would run it (bf16 autocast on by default), on any CPU.
+test-bf16: install
+	PYTHONPATH=tests $(VENV)/bin/python -m pytest -q -p fake_bf16_cpu --deselect tests/test_web_page.py
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info
