@@ -10,6 +10,8 @@
 # Offline machines: wheels in .whl/ (aekit's dependencies the machine lacks) are installed into
 # /tmp/site first; real data is read from ../shared/data, else from .gpu/data (a copy of it).
 # Each step has its own time limit, so a slow one does not lose the others' results.
+# Environment: VARIANTS (train_speed's --variants), REPEATS (its --repeats), SEARCH_SIZES
+# (bench/search.py's --sizes; "none" skips the search step).
 set -u
 OUT=${1:-gpu-out}
 mkdir -p "$OUT"
@@ -50,12 +52,12 @@ reps = -(-50_000 // len(train))
 np.savez("/tmp/cifar50k.npz", x_train=np.concatenate([train] * reps)[:50_000], x_test=test)
 print("cifar50k: 50000 train (tiled from", len(train), "real images), 1000 held out")
 EOF
-timeout 250 $PY bench/train_speed.py --data npz:/tmp/cifar50k.npz --epochs 2 \
+timeout 250 $PY bench/train_speed.py --data npz:/tmp/cifar50k.npz --epochs 2 --repeats "${REPEATS:-1}" \
     --variants "${VARIANTS:-seed,aekit:batch_size=1024:lr=0.004,aekit,aekit:batch_size=1024:lr=0.004:compile=false,aekit:batch_size=1024:lr=0.004:compile_mode=reduce-overhead}" \
     --out "$OUT/train_speed_gpu.json" 2>&1 | tee "$OUT/train_speed.txt" | grep -v "^\s*$" | tail -n 40
 
 echo "== 4. search"
-timeout 90 $PY bench/search.py --sizes "${SEARCH_SIZES:-1m}" --methods exact,flat --repeats 3 \
+[ "${SEARCH_SIZES:-}" = none ] || timeout 90 $PY bench/search.py --sizes "${SEARCH_SIZES:-1m}" --methods exact,flat --repeats 3 \
     2>&1 | tail -n 20
 cp bench/results/search.json "$OUT/search_gpu.json" 2>/dev/null
 echo "== done"
