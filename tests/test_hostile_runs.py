@@ -170,7 +170,7 @@ def _damage(run: Path, kind: str) -> None:
 
 
 @pytest.mark.parametrize("kind", list(DAMAGED_CONFIGS))
-@pytest.mark.parametrize("command", ["eval", "embed", "resume", "reconstruct"])
+@pytest.mark.parametrize("command", ["eval", "embed", "resume", "reconstruct", "serve"])
 def test_a_damaged_config_is_named(cli, copy_of, tmp_path, kind, command) -> None:
     run = copy_of()
     _damage(run, kind)
@@ -183,6 +183,8 @@ def test_a_damaged_config_is_named(cli, copy_of, tmp_path, kind, command) -> Non
         "embed": ["embed", run, "--out", tmp_path / "store"],
         "resume": ["train", "--out", run, "--resume", "--epochs", "2"],
         "reconstruct": ["reconstruct", run, png, "--out", tmp_path / "r.png"],
+        # an address nothing can bind: were the config read as valid, serve fails, not hangs
+        "serve": ["serve", run, "--host", "256.256.256.256"],
     }[command]
     code, _, err = cli(*args)
     _one_line(code, err, f"{run / 'config.json'} is damaged")
