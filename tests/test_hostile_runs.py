@@ -278,3 +278,50 @@ def test_weights_holding_nan_are_refused(cli, copy_of) -> None:
     code, out, err = cli("eval", run, "--json")
     _one_line(code, err, "NaN")
     assert out == ""
+
+
+# the hostile re-check: every command's numbers are checked, not only train's
+@pytest.mark.parametrize("args,word", [
+    (["denoise", "{run}", "x.png", "--out", "{tmp}/d", "--seed", str(10**23)], "--seed"),
+    (["search-eval", "{tmp}/emb", "--seed", "-1"], "--seed"),
+    (["search-eval", "{tmp}/emb", "--seed", str(2**64)], "--seed"),
+    (["eval", "{run}", "--image-size", "0"], "--image-size"),
+    (["eval", "{run}", "--image-size", "100000"], "--image-size"),
+    (["embed", "{run}", "--out", "{tmp}/e", "--image-size", "0"], "--image-size"),
+    (["embed", "{run}", "--out", "{tmp}/e", "--image-size", "100000"], "--image-size"),
+    (["data", "describe", "shapes", "--image-size", "100000"], "--image-size"),
+    (["data", "preview", "shapes", "--out", "{tmp}/p.png", "--image-size", "5"], "--image-size"),
+    (["embed", "{run}", "--out", "{tmp}/e", "--batch-size", "0"], "--batch-size"),
+])  # fmt: skip
+def test_every_command_checks_its_numbers(cli, tiny_run, tmp_path, args, word) -> None:
+    args = [a.format(run=tiny_run, tmp=tmp_path) for a in args]
+    code, out, err = cli(*args)
+    _one_line(code, err, word)
+    assert out == "" and list(tmp_path.iterdir()) == []
+
+
+def test_the_loader_checks_the_image_size() -> None:
+    for size in (0, 5, 100_000, 2.5, True):
+        with pytest.raises(aekit.AekitError, match="image_size"):
+            aekit.load_dataset("shapes", "test", image_size=size)
+
+
+@pytest.mark.parametrize("spec,word", [
+    ("gaussian:1e38", "std"),
+    ("gaussian:11", "std"),
+    ("gaussian:-0.1", "std"),
+    ("saltpepper:1.5", "fraction"),
+    ("mask:-1", "fraction"),
+])  # fmt: skip
+def test_noise_amounts_out_of_range_are_refused(cli, tiny_run, tmp_path, spec, word) -> None:
+    from PIL import Image
+
+    Image.new("RGB", (32, 32), (90, 120, 200)).save(tmp_path / "x.png")
+    code, out_, err = cli("denoise", tiny_run, tmp_path / "x.png", "--out", tmp_path / "d",
+                         "--add-noise", spec)  # fmt: skip
+    _one_line(code, err, "--noise", word)
+    assert out_ == ""
+    assert not (tmp_path / "d").exists()
+    code, _, err = cli("train", "--data", "shapes", "--out", tmp_path / "r", "--noise", spec, *TINY)
+    _one_line(code, err, "--noise", word)
+    assert not (tmp_path / "r").exists()

@@ -352,6 +352,39 @@ def test_appending_the_same_split_twice_is_refused(cli, store, tiny_run) -> None
     assert len(Embeddings.load(store)) == 1000 and vectors_file(store).read_bytes() == before
 
 
+@pytest.mark.parametrize("extra", [
+    ["--image-size", "32"],  # the native size, spelled out
+    ["--data", "SHAPES"],
+    ["--data-dir", "elsewhere"],
+])  # fmt: skip
+def test_the_same_split_spelled_otherwise_is_still_refused(cli, store, tiny_run, tmp_path,
+                                                            extra) -> None:  # fmt: skip
+    extra = [str(tmp_path / e) if e == "elsewhere" else e for e in extra]
+    code, _, err = cli("embed", tiny_run, "--split", "test", "--out", store, "--append", *extra)
+    one_line_error(code, err, "already")
+    assert len(Embeddings.load(store)) == 1000
+
+
+def test_a_folder_named_by_another_path_is_the_same_data(cli, tiny_run, tmp_path,
+                                                         monkeypatch) -> None:  # fmt: skip
+    ds = aekit.load_dataset("shapes", "test").subset(slice(0, 20))
+    pics = tmp_path / "pics" / "train"
+    pics.mkdir(parents=True)
+    for i in range(len(ds)):
+        Image.fromarray(ds.images[i].permute(1, 2, 0).numpy()).save(pics / f"{i}.png")
+    (tmp_path / "link").symlink_to(tmp_path / "pics")
+    emb = tmp_path / "emb"
+    code, _, err = cli("embed", tiny_run, "--data", f"folder:{tmp_path / 'pics'}", "--split",
+                       "train", "--out", emb)  # fmt: skip
+    assert code == 0, err
+    monkeypatch.chdir(tmp_path)
+    for spelling in ("folder:pics", "folder:link", "folder:./pics/"):
+        code, _, err = cli("embed", tiny_run, "--data", spelling, "--split", "train", "--out",
+                           emb, "--append")  # fmt: skip
+        one_line_error(code, err, "already")
+    assert len(Embeddings.load(emb)) == 20
+
+
 # --- a run and its store moved together (the demo's case) ---------------------------------
 
 

@@ -223,7 +223,8 @@ BAD_FORMS: list[tuple[str, dict[str, str], int, str]] = [
     ("/api/search", {}, 400, "either an image"),
     ("/api/search", {"index": "../../etc/passwd"}, 422, "integer"),
     ("/api/denoise", {"noise": "pink"}, 422, "gaussian"),
-    ("/api/denoise", {"level": "-1"}, 400, "must be >= 0"),
+    ("/api/denoise", {"level": "-1"}, 400, "std must be between 0 and 10"),
+    ("/api/denoise", {"level": "1e308"}, 400, "std must be between 0 and 10"),
     ("/api/denoise", {"noise": "mask", "level": "2"}, 400, "fraction"),
     ("/api/denoise", {"level": "nan"}, 400, "bad --noise"),
 ]

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from . import __version__
-from .cliargs import out_dir, out_path, out_png, positive_int
+from .cliargs import image_side, out_dir, out_path, out_png, positive_int, seed
 from .config import DataConfig, ModelConfig, TrainConfig, add_arguments, from_namespace
 from .data.images import add_max_pixels_flag, pixel_limit
 from .errors import AekitError
@@ -37,7 +37,9 @@ def _data_flags(p: argparse.ArgumentParser, source_flag: bool = True) -> None:
         default=None,
         help="dataset folder (default: $AEKIT_DATA, else ~/.cache/aekit)",
     )
-    p.add_argument("--image-size", type=int, default=None, help="resize folder images to this")
+    p.add_argument(
+        "--image-size", type=image_side, default=None, help="resize folder images to this"
+    )
     add_max_pixels_flag(p)
 
 
@@ -84,7 +86,7 @@ def build_parser() -> Parser:
         metavar="KIND:AMOUNT",
         help="corrupt the images first (e.g. gaussian:0.2) and report PSNR",
     )
-    p.add_argument("--seed", type=int, default=0, help="seed of the added noise")
+    p.add_argument("--seed", type=seed, default=0, help="seed of the added noise")
 
     data = sub.add_parser("data", help="look at datasets").add_subparsers(
         dest="data_command", required=True, parser_class=Parser

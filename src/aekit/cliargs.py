@@ -7,6 +7,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .config import MAX_SEED
+from .data.images import MAX_SIDE, MIN_SIDE
 from .errors import AekitError
 
 
@@ -21,12 +23,34 @@ def out_path(text: str) -> str:
 
 def positive_int(text: str) -> int:
     """A count of at least 1 (--limit, --count, --batch-size, --k, ...)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    value = _whole(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _whole(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+
+
+def seed(text: str) -> int:
+    """A random seed, 0 to 2**63-1 (what torch.manual_seed takes)."""
+    value = _whole(text)
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"a seed is between 0 and 2**63-1, got {value}")
+    return value
+
+
+def image_side(text: str) -> int:
+    """--image-size: the side of the square images are resized to."""
+    value = _whole(text)
+    if not MIN_SIDE <= value <= MAX_SIDE:
+        raise argparse.ArgumentTypeError(
+            f"an image side is from {MIN_SIDE} to {MAX_SIDE:,} pixels, got {value}"
+        )
     return value
 
 

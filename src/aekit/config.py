@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, TypeVar
 
+from .data.images import check_side
 from .errors import AekitError
 
 T = TypeVar("T")
@@ -26,7 +27,6 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 
 # Upper bounds far beyond any use of these models, low enough that a typo (an extra few zeros)
 # is one line rather than an allocator error minutes later.
-MAX_SIDE = 4096  # pixels: image side to resize to, and the model's input
 MAX_LATENT = 65_536
 MAX_BASE_CHANNELS = 1024
 MAX_BATCH = 65_536
@@ -85,10 +85,7 @@ class DataConfig:
             self.data_dir = str(Path(self.data_dir).expanduser().resolve())
         if self.limit is not None and self.limit < 1:
             raise AekitError(f"--limit must be a positive number of images, got {self.limit}")
-        if self.image_size is not None and self.image_size < 8:
-            raise AekitError(f"--image-size must be at least 8 pixels, got {self.image_size}")
-        if self.image_size is not None:
-            check_range("--image-size", self.image_size, 8, MAX_SIDE)
+        check_side(self.image_size)
         if self.augment is not None:
             from .data.augment import parse_augment
 
@@ -137,8 +134,7 @@ class ModelConfig:
             raise AekitError("--latent-dim and --base-channels must be positive")
         check_range("--latent-dim", self.latent_dim, 1, MAX_LATENT)
         check_range("--base-channels", self.base_channels, 1, MAX_BASE_CHANNELS)
-        if self.image_size is not None:
-            check_range("--image-size", self.image_size, 8, MAX_SIDE)
+        check_side(self.image_size)
         if self.topk is not None and not 1 <= self.topk <= self.latent_dim:
             raise AekitError(
                 f"topk:{self.topk} must be between 1 and the latent size {self.latent_dim}"

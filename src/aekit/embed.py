@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .data import ImageSet, load_dataset
+from .data import ImageSet, load_dataset, same_source
 from .errors import AekitError
 from .models import Autoencoder, check_input, to_model_scale
 from .runs import WEIGHTS
@@ -234,7 +234,7 @@ def embed(
 
 def append(store: Embeddings, more: Embeddings) -> Embeddings:
     """``store`` followed by ``more``; both must come from the same model, and ``more`` must
-    not hold a part (the same data, split, folder and image size) that ``store`` has."""
+    not hold a part (the same data and split) that ``store`` has."""
     if store.manifest.get("model_hash") != more.manifest.get("model_hash"):
         raise AekitError(
             f"cannot append: {store.path} was made by another model "
@@ -251,14 +251,15 @@ def append(store: Embeddings, more: Embeddings) -> Embeddings:
 
 
 def check_new_part(store: Embeddings, part: dict[str, Any]) -> None:
-    """Refuse to append data the store already holds: every item would be there twice."""
+    """Refuse to append data the store already holds: every item would be there twice.
 
-    def key(p: dict[str, Any]) -> tuple:
-        folder = p.get("data_dir")
-        return (p["source"], p["split"], p.get("image_size"),
-                str(Path(folder).expanduser().resolve()) if folder else None)  # fmt: skip
-
-    if any(key(p) == key(part) for p in store.manifest["parts"]):
+    The same source and split is the same data however it is spelled, whichever --data-dir holds
+    its copy and whatever --image-size was given (a store's images all have its model's size).
+    """
+    if any(
+        p["split"] == part["split"] and same_source(p["source"], part["source"])
+        for p in store.manifest["parts"]
+    ):
         raise AekitError(
             f"{part['source']} [{part['split']}] is already in {store.path}: appending it again "
             "would store each of its items twice; embed it into a new --out instead"

@@ -17,6 +17,9 @@ from .errors import AekitError
 NOISE_KINDS = ("gaussian", "saltpepper", "mask")
 SPARSITY_KINDS = ("l1", "kl", "topk")
 ACTIVE_THRESHOLD = 1e-2  # a latent unit counts as active when its activation exceeds this
+# A gaussian std far beyond any use: the data's whole range is 1 ([0, 1]) or 2 ([-1, 1]) wide, so
+# a std of 10 already buries every image; larger ones only overflow into inf/NaN pictures.
+MAX_GAUSSIAN_STD = 10.0
 
 
 @dataclass(frozen=True)
@@ -54,10 +57,13 @@ def parse_noise(spec: str | None) -> Noise | None:
             f"unknown --noise {spec!r}: use gaussian:STD, saltpepper:FRACTION or mask:FRACTION"
         )
     (amount,) = _numbers(spec, "--noise", 1, f"{kind}:NUMBER")
-    if amount < 0 or (kind != "gaussian" and amount > 1):
+    if kind == "gaussian" and not 0 <= amount <= MAX_GAUSSIAN_STD:
         raise AekitError(
-            f"bad --noise {spec!r}: the amount must be >= 0 (a fraction <= 1 for {kind})"
+            f"bad --noise {spec!r}: the std must be between 0 and {MAX_GAUSSIAN_STD:g} "
+            "(in the data's scale, whose whole range is 1 or 2 wide)"
         )
+    if kind != "gaussian" and not 0 <= amount <= 1:
+        raise AekitError(f"bad --noise {spec!r}: the amount is a fraction of pixels, 0 to 1")
     return Noise(kind, amount)
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from .cliargs import out_path
+from .cliargs import image_side, out_path, positive_int, seed
 from .data.images import add_max_pixels_flag
 from .embed import Embeddings, append, check_new_part, embed, model_hash
 from .errors import AekitError
@@ -27,9 +27,9 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--data", dest="source", default=None, help="dataset (default: the run's)")
     p.add_argument("--split", default="test")
     p.add_argument("--data-dir", default=None)
-    p.add_argument("--image-size", type=int, default=None)
+    p.add_argument("--image-size", type=image_side, default=None)
     p.add_argument("--out", required=True, type=out_path, help="store folder to write")
-    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--batch-size", type=positive_int, default=256)
     p.add_argument("--append", action="store_true", help="add to a store of the same model")
     add_max_pixels_flag(p)
 
@@ -66,7 +66,7 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--queries", type=int, default=None, help="a random sample of N queries")
     p.add_argument("--baselines", default="pixels,pca")
     p.add_argument("--metric", choices=("l2", "cosine"), default="l2")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed, default=0)
     p.add_argument("--json", action="store_true")
     add_max_pixels_flag(p)
 

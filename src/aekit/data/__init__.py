@@ -7,7 +7,7 @@ files over the pixel limit are refused from their header (``with pixel_limit(n):
 
 from .images import pixel_limit, read_image_files
 from .imageset import ImageSet, describe
-from .sources import available_splits, default_data_dir, load_dataset
+from .sources import available_splits, default_data_dir, load_dataset, same_source
 
 __all__ = [
     "ImageSet",
@@ -17,4 +17,5 @@ __all__ = [
     "load_dataset",
     "pixel_limit",
     "read_image_files",
+    "same_source",
 ]

@@ -11,7 +11,7 @@ from ..errors import AekitError
 from .cifar import load_cifar10
 from .folder import folder_splits, load_folder
 from .idx import load_idx_set
-from .images import resize_images
+from .images import check_side, resize_images
 from .imageset import ImageSet
 from .medmnist import SPLITS as MEDMNIST_SPLITS
 from .medmnist import load_medmnist, parse_medmnist
@@ -69,6 +69,22 @@ def parse_source(source: str) -> Source:
     raise AekitError(f"unknown data source {source!r}{hint}: use one of {SOURCE_FORMS}")
 
 
+def same_source(a: str, b: str) -> bool:
+    """Whether two SOURCE strings name the same data, however they are spelled (case, a relative
+    or absolute path, ``~``, a symlink)."""
+
+    def key(source: str) -> tuple:
+        try:
+            src = parse_source(source)
+        except AekitError:
+            return ("?", source)
+        if src.kind in ("folder", "npz"):
+            return (src.kind, str(Path(src.name).expanduser().resolve()))
+        return (src.kind, src.name, src.size)
+
+    return key(a) == key(b)
+
+
 def _data_dir(data_dir: str | Path | None) -> Path:
     return Path(data_dir).expanduser() if data_dir is not None else default_data_dir()
 
@@ -111,7 +127,7 @@ def load_dataset(
     images. An empty split is an AekitError. Missing files are downloaded into ``data_dir``
     (default :func:`default_data_dir`) and MD5-checked, unless ``download`` is False.
     """
-    _positive("image_size", image_size)
+    check_side(image_size, "image_size")
     _positive("limit", limit)
     src = parse_source(source)
     splits = available_splits(source, data_dir)
