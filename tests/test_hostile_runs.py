@@ -325,3 +325,143 @@ def test_noise_amounts_out_of_range_are_refused(cli, tiny_run, tmp_path, spec, w
     code, _, err = cli("train", "--data", "shapes", "--out", tmp_path / "r", "--noise", spec, *TINY)
     _one_line(code, err, "--noise", word)
     assert not (tmp_path / "r").exists()
+
+
+# --- kill -9 after the last checkpoint, and between a checkpoint and its weights -------------
+
+# The child trains 2 epochs with os.replace hooked: it kills itself (SIGKILL) just before the
+# chosen file is moved into place for the N-th time.
+KILL_CHILD = """
+import os, sys
+sys.path.insert(0, sys.argv[1])
+name, nth = sys.argv[2], int(sys.argv[3])
+real, seen = os.replace, []
+
+def replace(src, dst, *args, **kwargs):
+    if os.path.basename(dst) == name:
+        seen.append(dst)
+        if len(seen) == nth:
+            os.kill(os.getpid(), 9)
+    real(src, dst, *args, **kwargs)
+
+os.replace = replace
+from aekit.cli import main
+main(sys.argv[4:])
+"""
+SRC = Path(__file__).resolve().parents[1] / "src"
+
+
+@pytest.mark.parametrize("name,nth,done", [
+    ("model.safetensors", 1, 1),  # the first checkpoint is written, its weights are not
+    ("model.safetensors", 2, 2),  # the last checkpoint is written, its weights are not
+    ("loss.png", 1, 2),  # all is written but the loss curves
+])  # fmt: skip
+def test_a_run_killed_after_a_checkpoint_is_resumed_to_the_end(cli, tmp_path, name, nth,
+                                                               done) -> None:  # fmt: skip
+    import subprocess
+    import sys
+
+    run = tmp_path / "run"
+    args = ["train", "--data", "shapes", "--out", str(run), "--epochs", "2", *TINY]
+    child = subprocess.run([sys.executable, "-c", KILL_CHILD, str(SRC), name, str(nth), *args],
+                           capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert child.returncode == -9, child.stderr
+    assert load_checkpoint(run)["epoch"] == done and not (run / "loss.png").exists()
+    code, _, err = cli("train", "--data", "shapes", "--out", run, "--epochs", "2", *TINY)
+    _one_line(code, err, "--resume")  # never a dead end: the folder says how to go on
+    code, _, err = cli("train", "--out", run, "--resume")
+    assert code == 0, err
+    assert [r["epoch"] for r in read_metrics(run)] == [1, 2]
+    assert aekit.runs.weights_epoch(run) == 2 and (run / "loss.png").is_file()
+    weights = aekit.load(run).state_dict()
+    ckpt = load_checkpoint(run)["model"]
+    assert all(torch.equal(weights[k], ckpt[k]) for k in ckpt)  # the weights are the checkpoint's
+    code, _, err = cli("train", "--out", run, "--resume")  # now it is finished
+    _one_line(code, err, "already finished 2 epochs")
+
+
+# --- a run begun on a GPU machine continues on a CPU one -------------------------------------
+
+
+def test_resume_may_move_a_run_to_another_device(cli, run2) -> None:
+    config = json.loads((run2 / "config.json").read_text())
+    config["train"]["device"] = "cuda"  # as a run started with --device cuda
+    (run2 / "config.json").write_text(json.dumps(config))
+    ckpt = load_checkpoint(run2)
+    ckpt["device_rng"] = torch.zeros(16, dtype=torch.uint8)  # a CUDA (Philox) generator state
+    torch.save(ckpt, run2 / "checkpoint.pt")
+    if not torch.cuda.is_available():
+        code, _, err = cli("train", "--out", run2, "--resume", "--epochs", "3")
+        _one_line(code, err, "--device cuda", "cpu")
+    code, _, err = cli("train", "--out", run2, "--resume", "--epochs", "3", "--device", "cpu")
+    assert code == 0, err
+    assert load_checkpoint(run2)["epoch"] == 3
+    assert json.loads((run2 / "config.json").read_text())["train"]["device"] == "cpu"
+    code, _, err = cli("train", "--out", run2, "--resume", "--epochs", "4", "--lr", "0.5")
+    _one_line(code, err, "only --epochs and how it runs")
+
+
+# --- one writer per run folder and per store ----------------------------------------------------
+
+HOLD_CHILD = """
+import sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+from aekit.files import folder_lock
+with folder_lock(Path(sys.argv[2]), "a test"):
+    print("held", flush=True)
+    sys.stdin.read()
+"""
+
+
+@pytest.fixture
+def held():
+    """``held(folder)``: another aekit process holds ``folder`` as its writer until the test
+    ends."""
+    import subprocess
+    import sys
+
+    children = []
+
+    def hold(folder: Path) -> None:
+        args = [sys.executable, "-c", HOLD_CHILD, str(SRC), str(folder)]
+        child = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        children.append(child)
+        assert child.stdout.readline().strip() == "held"
+
+    yield hold
+    for child in children:
+        child.communicate("", timeout=30)
+
+
+def test_a_second_writer_of_a_run_is_refused(cli, run2, held) -> None:
+    before = _snapshot(run2)
+    held(run2)
+    code, _, err = cli("train", "--out", run2, "--resume", "--epochs", "3")
+    _one_line(code, err, "another aekit process")
+    assert _snapshot(run2) == before
+
+
+def test_a_second_writer_of_a_store_is_refused(cli, tiny_run, tmp_path, held) -> None:
+    emb = tmp_path / "emb"
+    code, _, err = cli("embed", tiny_run, "--split", "test", "--out", emb)
+    assert code == 0, err
+    before = _snapshot(emb)
+    held(emb)
+    for args in (["embed", tiny_run, "--split", "val", "--out", emb, "--append"],
+                 ["index", emb, "--kind", "flat"]):  # fmt: skip
+        code, _, err = cli(*args)
+        _one_line(code, err, "another aekit process")
+    assert _snapshot(emb) == before
+    code, _, err = cli("search", emb, "--index", "0")  # readers are never locked out
+    assert code == 0, err
+
+
+def test_a_failed_command_leaves_no_empty_folder_behind(cli, tiny_run, tmp_path) -> None:
+    code, _, err = cli("embed", tiny_run, "--data", "shapes", "--split", "nope", "--out",
+                       tmp_path / "emb")  # fmt: skip
+    _one_line(code, err, "nope")
+    code, _, err = cli("train", "--data", "shapes", "--train-split", "nope", "--out",
+                       tmp_path / "run", *TINY)  # fmt: skip
+    _one_line(code, err, "nope")
+    assert list(tmp_path.iterdir()) == []

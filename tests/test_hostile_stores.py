@@ -109,6 +109,9 @@ main(sys.argv[3:])
 @pytest.mark.parametrize("moment", ["items", "manifest", "after"])
 def test_kill_9_during_append_never_loses_the_store(cli, store, tiny_run, moment) -> None:
     before = np.array(Embeddings.load(store).vectors)
+    code, _, err = cli("index", store, "--kind", "flat")
+    assert code == 0, err
+    _, found = Embeddings.load(store).search(before[:1], k=3)
     args = ["embed", str(tiny_run), "--split", "val", "--out", str(store), "--append"]
     child = subprocess.run([sys.executable, "-c", CHILD, str(SRC), moment, *args],
                            capture_output=True, text=True, timeout=120)  # fmt: skip
@@ -116,6 +119,8 @@ def test_kill_9_during_append_never_loses_the_store(cli, store, tiny_run, moment
     emb = Embeddings.load(store)
     if moment == "after":  # the manifest was replaced: the append is complete
         assert len(emb) == 2000 and np.array_equal(emb.vectors[:1000], before)
+        code, _, err = cli("search", store, "--index", "0")  # the old index is not used
+        one_line_error(code, err, "another store", "aekit index")
         code, _, err = cli(*args)
         one_line_error(code, err, "already")  # val is in the store now
         code, _, err = cli("index", store)  # opening the store for writing tidies it
@@ -126,6 +131,8 @@ def test_kill_9_during_append_never_loses_the_store(cli, store, tiny_run, moment
         return
     assert len(emb) == 1000 and np.array_equal(np.asarray(emb.vectors), before)
     assert emb.items[999]["split"] == "test"
+    assert emb.index_info() is not None  # the old store's index survives, and answers
+    assert np.array_equal(emb.search(before[:1], k=3)[1], found)
     code, _, err = cli(*args)  # the append can simply be run again
     assert code == 0, err
     emb = Embeddings.load(store)
@@ -250,7 +257,48 @@ def test_an_index_of_another_store_is_refused(cli, store, tiny_run, tmp_path) ->
     for name in ("index.faiss", "index.json"):
         shutil.copy(store / name, small / name)
     code, _, err = cli("search", small, "--index", "0", "--json")
+    one_line_error(code, err, "another store", "aekit index")
+    code, out, err = cli("search", small, "--index", "0", "--json", "--exact")
+    assert code == 0 and 0 not in [r["index"] for r in json.loads(out)], err
+
+
+def test_an_index_of_a_store_of_the_same_size_is_refused(cli, store, pristine, tmp_path) -> None:
+    twin = Path(shutil.copytree(pristine, tmp_path / "twin"))
+    vectors = vectors_file(twin)
+    np.save(vectors, np.load(vectors)[::-1].copy())  # same count and dim, other rows
+    edit_manifest(twin, lambda m: {**m, "id": "f" * 32})
+    code, _, err = cli("index", twin, "--kind", "flat")
+    assert code == 0, err
+    for name in ("index.faiss", "index.json"):
+        shutil.copy(twin / name, store / name)
+    code, _, err = cli("search", store, "--index", "0", "--json")
+    one_line_error(code, err, "another store")
+
+
+def test_an_old_index_without_store_id_is_checked_by_its_count(cli, store, tiny_run,
+                                                               tmp_path) -> None:  # fmt: skip
+    ds = aekit.load_dataset("shapes", "test").subset(slice(0, 300))
+    small = tmp_path / "small"
+    aekit.embed(aekit.load(tiny_run), ds, run=tiny_run).save(small)
+    code, _, err = cli("index", store, "--kind", "flat")
+    assert code == 0, err
+    for name in ("index.faiss", "index.json"):
+        shutil.copy(store / name, small / name)
+    for folder in (store, small):  # both as made before stores had ids
+        edit_manifest(folder, _without("id"))
+        info = json.loads((folder / "index.json").read_text())
+        (folder / "index.json").write_text(json.dumps(_without("store")(info)))
+    code, _, err = cli("search", small, "--index", "0", "--json")
     one_line_error(code, err, "index.faiss", "1000", "300")
+
+
+def test_index_json_without_index_faiss_says_to_run_aekit_index(cli, store) -> None:
+    code, _, err = cli("index", store, "--kind", "flat")
+    assert code == 0, err
+    (store / "index.faiss").unlink()
+    code, _, err = cli("search", store, "--index", "0")
+    one_line_error(code, err, "index.faiss is missing", f"aekit index {store}")
+    assert "build_index" not in err
 
 
 # --- 18. index parameters are checked before faiss sees them --------------------------------

@@ -24,7 +24,7 @@ from .data import ImageSet, load_dataset, same_source
 from .errors import AekitError
 from .models import Autoencoder, check_input, to_model_scale
 from .runs import WEIGHTS
-from .stores import INDEX, read_index_info, read_store, write_store
+from .stores import INDEX, INDEX_INFO, read_index_info, read_store, write_store
 
 
 @dataclass
@@ -52,7 +52,7 @@ class Embeddings:
 
     def index_info(self) -> dict[str, Any] | None:
         """What ``aekit index`` built for this store (kind, metric, ...), if anything."""
-        return None if self.path is None else read_index_info(self.path, len(self))
+        return None if self.path is None else read_index_info(self.path, self.manifest)
 
     def search(
         self,
@@ -92,6 +92,11 @@ class Embeddings:
 
         if self._index is None:
             path = self.path / INDEX  # type: ignore[operator]
+            if not path.is_file():
+                raise AekitError(
+                    f"{self.path} describes an index ({INDEX_INFO}) but {INDEX} is missing: "
+                    f"rebuild it with aekit index {self.path}, or search with --exact"
+                )
             index = load_index(path)
             if (index.ntotal, index.d) != (len(self), self.dim):
                 raise AekitError(

@@ -4,14 +4,26 @@ Every file aekit writes goes to a temp file ``.NAME.*.tmp`` beside its destinati
 moved into place, so a reader never sees a half-written file. A process killed mid-write leaves
 that temp file; ``remove_stale_temps`` deletes such leftovers when the folder is next opened for
 writing.
+
+A run or store has one writer at a time: ``folder_lock`` holds an advisory lock (``flock``) on
+the folder itself while a command writes it, and a second writer is refused with one line. The
+lock is the kernel's: a killed writer leaves no lock file behind to clean up.
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+from .errors import AekitError
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; one writer per folder is then the user's to keep
+    fcntl = None  # type: ignore[assignment]
 
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)  # read the process umask (the only way is to set it and put it back)
@@ -44,3 +56,39 @@ def remove_stale_temps(folder: Path) -> list[Path]:
     for p in stale:
         p.unlink(missing_ok=True)
     return stale
+
+
+_held: dict[str, int] = {}  # folders this process holds (a lock is re-entrant within it)
+
+
+@contextmanager
+def folder_lock(folder: Path, what: str) -> Iterator[None]:
+    """Hold ``folder`` (created if missing) as its one writer; another process holding it is
+    an AekitError naming ``what`` the folder is (a run, a store)."""
+    created = not folder.exists()
+    folder.mkdir(parents=True, exist_ok=True)
+    key = str(folder.resolve())
+    try:
+        if fcntl is None or key in _held:
+            yield
+            return
+        fd = os.open(key, os.O_RDONLY)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise AekitError(
+                    f"{folder} is being written by another aekit process ({what}): wait for it "
+                    "to finish, or write to another folder"
+                ) from None
+            _held[key] = fd
+            try:
+                yield
+            finally:
+                del _held[key]
+        finally:
+            os.close(fd)  # closing the descriptor releases the lock
+    except BaseException:
+        if created and folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()  # a command that failed leaves no empty folder of its own behind
+        raise

@@ -1,8 +1,9 @@
 """A run folder: config, weights, checkpoint and metrics, written atomically.
 
 RUN/config.json           data, model and training configs (enough to rebuild and re-run)
-RUN/model.safetensors     the latest weights
 RUN/checkpoint.pt         weights, optimizer state, epoch and RNG states, for --resume
+RUN/model.safetensors     the latest weights (their epoch in the file's metadata), written
+                          after the checkpoint: the checkpoint is the truth
 RUN/metrics.jsonl         one JSON line per finished epoch
 RUN/samples/epoch_NNN.png originals over reconstructions
 RUN/loss.png              the loss curves, at the end
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from . import fastpath
@@ -28,11 +29,12 @@ from .errors import AekitError
 from .files import atomic_write, write_text
 from .models import Autoencoder
 
-CONFIG, WEIGHTS, CHECKPOINT, METRICS = (
+CONFIG, WEIGHTS, CHECKPOINT, METRICS, LOSS_PLOT = (
     "config.json",
     "model.safetensors",
     "checkpoint.pt",
     "metrics.jsonl",
+    "loss.png",
 )
 
 
@@ -73,8 +75,20 @@ def state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k.replace("_orig_mod.", ""): v.detach().cpu().contiguous() for k, v in sd.items()}
 
 
-def save_weights(run: Path, model: torch.nn.Module) -> None:
-    atomic_write(run / WEIGHTS, lambda tmp: save_file(state_dict(model), tmp))
+def save_weights(run: Path, model: torch.nn.Module, epoch: int) -> None:
+    meta = {"epoch": str(epoch)}
+    atomic_write(run / WEIGHTS, lambda tmp: save_file(state_dict(model), tmp, metadata=meta))
+
+
+def weights_epoch(run: Path) -> int | None:
+    """The epoch of the run's weights file: None when it is missing or unreadable; -1 when it
+    predates the epoch metadata."""
+    try:
+        with safe_open(str(run / WEIGHTS), "pt") as f:
+            epoch = (f.metadata() or {}).get("epoch")
+    except (OSError, SafetensorError):
+        return None
+    return int(epoch) if epoch is not None and epoch.isdigit() else -1
 
 
 def save_checkpoint(run: Path, state: dict[str, Any]) -> None:
@@ -182,9 +196,16 @@ def load_config(run: str | Path) -> RunConfig:
         raise AekitError(f"{path} is damaged: {e}; train the run again") from e
 
 
+# How a run is computed, not what it trains: these may change when it is resumed (a run begun
+# on a GPU machine continues on a CPU one); the others are the run's identity.
+RESUME_MAY_CHANGE = ("epochs", "device", "compile", "amp")
+
+
 def resume_config(run: str | Path, changes: dict[str, Any]) -> RunConfig:
-    """The config to continue ``run`` with: its own, with only ``epochs`` changed (more than
-    its checkpoint has finished); any other option in ``changes`` that differs is refused.
+    """The config to continue ``run`` with: its own, with ``epochs`` (more than its checkpoint
+    has finished) and how it runs (``RESUME_MAY_CHANGE``) changed; any other option in
+    ``changes`` that differs is refused. A run killed after its last checkpoint but before its
+    weights and loss.png were written is finished by resuming it with the same epochs.
     The rule of ``aekit train --resume`` and of ``aekit.train(..., resume=True)`` alike."""
     cfg = load_config(run)
     known = {f.name for part in (cfg.data, cfg.model, cfg.train) for f in fields(part)}
@@ -193,23 +214,26 @@ def resume_config(run: str | Path, changes: dict[str, Any]) -> RunConfig:
         raise AekitError(f"unknown training option {unknown[0]!r}")
     for part in (cfg.data, cfg.model, cfg.train):
         for f in fields(part):
-            if f.name == "epochs" or f.name not in changes:
+            if f.name in RESUME_MAY_CHANGE or f.name not in changes:
                 continue
             # compare as the config stores it (paths made absolute, and so on)
             given = getattr(replace(part, **{f.name: changes[f.name]}), f.name)
             if given != getattr(part, f.name):
                 raise AekitError(
                     f"--resume continues {run} as it was configured "
-                    f"({f.name} = {getattr(part, f.name)!r}); only --epochs may change"
+                    f"({f.name} = {getattr(part, f.name)!r}); only --epochs and how it runs "
+                    "(--device, --compile, --amp) may change"
                 )
     done = load_checkpoint(Path(run), cfg.train.epochs)["epoch"]  # the checkpoint is the truth
+    how = {k: changes[k] for k in RESUME_MAY_CHANGE[1:] if changes.get(k) is not None}
     epochs = changes.get("epochs", cfg.train.epochs)
-    if done >= epochs:
+    unfinished = weights_epoch(Path(run)) not in (done, -1) or not (Path(run) / LOSS_PLOT).exists()
+    if done >= epochs and not (done == epochs == cfg.train.epochs and unfinished):
         raise AekitError(
             f"{run} has already finished {done} epochs: pass --epochs N (more "
             f"than {done}) with --resume to train further"
         )
-    return replace(cfg, train=replace(cfg.train, epochs=epochs))
+    return replace(cfg, train=replace(cfg.train, epochs=epochs, **how))
 
 
 def load(run: str | Path, device: str | torch.device = "cpu") -> Autoencoder:

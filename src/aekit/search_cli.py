@@ -14,7 +14,7 @@ from .cliargs import image_side, out_path, positive_int, seed
 from .data.images import add_max_pixels_flag
 from .embed import Embeddings, append, check_new_part, embed, model_hash
 from .errors import AekitError
-from .files import write_text
+from .files import folder_lock, write_text
 from .stores import INDEX, INDEX_INFO, MANIFEST, tidy
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
@@ -73,18 +73,22 @@ def add_parsers(sub: Any) -> None:
 
 def cmd_embed(ns: argparse.Namespace) -> None:
     from .cliargs import out_dir
+
+    out_dir(ns.out)
+    with folder_lock(Path(ns.out), "an embedding store"):  # read, encode, write: one writer
+        _embed_into(ns)
+
+
+def _embed_into(ns: argparse.Namespace) -> None:
     from .data import load_dataset
     from .devices import pick_device
     from .runs import load, load_config
 
-    out_dir(ns.out)
-    if ns.batch_size < 1:
-        raise AekitError("--batch-size must be positive")
-    existing = Embeddings.load(ns.out) if ns.append else None
     if not ns.append and (Path(ns.out) / MANIFEST).exists():
         raise AekitError(
             f"{ns.out} already holds a store: pass --append to add to it, or choose another --out"
         )
+    existing = Embeddings.load(ns.out) if ns.append else None
     cfg = load_config(ns.run)
     if existing is not None and existing.manifest.get("model_hash") != model_hash(ns.run):
         raise AekitError(
@@ -252,6 +256,14 @@ def _draw(store: Embeddings, query: dict, idx: dict, dist: dict, out: str) -> No
 
 
 def cmd_index(ns: argparse.Namespace) -> None:
+    path = Path(ns.store)
+    if not (path / MANIFEST).is_file():
+        Embeddings.load(path)  # says what is missing, without creating the folder
+    with folder_lock(path, "an embedding store"):
+        _index_store(ns, path)
+
+
+def _index_store(ns: argparse.Namespace, path: Path) -> None:
     from .search import (
         build_index,
         check_index_options,
@@ -261,14 +273,13 @@ def cmd_index(ns: argparse.Namespace) -> None:
         save_index,
     )
 
-    store = Embeddings.load(ns.store)
+    store = Embeddings.load(path)
     if len(store) < 2:
         raise AekitError(f"{ns.store} holds {len(store)} item(s): nothing to index")
     if ns.k < 1:
         raise AekitError(f"--k {ns.k}: the recall needs at least 1 neighbour")
     check_index_options(ns.kind, len(store), nlist=ns.nlist, nprobe=ns.nprobe, m=ns.m,
                         ef_search=ns.ef_search, ef_construction=ns.ef_construction)  # fmt: skip
-    path = Path(ns.store)
     tidy(path, store.manifest["files"])  # what a killed writer left
     index = build_index(np.asarray(store.vectors), ns.kind, metric=ns.metric, nlist=ns.nlist,
                         m=ns.m, ef_construction=ns.ef_construction)  # fmt: skip
@@ -293,6 +304,7 @@ def cmd_index(ns: argparse.Namespace) -> None:
         "ef_construction": ns.ef_construction,
         f"recall@{k}": recall,
         "count": len(store),
+        "store": store.manifest.get("id"),  # the generation it indexes
     }
     write_text(path / INDEX_INFO, json.dumps(info, indent=2) + "\n")
     print(

@@ -4,12 +4,14 @@ EMB/manifest.json          the one pointer: count, dim, parts, run, and the name
                            of the current generation G ("files": {"vectors", "items"})
 EMB/embeddings[.G].npy     float32 (N, D); generation 0 is plain embeddings.npy
 EMB/items[.G].jsonl        one JSON object per item
-EMB/index.faiss, index.json  optional FAISS index (``aekit index``)
+EMB/index.faiss, index.json  optional FAISS index (``aekit index``) of the generation whose
+                           manifest "id" index.json names as its "store"
 
 A save writes generation G+1 under new names, replaces the manifest (atomically) last, then
-removes generation G. A process killed at any moment leaves the old store or the new one, never
-a mix; what it left half-done (temp files, an orphaned generation) is removed when the store is
-next opened for writing. Stores made before generations have no "files" and use generation 0.
+removes generation G and its index. A process killed at any moment leaves the old store or the
+new one, never a mix; what it left half-done (temp files, an orphaned generation) is removed
+when the store is next opened for writing. Stores made before generations have no "files" and
+use generation 0.
 
 The run is recorded twice: absolute ("run") and relative to the store ("run_relative"), so a
 store moved together with its run, and a store moved alone, both still find the model.
@@ -20,13 +22,14 @@ from __future__ import annotations
 import json
 import os
 import re
+import uuid
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .errors import AekitError
-from .files import atomic_write, remove_stale_temps, write_text
+from .files import atomic_write, folder_lock, remove_stale_temps, write_text
 from .search import INDEX_KINDS, METRICS, check_index_options
 
 MANIFEST, INDEX, INDEX_INFO = "manifest.json", "index.faiss", "index.json"
@@ -72,7 +75,13 @@ def write_store(
     path: Path, vectors: np.ndarray, items: list[dict[str, Any]], manifest: dict[str, Any]
 ) -> dict[str, Any]:
     """Save the store into ``path`` as the next generation; returns the manifest as loaded."""
-    path.mkdir(parents=True, exist_ok=True)
+    with folder_lock(path, "an embedding store"):
+        return _write_store(path, vectors, items, manifest)
+
+
+def _write_store(
+    path: Path, vectors: np.ndarray, items: list[dict[str, Any]], manifest: dict[str, Any]
+) -> dict[str, Any]:
     try:
         old = read_manifest(path)["files"]
     except AekitError:  # no store here, or a damaged one: nothing worth keeping
@@ -83,14 +92,14 @@ def write_store(
              "items": f"items.{gen}.jsonl" if gen else ITEMS}  # fmt: skip
     atomic_write(path / files["vectors"], lambda tmp: _save_npy(tmp, vectors))
     atomic_write(path / files["items"], lambda tmp: _save_items(tmp, items))
-    for stale in (INDEX_INFO, INDEX):  # an index of the old vectors would answer wrongly
-        (path / stale).unlink(missing_ok=True)
     run = manifest.get("run")
     run_relative = os.path.relpath(Path(run).resolve(), path.resolve()) if run else None
-    manifest = {**manifest, "run": run, "run_relative": run_relative, "files": files}
+    manifest = {**manifest, "run": run, "run_relative": run_relative, "files": files,
+                "id": uuid.uuid4().hex}  # fmt: skip
     write_text(path / MANIFEST, json.dumps(manifest, indent=2) + "\n")  # the switch
-    if old is not None:
-        _unlink(path, set(old.values()) - set(files.values()))
+    # the old generation's files and index go only now: a kill before the switch leaves the old
+    # store whole, index included; a kill after it leaves an index whose id no longer matches
+    _unlink(path, {INDEX_INFO, INDEX} | (set(old.values()) - set(files.values()) if old else set()))
     return manifest
 
 
@@ -102,8 +111,9 @@ def tidy(path: Path, files: dict[str, str] | None) -> None:
     _unlink(path, data - set((files or {}).values()))
 
 
-def read_index_info(path: Path, count: int) -> dict[str, Any] | None:
-    """What ``aekit index`` built for the store in ``path`` (kind, metric, ...), if anything."""
+def read_index_info(path: Path, manifest: dict[str, Any]) -> dict[str, Any] | None:
+    """What ``aekit index`` built for the store in ``path`` (kind, metric, ...), if anything;
+    refused when it was built for another store, or another generation of this one."""
     if not (path / INDEX_INFO).is_file():
         return None
     try:
@@ -114,6 +124,13 @@ def read_index_info(path: Path, count: int) -> dict[str, Any] | None:
         raise _bad_index(path, f"a JSON object was expected, not {type(info).__name__}")
     if info.get("kind") not in INDEX_KINDS or info.get("metric") not in METRICS:
         raise _bad_index(path, f"kind {info.get('kind')!r}, metric {info.get('metric')!r}")
+    if info.get("store") != manifest.get("id"):  # stores older than ids have neither
+        raise AekitError(
+            f"the index in {path} ({INDEX}, {INDEX_INFO}) was built for another store, or "
+            f"before this one last changed: rebuild it with aekit index {path}, or search "
+            "with --exact"
+        )
+    count = manifest["count"]
     try:
         check_index_options(info["kind"], count, nprobe=info.get("nprobe"),
                             ef_search=info.get("ef_search"))  # fmt: skip

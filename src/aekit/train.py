@@ -19,7 +19,7 @@ from . import fastpath, runs
 from .data import ImageSet, augment
 from .devices import bf16_native, pick_device
 from .errors import AekitError
-from .files import remove_stale_temps
+from .files import folder_lock, remove_stale_temps
 from .metrics import mse_per_image, psnr, ssim_per_image
 from .models import Autoencoder, to_model_scale, to_unit_scale
 from .objectives import (
@@ -197,9 +197,16 @@ def train(
 ) -> Path:
     """Train ``cfg`` into the run folder ``out`` (or continue it with ``resume``); returns it.
 
-    ``progress=None`` shows a progress bar only when stderr is a terminal.
+    ``progress=None`` shows a progress bar only when stderr is a terminal. The folder is held
+    as the run's one writer until training ends (another ``train`` into it is refused).
     """
-    run = _open_run(out, resume)
+    if not str(out).strip():
+        raise AekitError("--out is empty: name the run folder to create")
+    with folder_lock(Path(out), "a training run"):
+        return _train(cfg, _open_run(out, resume), resume, progress)
+
+
+def _train(cfg: RunConfig, run: Path, resume: bool, progress: bool | None) -> Path:
     train_set, held = load_splits(cfg.data)
     cfg = _fit_model_config(cfg, train_set)
     device = pick_device(cfg.train.device)
@@ -251,14 +258,16 @@ def train(
         ev = evaluate(model, held.images, obj, seed=cfg.train.seed)
         runs.append_metrics(run, _epoch_row(epoch, train_loss, seconds, n, ev))
         _save_samples(run, epoch, model, held_images, obj)
-        runs.save_weights(run, model)
         runs.save_checkpoint(run, {
             "model": runs.state_dict(model), "optimizer": opt.state_dict(), "epoch": epoch,
             "cpu_rng": cpu_gen.get_state(), "device_rng": dev_gen.get_state(),
         })  # fmt: skip
+        runs.save_weights(run, model, epoch)  # after the checkpoint: a kill between is resumable
+    if start == cfg.train.epochs:  # resumed only to finish what a kill interrupted
+        runs.save_weights(run, model, start)
     from .viz import loss_plot
 
-    loss_plot(runs.read_metrics(run), run / "loss.png")
+    loss_plot(runs.read_metrics(run), run / runs.LOSS_PLOT)
     return run
 
 
@@ -266,8 +275,6 @@ def _open_run(out: str | Path, resume: bool) -> Path:
     """The run folder to write, checked before any work: never an empty path (the current
     folder), never a folder holding another run unless resuming it; leftovers of a killed
     writer are removed."""
-    if not str(out).strip():
-        raise AekitError("--out is empty: name the run folder to create")
     run = Path(out)
     if not resume:
         held = [name for name in (runs.CHECKPOINT, runs.WEIGHTS) if (run / name).exists()]
@@ -298,7 +305,10 @@ def _restore(
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
         cpu_gen.set_state(ckpt["cpu_rng"])
-        dev_gen.set_state(ckpt["device_rng"])
+        if len(ckpt["device_rng"]) == len(dev_gen.get_state()):
+            dev_gen.set_state(ckpt["device_rng"])
+        # else the run moved to another kind of device (its noise generator differs): the noise
+        # continues from the run's seed, and the run is no longer bit-for-bit the same
     except (RuntimeError, ValueError, KeyError, TypeError, AttributeError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise AekitError(
