@@ -267,6 +267,21 @@ def test_empty_heldout_split_is_refused(cli, tmp_path: Path) -> None:
                 "--base-channels", "8"), f"npz:{path}", "'test'", "no images")  # fmt: skip
 
 
+@pytest.mark.parametrize("test_shape,advice", [
+    ((8, 16, 16, 3), "as many channels"),  # gray train, color test: no resize can help
+    ((8, 24, 24), "--image-size"),
+])  # fmt: skip
+def test_splits_that_differ_get_the_advice_that_fits(cli, tmp_path: Path, test_shape,
+                                                     advice) -> None:  # fmt: skip
+    path = write_npz(tmp_path / "m.npz", x_train=rand_uint8((8, 16, 16)),
+                     x_test=rand_uint8(test_shape))  # fmt: skip
+    code, _, err = cli("train", "--data", f"npz:{path}", "--out", tmp_path / "r", "--epochs",
+                       "1", "--base-channels", "8")  # fmt: skip
+    refusal((code, "", err), "test", advice)
+    if advice != "--image-size":
+        assert "--image-size" not in err
+
+
 def test_preview_of_an_empty_split_is_refused(cli, tmp_path: Path) -> None:
     path = write_npz(tmp_path / "e.npz", x_train=rand_uint8((2, 8, 8)),
                      x_test=rand_uint8((0, 8, 8)))  # fmt: skip

@@ -233,6 +233,39 @@ def test_a_gallery_whose_dataset_shrank_is_refused_at_start(store, tiny_run, tmp
         create_app(tiny_run, tmp_path / "small", device="cpu")
 
 
+def test_a_dataset_replaced_by_one_of_the_same_size_is_noticed(cli, tiny_run, tmp_path) -> None:
+    ds = aekit.load_dataset("shapes", "test")
+    npz = tmp_path / "pics.npz"
+    np.savez(npz, x_test=ds.images[:50].permute(0, 2, 3, 1).numpy(), y_test=ds.labels[:50])
+    emb = tmp_path / "emb"
+    code, _, err = cli("embed", tiny_run, "--data", f"npz:{npz}", "--out", emb)
+    assert code == 0, err
+    code, _, err = cli("search-eval", emb, "--baselines", "pixels", "--json")
+    assert code == 0, err
+    np.savez(npz, x_test=ds.images[50:100].permute(0, 2, 3, 1).numpy(),
+             y_test=ds.labels[:50])  # 50 other images, the same labels
+    code, out, err = cli("search-eval", emb, "--baselines", "pixels", "--json")
+    one_line_error(code, err, "no longer the ones embedded", "embed it again")
+    assert out == ""
+    code, _, err = cli("search", emb, "--index", "0", "--out", tmp_path / "r.png")
+    one_line_error(code, err, "no longer the ones embedded")
+    assert not (tmp_path / "r.png").exists()
+    code, _, err = cli("search", emb, "--index", "0")  # the vectors alone are still searchable
+    assert code == 0, err
+
+
+def test_a_damaged_store_says_how_to_start_over(cli, store, tiny_run) -> None:
+    (store / "manifest.json").write_text("{")
+    for args in (["embed", tiny_run, "--split", "val", "--out", store],
+                 ["embed", tiny_run, "--split", "val", "--out", store, "--append"],
+                 ["search", store, "--index", "0"]):  # fmt: skip
+        code, _, err = cli(*args)
+        one_line_error(code, err, "damaged", "delete the store folder")
+    shutil.rmtree(store)  # what the message says to do
+    code, _, err = cli("embed", tiny_run, "--split", "val", "--out", store)
+    assert code == 0, err
+
+
 # --- 16, 17. damaged or foreign index files ---------------------------------------------------
 
 

@@ -118,11 +118,14 @@ class Embeddings:
                               image_size=part.get("image_size"))  # fmt: skip
             top = max((it["item"] for it in self.items if (it["source"], it["split"]) == key),
                       default=-1)  # fmt: skip
-            if top >= len(ds):
+            if top >= len(ds) or (
+                part.get("fingerprint") not in (None, fingerprint(ds.images, part["count"]))
+            ):
+                now = (f"that split now holds {len(ds)} images" if top >= len(ds)
+                       else "its images are no longer the ones embedded")  # fmt: skip
                 raise AekitError(
-                    f"the store {self.path} has items up to position {top} of {source} [{split}] "
-                    f"but that split now holds {len(ds)} images: the data changed since it was "
-                    "embedded; embed it again"
+                    f"the store {self.path} holds {source} [{split}] but {now}: the data "
+                    "changed since it was embedded; embed it again"
                 )
             self._datasets[key] = ds
         return self._datasets[key]
@@ -154,6 +157,22 @@ class Embeddings:
         path = Path(path)
         vectors, items, manifest = read_store(path)
         return cls(vectors, items, manifest, path)
+
+
+FINGERPRINT_IMAGES = 64
+
+
+def fingerprint(images: torch.Tensor, count: int) -> str:
+    """sha256 of up to 64 images spread evenly over the first ``count`` (and of their shape):
+    how a store notices that the dataset it shows pictures from is no longer the one it
+    embedded, at the cost of 64 images, whatever the dataset's size."""
+    if len(images) < count:
+        return "fewer images"
+    at = torch.linspace(0, count - 1, min(count, FINGERPRINT_IMAGES)).round().long()
+    sample = images[at].contiguous()
+    h = hashlib.sha256(str((count, *images.shape[1:])).encode())
+    h.update(sample.numpy().tobytes())
+    return h.hexdigest()
 
 
 def model_hash(run: str | Path) -> str:
@@ -224,7 +243,8 @@ def embed(
     check_input(model, data.shape, f"{data.source} [{data.split}]", run)
     vectors = encode(model, data.images, batch_size, progress)
     part = {"source": data.source, "split": data.split, "count": len(data),
-            "data_dir": data_dir, "image_size": image_size}  # fmt: skip
+            "data_dir": data_dir, "image_size": image_size,
+            "fingerprint": fingerprint(data.images, len(data))}  # fmt: skip
     manifest = {
         "run": str(Path(run).resolve()) if run else None,
         "model_hash": model_hash(run) if run else None,

@@ -85,6 +85,7 @@ def _embed_into(ns: argparse.Namespace) -> None:
     from .runs import load, load_config
 
     if not ns.append and (Path(ns.out) / MANIFEST).exists():
+        Embeddings.load(ns.out)  # a damaged store says so (and how to start over)
         raise AekitError(
             f"{ns.out} already holds a store: pass --append to add to it, or choose another --out"
         )

@@ -40,9 +40,15 @@ def load_splits(cfg: DataConfig) -> tuple[ImageSet, ImageSet]:
     else:
         held = load(held_name)
     if held.shape != train.shape:
+        fix = (
+            "pass --image-size to bring them to one size"
+            if held.shape[0] == train.shape[0]
+            else "the splits must have as many channels (all gray or all color); fix the data, "
+            "or pass --heldout-split to choose another held-out split"
+        )
         raise AekitError(
-            f"the {held.split} images are {held.shape}, the {train.split} images "
-            f"{train.shape}: pass --image-size to bring them to one size"
+            f"the {held.split} images are {'x'.join(map(str, held.shape))}, the {train.split} "
+            f"images {'x'.join(map(str, train.shape))}: {fix}"
         )
     if cfg.limit:
         train, held = train.subset(slice(0, cfg.limit)), held.subset(slice(0, cfg.limit))

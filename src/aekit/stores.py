@@ -153,13 +153,13 @@ def _read_generation(path: Path, manifest: dict[str, Any]) -> tuple[np.ndarray, 
         raise AekitError(
             f"{path} is inconsistent: the manifest says {n} x {dim}, {files['vectors']} "
             f"holds {vectors.shape} and {files['items']} {len(lines)} items; "
-            "rebuild it with aekit embed"
+            "delete the store folder and embed again with aekit embed"
         )
     total = sum(p["count"] for p in manifest["parts"])
     if total != n:
         raise AekitError(
             f"{path} is inconsistent: its parts add up to {total} items, its manifest says {n}; "
-            "rebuild it with aekit embed"
+            "delete the store folder and embed again with aekit embed"
         )
     if vectors.dtype != np.float32:
         raise AekitError(
@@ -258,7 +258,9 @@ def _is_int(value: Any) -> bool:
 
 
 def _damaged(path: Path, why: str) -> AekitError:
-    return AekitError(f"{path} is damaged ({why}); rebuild the store with aekit embed")
+    return AekitError(
+        f"{path} is damaged ({why}): delete the store folder and embed again with aekit embed"
+    )
 
 
 def _bad_index(path: Path, why: str) -> AekitError:
