@@ -242,8 +242,9 @@ def test_a_dataset_replaced_by_one_of_the_same_size_is_noticed(cli, tiny_run, tm
     assert code == 0, err
     code, _, err = cli("search-eval", emb, "--baselines", "pixels", "--json")
     assert code == 0, err
-    np.savez(npz, x_test=ds.images[50:100].permute(0, 2, 3, 1).numpy(),
-             y_test=ds.labels[:50])  # 50 other images, the same labels
+    np.savez(
+        npz, x_test=ds.images[50:100].permute(0, 2, 3, 1).numpy(), y_test=ds.labels[:50]
+    )  # 50 other images, the same labels
     code, out, err = cli("search-eval", emb, "--baselines", "pixels", "--json")
     one_line_error(code, err, "no longer the ones embedded", "embed it again")
     assert out == ""
