@@ -465,3 +465,45 @@ def test_a_failed_command_leaves_no_empty_folder_behind(cli, tiny_run, tmp_path)
                        tmp_path / "run", *TINY)  # fmt: skip
     _one_line(code, err, "nope")
     assert list(tmp_path.iterdir()) == []
+
+
+# --- outputs that cannot be written are refused before any work -------------------------------
+
+
+def test_denoise_into_a_folder_named_like_its_output_is_refused(cli, tiny_run, tmp_path) -> None:
+    from PIL import Image
+
+    Image.new("RGB", (32, 32), (90, 120, 200)).save(tmp_path / "x.png")
+    (tmp_path / "out" / "x_denoised.png").mkdir(parents=True)
+    code, out, err = cli("denoise", tiny_run, tmp_path / "x.png", "--out", tmp_path / "out")
+    _one_line(code, err, "x_denoised.png is a folder")
+    assert ".tmp" not in err and out == ""
+
+
+@pytest.mark.parametrize("command", ["embed", "train"])
+def test_an_out_through_a_dangling_link_is_refused(cli, tiny_run, tmp_path, command) -> None:
+    (tmp_path / "link").symlink_to(tmp_path / "gone" / "deep")
+    args = {
+        "embed": ["embed", tiny_run, "--out", tmp_path / "link"],
+        "train": ["train", "--data", "shapes", "--out", tmp_path / "link" / "run", *TINY],
+    }
+    code, _, err = cli(*args[command])  # fmt: skip
+    _one_line(code, err, "does not exist")
+    assert "File exists" not in err and not (tmp_path / "gone").exists()
+
+
+def test_serve_on_a_port_in_use_is_one_line(cli, tiny_run) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        code, out, err = cli("serve", tiny_run, "--port", taken.getsockname()[1])
+    _one_line(code, err, "already in use", "--port")
+    assert out == ""
+
+
+def test_serve_on_an_unknown_host_is_one_line(cli, tiny_run) -> None:
+    code, out, err = cli("serve", tiny_run, "--host", "999.1.1.1")
+    _one_line(code, err, "--host 999.1.1.1")
+    assert out == ""

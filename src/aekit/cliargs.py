@@ -5,6 +5,7 @@ paths a user names."""
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from .config import MAX_SEED
@@ -69,6 +70,11 @@ def out_dir(path: str | Path) -> Path:
     """An output folder the user named: refuse a file (or a path through one) before any work."""
     path = Path(path)
     for p in (path, *path.parents):
+        if p.is_symlink() and not p.exists():
+            raise AekitError(
+                f"--out {path}: {p} is a link to {os.readlink(p)}, which does not exist; create "
+                "it, or choose another folder"
+            )
         if p.exists():
             if not p.is_dir():
                 raise AekitError(f"--out {path}: {p} is a file, not a folder; choose a folder")

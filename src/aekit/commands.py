@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from .errors import AekitError
 from .metrics import psnr_per_image
 from .models import Autoencoder
 from .objectives import parse_noise
@@ -76,18 +77,25 @@ def cmd_denoise(ns: argparse.Namespace) -> None:
     from .cliargs import out_dir
     from .viz import save_image
 
-    out_dir(ns.out)
+    out, used = out_dir(ns.out), set()
     parse_noise(ns.add_noise)  # a bad spec is refused before the model loads
+    names = [(_out_name(out, path, "denoised", used),
+              _out_name(out, path, "noisy", used) if ns.add_noise else None)
+             for path in ns.images]  # fmt: skip
+    for name in (n for pair in names for n in pair if n is not None):
+        if name.is_dir():
+            raise AekitError(
+                f"{name} is a folder, so the picture cannot be written: choose another --out"
+            )
     model, _ = _load(ns.run)
     u8 = _read_images(model, ns.images)
     noisy, den = (t.cpu() for t in denoise(model, u8, ns.add_noise, seed=ns.seed))
     clean = u8.float() / 255
     before, after = psnr_per_image(noisy, clean), psnr_per_image(den, clean)
-    out, used = Path(ns.out), set()
-    for i, path in enumerate(ns.images):
-        line = f"{path} -> {save_image(den[i], _out_name(out, path, 'denoised', used))}"
-        if ns.add_noise:
-            noisy_path = save_image(noisy[i], _out_name(out, path, "noisy", used))
+    for i, (path, (den_name, noisy_name)) in enumerate(zip(ns.images, names, strict=True)):
+        line = f"{path} -> {save_image(den[i], den_name)}"
+        if noisy_name is not None:
+            noisy_path = save_image(noisy[i], noisy_name)
             line += f" (noisy copy {noisy_path}): PSNR {before[i]:.2f} dB -> {after[i]:.2f} dB"
         print(line)
     if ns.add_noise:

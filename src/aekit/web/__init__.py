@@ -4,9 +4,11 @@ imported only when the command runs."""
 from __future__ import annotations
 
 import argparse
+import errno
+import socket
 from typing import Any
 
-from ..cliargs import port
+from ..cliargs import port, positive_int
 from ..errors import AekitError
 
 
@@ -20,7 +22,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--gallery", metavar="EMB", default=None, help="embedding store to search")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: this machine)")
     p.add_argument("--port", type=port, default=8000)
-    p.add_argument("--max-upload-bytes", type=int, default=MAX_UPLOAD_BYTES)
+    p.add_argument("--max-upload-bytes", type=positive_int, default=MAX_UPLOAD_BYTES)
     add_max_pixels_flag(p)
 
 
@@ -35,6 +37,27 @@ def cmd_serve(ns: argparse.Namespace) -> None:
         ) from e
     from ..data.images import max_pixels
 
+    check_address(ns.host, ns.port)
     app = create_app(ns.run, ns.gallery, ns.max_upload_bytes, max_pixels())  # --max-pixels
     print(f"serving {ns.run} on http://{ns.host}:{ns.port} (API docs at /docs)")
     uvicorn.run(app, host=ns.host, port=ns.port, log_level="warning")
+
+
+def check_address(host: str, port: int) -> None:
+    """Refuse, before the model loads, an address the server could not listen on (an unknown
+    host, a port in use): one line instead of uvicorn's log lines."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError) as e:
+        raise AekitError(f"--host {host}: not an address of this machine ({e}); use "
+                         "127.0.0.1, 0.0.0.0 or a name of this machine") from None  # fmt: skip
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind(address)
+        except OSError as e:
+            why = "already in use" if e.errno == errno.EADDRINUSE else e.strerror
+            raise AekitError(
+                f"cannot serve on {host}:{port}: {why}; pass another --port (or --host)"
+            ) from None
