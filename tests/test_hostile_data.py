@@ -392,3 +392,12 @@ def test_upload_errors_hold_no_object_reprs(client, data: bytes) -> None:
     assert r.status_code == 400, r.text
     detail = r.json()["detail"]
     assert "object at 0x" not in detail and "<" not in detail and "the upload" in detail
+
+
+def test_a_folder_of_non_images_is_one_line(cli, tmp_path: Path) -> None:
+    for i in range(3):
+        (tmp_path / "pics" / "train").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "pics" / "train" / f"{i}.png").write_text("not a picture")
+    line = refusal(cli("data", "describe", f"folder:{tmp_path / 'pics'}"), "no readable image",
+                   "0.png")  # fmt: skip
+    assert "warning" not in line

@@ -190,6 +190,10 @@ DAMAGE = {
     "item source is a list": (_first_item(source=["shapes"]), "line 1"),
     "labels of two kinds": (_first_item(label=[0, 1]), "mix"),
     "NaN row": (_nan_row, "NaN"),
+    "random bytes as vectors": (
+        lambda s: vectors_file(s).write_bytes(bytes(range(256)) * 8),
+        "embeddings.npy is not a .npy array",
+    ),
 }
 
 
@@ -199,6 +203,7 @@ def test_damaged_stores_are_one_line_errors(cli, store, case) -> None:
     damage(store)
     code, _, err = cli("search", store, "--index", "0", "--json")
     one_line_error(code, err, message)
+    assert "pickle" not in err
     with pytest.raises(AekitError, match=message):
         Embeddings.load(store)
 
@@ -510,3 +515,14 @@ def test_json_output_is_strict_json(cli, store) -> None:
     code, out, err = cli("search", store, "--index", "0", "--both", "--json")
     assert code == 0, err
     json.loads(out, parse_constant=refuse)
+
+
+def test_search_on_a_run_folder_says_to_embed_it(cli, tiny_run) -> None:
+    code, _, err = cli("search", tiny_run, "--index", "0")
+    one_line_error(code, err, "is a run folder", f"aekit embed {tiny_run} --out EMB")
+    assert not (tiny_run / "manifest.json").exists()
+
+
+def test_embed_at_another_size_names_the_size_to_use(cli, tiny_run, tmp_path) -> None:
+    code, _, err = cli("embed", tiny_run, "--out", tmp_path / "e", "--image-size", "64")
+    one_line_error(code, err, "3x64x64", "3x32x32", "--image-size 32")

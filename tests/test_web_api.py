@@ -287,3 +287,15 @@ def test_a_chunked_upload_is_cut_off_at_the_limit(
     assert r.request.headers.get("transfer-encoding") == "chunked"
     assert r.status_code == 413 and f"{MAX_BYTES} bytes" in r.json()["detail"]
     assert_serving(client, store)
+
+
+@pytest.mark.parametrize("size,want", [(6, 5), (2, 1)])
+def test_a_small_gallery_answers_a_search_without_k(tiny_run: Path, tmp_path: Path, size: int,
+                                                     want: int) -> None:  # fmt: skip
+    ds = aekit.load_dataset("shapes", "test").subset(slice(0, size))
+    aekit.embed(aekit.load(tiny_run), ds, run=tiny_run).save(tmp_path / "emb")
+    client = TestClient(create_app(tiny_run, tmp_path / "emb", device="cpu"))
+    body = client.post("/api/search", data={"index": "0"}).json()
+    assert body["k"] == want and len(body["results"]) == want
+    assert 0 not in [r["index"] for r in body["results"]]
+    assert client.post("/api/search", data={"index": "0", "k": "9"}).status_code == 400

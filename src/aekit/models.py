@@ -169,7 +169,7 @@ def check_input(
     they are: one clear error instead of a convolution's shape mismatch."""
     want = (model.config.in_channels, model.config.image_size, model.config.image_size)
     if tuple(shape) != want:
-        fix = "--image-size" if shape[0] == want[0] else "images with as many channels"
+        fix = f"--image-size {want[1]}" if shape[0] == want[0] else "images with as many channels"
         raise AekitError(
             f"{what} images are {'x'.join(map(str, shape))} but {run or 'the model'} was "
             f"trained on {'x'.join(map(str, want))}: use {fix}"

@@ -42,6 +42,11 @@ def read_store(path: Path) -> tuple[np.ndarray, list[dict[str, Any]], dict[str, 
     """(vectors memory-mapped, items, manifest) of the store in ``path``, every file checked.
 
     The manifest's "run" is the run folder to use: the relative one when it exists there."""
+    if not (path / MANIFEST).is_file() and (path / "config.json").is_file():
+        raise AekitError(
+            f"{path} is a run folder, not an embedding store: make a store of it with "
+            f"aekit embed {path} --out EMB, then use EMB"
+        )
     if not (path / MANIFEST).is_file():
         raise AekitError(
             f"{path} is not an embedding store ({MANIFEST} is missing): make "
@@ -147,7 +152,9 @@ def _read_generation(path: Path, manifest: dict[str, Any]) -> tuple[np.ndarray, 
     except FileNotFoundError:
         raise
     except (OSError, ValueError, EOFError) as e:  # truncated .npy, not UTF-8, ...
-        raise _damaged(path, str(e)) from None
+        # numpy takes any non-.npy bytes for a pickle, and says so: say what it is instead
+        why = f"{files['vectors']} is not a .npy array" if "pickle" in str(e) else str(e)
+        raise _damaged(path, why) from None
     n, dim = manifest["count"], manifest["dim"]
     if vectors.ndim != 2 or vectors.shape != (n, dim) or len(lines) != n:
         raise AekitError(

@@ -173,14 +173,14 @@ def load_folder(root: Path, split: str, source: str, image_size: int | None = No
         )
     siblings = [f for other in splits if other != split for f in _scan(root, other, True)[0]]
     keep, arrays, bad = _decode(files, image_size, siblings)
-    if bad:
-        listing = _listing(sorted(bad), where)
-        warn(f"skipped {len(bad)} unreadable image file(s) in {where}: {listing}")
+    listing = _listing(sorted(bad), where)
     if not keep:
         raise AekitError(
             f"no readable image in {where}: all {len(files)} image files failed to "
-            f"open; check that they are valid images"
+            f"open ({listing}); check that they are valid images"
         )
+    if bad:
+        warn(f"skipped {len(bad)} unreadable image file(s) in {where}: {listing}")
     kept_labels = None if labels is None else [labels[i] for i in keep]
     return ImageSet(
         images=torch.from_numpy(np.stack(arrays)),

@@ -99,17 +99,18 @@ def pixel_limit(limit: int | None = None) -> Iterator[int]:
         _max_pixels, Image.MAX_IMAGE_PIXELS = before, pillow
 
 
-def check_side(size: object, flag: str = "--image-size") -> None:
-    """Refuse an image side that is not a whole number of pixels in [MIN_SIDE, MAX_SIDE]."""
+def check_side(size: object, flag: str = "--image-size", low: int = MIN_SIDE) -> None:
+    """Refuse an image side that is not a whole number of pixels in [low, MAX_SIDE] (the
+    loader takes any small size; a model's input is at least MIN_SIDE)."""
     if size is None:
         return
     if (
         isinstance(size, bool)
         or not isinstance(size, numbers.Integral)
-        or not MIN_SIDE <= size <= MAX_SIDE
+        or not low <= size <= MAX_SIDE
     ):
         raise AekitError(
-            f"{flag} must be a whole number of pixels from {MIN_SIDE} to {MAX_SIDE:,}, got {size!r}"
+            f"{flag} must be a whole number of pixels from {low} to {MAX_SIDE:,}, got {size!r}"
         )
 
 

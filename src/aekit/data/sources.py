@@ -127,7 +127,7 @@ def load_dataset(
     images. An empty split is an AekitError. Missing files are downloaded into ``data_dir``
     (default :func:`default_data_dir`) and MD5-checked, unless ``download`` is False.
     """
-    check_side(image_size, "image_size")
+    check_side(image_size, "image_size", low=1)
     _positive("limit", limit)
     src = parse_source(source)
     splits = available_splits(source, data_dir)

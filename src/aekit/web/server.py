@@ -29,6 +29,7 @@ from .limits import BodyLimit
 from .uploads import MAX_PIXELS, MAX_UPLOAD_BYTES, UploadError, data_url, decode_upload, png_bytes
 
 MAX_PAGE = 200  # gallery items per page: bounds the answer's size
+DEFAULT_K = 7  # results per search when the request names no k (fewer in a smaller gallery)
 STATIC = Path(__file__).parent / "static"  # the page: plain HTML/JS/CSS, shipped as package data
 
 
@@ -134,12 +135,12 @@ def create_app(
     def api_search(
         image: Annotated[UploadFile | None, File()] = None,
         index: Annotated[int | None, Form()] = None,
-        k: Annotated[int, Form()] = 7,
+        k: Annotated[int | None, Form()] = None,
         farthest: Annotated[bool, Form()] = False,
         metric: Annotated[Literal["l2", "cosine"], Form()] = "l2",
     ) -> dict[str, Any]:
         """Nearest (or farthest) gallery items of an upload or of gallery item ``index``
-        (itself left out)."""
+        (itself left out); k defaults to 7, or every other item of a smaller gallery."""
         g = need_gallery()
         if (image is None) == (index is None):
             raise HTTPException(400, "send either an image file (field image) or an index")
@@ -148,6 +149,9 @@ def create_app(
                 400, f"index {index} is out of range: the gallery holds {len(g)} items"
             )
         available = len(g) - (index is not None)
+        if available < 1:
+            raise HTTPException(400, "the gallery holds no other item to compare with")
+        k = min(DEFAULT_K, available) if k is None else k  # a small gallery shows what it has
         if not 1 <= k <= available:
             raise HTTPException(400, f"k must be between 1 and {available}, got {k}")
         if index is not None:
