@@ -98,7 +98,7 @@ def test_parse_specs() -> None:
         ("gauss:0.2", "unknown --noise"),
         ("gaussian", "expected gaussian:NUMBER"),
         ("mask:1.5", "fraction"),
-        ("gaussian:-1", "must be >= 0"),
+        ("gaussian:-1", "std must be between 0 and 10"),
     ],
 )
 def test_bad_noise(spec: str, message: str) -> None:

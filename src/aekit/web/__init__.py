@@ -37,15 +37,15 @@ def cmd_serve(ns: argparse.Namespace) -> None:
         ) from e
     from ..data.images import max_pixels
 
-    check_address(ns.host, ns.port)
     app = create_app(ns.run, ns.gallery, ns.max_upload_bytes, max_pixels())  # --max-pixels
+    check_address(ns.host, ns.port)
     print(f"serving {ns.run} on http://{ns.host}:{ns.port} (API docs at /docs)")
     uvicorn.run(app, host=ns.host, port=ns.port, log_level="warning")
 
 
 def check_address(host: str, port: int) -> None:
-    """Refuse, before the model loads, an address the server could not listen on (an unknown
-    host, a port in use): one line instead of uvicorn's log lines."""
+    """Refuse an address the server could not listen on (an unknown host, a port in use): one
+    line instead of uvicorn's log lines."""
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except (socket.gaierror, UnicodeError) as e:
