@@ -287,7 +287,8 @@ def test_a_damaged_index_json_is_a_one_line_error(cli, store, text) -> None:
     assert code == 0, err
 
 
-def test_an_index_of_another_store_is_refused(cli, store, tiny_run, tmp_path) -> None:
+def small_store_with_the_index_of(cli, store, tiny_run, tmp_path) -> Path:
+    """A 300-item store holding a copy of the index built for the 1000-item ``store``."""
     ds = aekit.load_dataset("shapes", "test").subset(slice(0, 300))
     small = tmp_path / "small"
     aekit.embed(aekit.load(tiny_run), ds, run=tiny_run).save(small)
@@ -295,6 +296,11 @@ def test_an_index_of_another_store_is_refused(cli, store, tiny_run, tmp_path) ->
     assert code == 0, err
     for name in ("index.faiss", "index.json"):
         shutil.copy(store / name, small / name)
+    return small
+
+
+def test_an_index_of_another_store_is_refused(cli, store, tiny_run, tmp_path) -> None:
+    small = small_store_with_the_index_of(cli, store, tiny_run, tmp_path)
     code, _, err = cli("search", small, "--index", "0", "--json")
     one_line_error(code, err, "another store", "aekit index")
     code, out, err = cli("search", small, "--index", "0", "--json", "--exact")
@@ -316,13 +322,7 @@ def test_an_index_of_a_store_of_the_same_size_is_refused(cli, store, pristine, t
 
 def test_an_old_index_without_store_id_is_checked_by_its_count(cli, store, tiny_run,
                                                                tmp_path) -> None:  # fmt: skip
-    ds = aekit.load_dataset("shapes", "test").subset(slice(0, 300))
-    small = tmp_path / "small"
-    aekit.embed(aekit.load(tiny_run), ds, run=tiny_run).save(small)
-    code, _, err = cli("index", store, "--kind", "flat")
-    assert code == 0, err
-    for name in ("index.faiss", "index.json"):
-        shutil.copy(store / name, small / name)
+    small = small_store_with_the_index_of(cli, store, tiny_run, tmp_path)
     for folder in (store, small):  # both as made before stores had ids
         edit_manifest(folder, _without("id"))
         info = json.loads((folder / "index.json").read_text())
