@@ -21,14 +21,13 @@ CASES = [
 @pytest.mark.parametrize(("arch", "channels", "size"), CASES)
 def test_forward_backward_shapes(arch: str, channels: int, size: int) -> None:
     torch.manual_seed(0)
-    cfg = ModelConfig(
-        arch=arch, in_channels=channels, image_size=size, base_channels=8, latent_dim=16
-    )
+    cfg = ModelConfig(arch=arch, in_channels=channels, image_size=size, base_channels=8,
+                      latent_dim=16 if arch == "conv" else None)  # fmt: skip
     model = Autoencoder(cfg)
     lo, hi = model.value_range
     x = torch.rand(3, channels, size, size) * (hi - lo) + lo
-    z, y = model(x)
-    assert z.shape == (3, cfg.latent_dim)
+    y, z, terms = model(x)
+    assert z.shape == (3, cfg.latent_dim) and terms == {}
     assert y.shape == x.shape
     assert y.min() >= lo and y.max() <= hi
     ((y - x) ** 2).mean().backward()
@@ -92,7 +91,7 @@ def test_conv_at_32_is_the_seed_model() -> None:
     assert {k: v.shape for k, v in ours_sd.items()} == {k: v.shape for k, v in seed_sd.items()}
     ours.load_state_dict(seed_sd)
     x = torch.rand(2, 3, 32, 32) * 2 - 1
-    z, y = ours(x)
+    y, z, _ = ours(x)
     torch.testing.assert_close(z, enc.net(x))
     torch.testing.assert_close(y, dec(enc.net(x)))
     assert sum(p.numel() for p in ours.parameters()) == 1_866_243

@@ -133,8 +133,10 @@ def test_every_readme_command_runs(cli, fake_downloads, tmp_path, monkeypatch) -
 
 def test_readme_python_example(tmp_path, monkeypatch, capsys) -> None:
     monkeypatch.chdir(tmp_path)
-    (code,) = blocks("python")
-    exec(compile(code, str(README), "exec"), {})
+    namespace: dict = {}
+    for code in blocks("python"):  # in order, one session, as a reader would type them
+        exec(compile(code, str(README), "exec"), namespace)
     printed = capsys.readouterr().out
     assert "'count': 200" in printed and "'psnr'" in printed
+    assert "['conv', 'keras'] (0.0, 1.0) {}" in printed
     assert Path("runs/py-shapes/model.safetensors").is_file()

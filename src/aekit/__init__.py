@@ -12,7 +12,7 @@ from .config import DataConfig, ModelConfig, TrainConfig
 from .data import ImageSet, load_dataset
 from .embed import Embeddings, embed
 from .errors import AekitError
-from .models import Autoencoder
+from .models import Autoencoder, create_model, list_models
 from .runs import RunConfig, load
 
 __all__ = [
@@ -24,9 +24,11 @@ __all__ = [
     "ModelConfig",
     "RunConfig",
     "TrainConfig",
+    "create_model",
     "denoise",
     "embed",
     "evaluate",
+    "list_models",
     "load",
     "load_dataset",
     "make_config",

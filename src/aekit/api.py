@@ -101,7 +101,7 @@ def denoise(
     spec = parse_noise(noise)
     if spec:
         x = corrupt(x, spec, model.value_range, torch.Generator(device).manual_seed(seed))
-    _, y = model.eval()(x)
+    y = model.eval()(x).recon
     return to_unit_scale(x, model.config.arch), to_unit_scale(y, model.config.arch)
 
 
@@ -109,5 +109,5 @@ def denoise(
 def reconstruct(model: Autoencoder, images: torch.Tensor) -> torch.Tensor:
     """uint8 (B, C, H, W) images -> reconstructions as [0, 1] floats."""
     device = next(model.parameters()).device
-    _, y = model.eval()(to_model_scale(images.to(device), model.config.arch))
+    y = model.eval()(to_model_scale(images.to(device), model.config.arch)).recon
     return to_unit_scale(y, model.config.arch)

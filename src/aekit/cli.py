@@ -12,9 +12,18 @@ from typing import NoReturn
 
 from . import __version__
 from .cliargs import image_side, out_dir, out_path, out_png, positive_int, seed
-from .config import DataConfig, ModelConfig, TrainConfig, add_arguments, from_namespace
+from .config import (
+    DEVICES,
+    LOSSES,
+    DataConfig,
+    ModelConfig,
+    TrainConfig,
+    add_arguments,
+    from_namespace,
+)
 from .data.images import add_max_pixels_flag, pixel_limit
 from .errors import AekitError
+from .models import list_models
 
 
 class Parser(argparse.ArgumentParser):
@@ -55,8 +64,9 @@ def build_parser() -> Parser:
     p.add_argument("--resume", action="store_true", help="continue an interrupted run")
     add_arguments(p, DataConfig)
     add_max_pixels_flag(p)
-    add_arguments(p, ModelConfig, skip=("in_channels", "image_size", "topk"))
-    add_arguments(p, TrainConfig)
+    add_arguments(p, ModelConfig, skip=("in_channels", "image_size", "topk"),
+                  choices={"arch": list_models()})  # fmt: skip
+    add_arguments(p, TrainConfig, choices={"loss": list(LOSSES), "device": list(DEVICES)})
 
     p = sub.add_parser("eval", help="reconstruction quality of a run on a dataset split")
     p.add_argument("run")
@@ -129,10 +139,6 @@ def cmd_train(ns: argparse.Namespace) -> None:
                  if hasattr(ns, f.name)}  # fmt: skip
         cfg = resume_config(ns.out, given)
     else:
-        if getattr(ns, "arch", "conv") == "keras" and getattr(ns, "latent_dim", 128) != 128:
-            raise AekitError(
-                "--arch keras has the seed's fixed 8x4x4 = 128-value code: drop --latent-dim"
-            )
         cfg = RunConfig(*(from_namespace(c, ns) for c in CONFIGS))
     out_dir(ns.out)
     run = train(cfg, ns.out, resume=ns.resume)

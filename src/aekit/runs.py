@@ -27,7 +27,7 @@ from . import fastpath
 from .config import DataConfig, ModelConfig, TrainConfig, from_dict, to_dict
 from .errors import AekitError
 from .files import atomic_write, write_text
-from .models import Autoencoder
+from .models import Autoencoder, check_config
 
 CONFIG, WEIGHTS, CHECKPOINT, METRICS, LOSS_PLOT = (
     "config.json",
@@ -45,6 +45,9 @@ class RunConfig:
     data: DataConfig
     model: ModelConfig
     train: TrainConfig
+
+    def __post_init__(self) -> None:
+        check_config(self.model)  # the family's rules, for every way a run config is made
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -21,7 +21,7 @@ from .devices import bf16_native, pick_device
 from .errors import AekitError
 from .files import folder_lock, remove_stale_temps
 from .metrics import mse_per_image, psnr, ssim_per_image
-from .models import Autoencoder, to_model_scale, to_unit_scale
+from .models import Autoencoder, get_family, to_model_scale, to_unit_scale
 from .objectives import (
     Noise,
     Sparsity,
@@ -51,7 +51,7 @@ class Objective:
     @classmethod
     def from_config(cls, cfg: RunConfig, device: torch.device | None = None) -> Objective:
         """The objective of a run; bf16 autocast only on a ``device`` that runs it natively."""
-        loss = cfg.train.loss or ("bce" if cfg.model.arch == "keras" else "mse")
+        loss = cfg.train.loss or get_family(cfg.model.arch).default_loss
         amp = cfg.train.amp and device is not None and bf16_native(device)
         noise, sparsity = parse_noise(cfg.train.noise), parse_sparsity(cfg.train.sparsity)
         return cls(loss, noise, sparsity, cfg.data.augment_ops(), amp)
@@ -81,9 +81,12 @@ def step(
         x = augment.augment_batch(x, obj.augment, gen)
     inputs = corrupt(x, obj.noise, vr, gen) if obj.noise and noisy else x
     with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=obj.amp):
-        z, out = model(inputs)
-    loss = reconstruction_loss(out, x, obj.loss, vr) + sparsity_penalty(z, obj.sparsity)
-    return StepOut(loss, x, inputs, z, out)
+        out = model(inputs)
+    loss = reconstruction_loss(out.recon, x, obj.loss, vr)
+    loss = loss + sparsity_penalty(out.code, obj.sparsity)
+    for term in out.terms.values():  # the family's own terms (KL, ...)
+        loss = loss + term.float()
+    return StepOut(loss, x, inputs, out.code, out.recon)
 
 
 @torch.no_grad()

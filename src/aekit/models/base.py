@@ -1,0 +1,108 @@
+"""What every model family shares: the output type of ``forward``, the ``Autoencoder`` base
+class, and the conversions between uint8 pixels and a family's value range."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import torch
+from torch import nn
+
+from ..config import ModelConfig
+from ..errors import AekitError
+from .registry import check_config, get_family
+
+
+class AEOutput(NamedTuple):
+    """What a family's ``forward`` returns (a NamedTuple: torch.compile and CUDA graphs take it).
+
+    ``recon``: (B, C, H, W) in the family's value range. ``code``: (B, D), the vector search
+    uses. ``terms``: named extra loss terms (KL, ...), scalars that the one ``step`` adds up.
+    """
+
+    recon: torch.Tensor
+    code: torch.Tensor
+    terms: dict[str, torch.Tensor]
+
+
+class Autoencoder(nn.Module):
+    """An image autoencoder: ``encode`` (B, C, S, S) -> (B, D), ``decode`` back, ``forward`` ->
+    ``AEOutput``. ``Autoencoder(config)`` builds the family ``config.arch`` names (its registered
+    subclass), so ``isinstance(model, Autoencoder)`` holds for every family.
+
+    Inputs are float images in the family's value range (``value_range``); use
+    ``to_model_scale`` on uint8 pixels.
+    """
+
+    def __new__(cls, config: ModelConfig | None = None, **kwargs: Any) -> Autoencoder:
+        if cls is Autoencoder:  # dispatch to the family's class, as pathlib.Path does
+            arch = (config or ModelConfig(**kwargs)).arch
+            cls = get_family(arch).model
+        return super().__new__(cls)
+
+    def __init__(self, config: ModelConfig | None = None, **kwargs: Any) -> None:
+        super().__init__()
+        config = config or ModelConfig(**kwargs)
+        check_config(config)
+        if config.in_channels is None or config.image_size is None:
+            raise AekitError(
+                "an Autoencoder needs in_channels and image_size (training takes "
+                "them from the data)"
+            )
+        self.config = config
+
+    @property
+    def value_range(self) -> tuple[float, float]:
+        """The data scale the model reads and writes."""
+        return value_range(self.config.arch)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        z = self.encoder(x)  # (B, C, S, S) -> (B, D)
+        return topk_mask(z, self.config.topk) if self.config.topk else z
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.decoder(z)  # (B, D) -> (B, C, S, S)
+
+    def forward(self, x: torch.Tensor) -> AEOutput:
+        z = self.encode(x)
+        return AEOutput(self.decode(z), z, {})
+
+
+def topk_mask(z: torch.Tensor, k: int) -> torch.Tensor:
+    """Keep the k largest activations of each row of (B, D) ``z`` and zero the rest."""
+    idx = z.topk(k, dim=1).indices
+    return torch.zeros_like(z).scatter(1, idx, z.gather(1, idx))
+
+
+def check_input(
+    model: Autoencoder, shape: tuple[int, ...], what: str, run: object | None = None
+) -> None:
+    """Refuse images of ``shape`` (C, H, W) that ``model`` was not trained on, naming ``what``
+    they are: one clear error instead of a convolution's shape mismatch."""
+    want = (model.config.in_channels, model.config.image_size, model.config.image_size)
+    if tuple(shape) != want:
+        fix = f"--image-size {want[1]}" if shape[0] == want[0] else "images with as many channels"
+        raise AekitError(
+            f"{what} images are {'x'.join(map(str, shape))} but {run or 'the model'} was "
+            f"trained on {'x'.join(map(str, want))}: use {fix}"
+        )
+
+
+def value_range(arch: str) -> tuple[float, float]:
+    """The value range of the family ``arch`` (conv: [-1, 1], the seed's Normalize(0.5, 0.5);
+    keras: [0, 1])."""
+    return get_family(arch).value_range
+
+
+def to_model_scale(
+    images: torch.Tensor, arch: str, dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
+    """uint8 pixels -> floats in the model's value range."""
+    lo, hi = value_range(arch)
+    return images.to(dtype) * ((hi - lo) / 255.0) + lo
+
+
+def to_unit_scale(x: torch.Tensor, arch: str) -> torch.Tensor:
+    """Model-range floats -> [0, 1] floats (clamped), the scale metrics and pictures use."""
+    lo, hi = value_range(arch)
+    return ((x.float() - lo) / (hi - lo)).clamp(0.0, 1.0)

@@ -1,0 +1,52 @@
+"""The registry of model families (after timm's): each family registers one ``Family`` entry
+holding its model class, its config check, its value range and its default loss. Nothing outside
+this registry asks which family a model is."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import AekitError
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str  # the --arch value
+    summary: str  # one line for --help
+    model: type  # the family's Autoencoder subclass
+    check: Callable[[Any], None]  # refuse a ModelConfig it cannot build; fill its defaults
+    value_range: tuple[float, float]  # the data scale the model reads and writes
+    default_loss: str  # "mse" or "bce", when --loss is not given
+
+
+_FAMILIES: dict[str, Family] = {}
+
+
+def register(family: Family) -> Family:
+    if family.name in _FAMILIES:
+        raise ValueError(f"model family {family.name!r} is registered twice")
+    _FAMILIES[family.name] = family
+    return family
+
+
+def list_models() -> list[str]:
+    """The registered family names (``--arch`` values), in registration order."""
+    return list(_FAMILIES)
+
+
+def get_family(name: str) -> Family:
+    """The registered family ``name``; an unknown one is an AekitError listing the others."""
+    try:
+        return _FAMILIES[name]
+    except (KeyError, TypeError):
+        raise AekitError(f"unknown --arch {name!r}: choose one of {', '.join(_FAMILIES)}") from None
+
+
+def check_config(cfg: Any) -> None:
+    """Refuse a ``ModelConfig`` its family cannot build, and fill the family's defaults (its
+    latent size): the one check of model options, for the CLI, the API and saved runs alike."""
+    get_family(cfg.arch).check(cfg)
+    if cfg.topk is not None and not 1 <= cfg.topk <= cfg.latent_dim:
+        raise AekitError(f"topk:{cfg.topk} must be between 1 and the latent size {cfg.latent_dim}")
