@@ -18,7 +18,7 @@ TINY = ["--base-channels", "8", "--latent-dim", "32", "--limit", "256", "--epoch
 def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("runs") / "dn"
     aekit.train(out, data="shapes", epochs=3, limit=2000, batch_size=32, base_channels=16,
-                latent_dim=32, noise="gaussian:0.2", progress=False)  # fmt: skip
+                latent_dim=32, noise="gaussian:25.5", progress=False)  # fmt: skip
     return out
 
 
@@ -61,7 +61,7 @@ def test_reconstruct_writes_grid_and_says_what_it_converted(cli, run_dir, pngs, 
 
 def test_denoise_improves_psnr(cli, run_dir, pngs, tmp_path) -> None:
     code, out, err = cli(
-        "denoise", run_dir, pngs[0], "--out", tmp_path / "clean", "--add-noise", "gaussian:0.8"
+        "denoise", run_dir, pngs[0], "--out", tmp_path / "clean", "--add-noise", "gaussian:102"
     )
     assert code == 0, err
     files = sorted(p.name for p in (tmp_path / "clean").iterdir())

@@ -307,9 +307,9 @@ def test_the_loader_checks_the_image_size() -> None:
 
 
 @pytest.mark.parametrize("spec,word", [
-    ("gaussian:1e38", "std"),
-    ("gaussian:11", "std"),
-    ("gaussian:-0.1", "std"),
+    ("gaussian:1e38", "sigma"),
+    ("gaussian:1001", "sigma"),
+    ("gaussian:-0.1", "sigma"),
     ("saltpepper:1.5", "fraction"),
     ("mask:-1", "fraction"),
 ])  # fmt: skip

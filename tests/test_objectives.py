@@ -24,11 +24,11 @@ def gen(seed: int = 0) -> torch.Generator:
 
 def test_gaussian_noise_has_the_asked_std_and_is_unclipped() -> None:
     x = torch.zeros(64, 3, 32, 32)
-    y = corrupt(x, Noise("gaussian", 0.2), (-1.0, 1.0), gen())
+    y = corrupt(x, Noise("gaussian", 25.5), (-1.0, 1.0), gen())
     assert abs(y.std().item() - 0.2) < 0.005
     assert abs(y.mean().item()) < 0.005
     x1 = torch.ones(8, 1, 28, 28)
-    assert corrupt(x1, Noise("gaussian", 0.2), (-1.0, 1.0), gen()).max() > 1.0
+    assert corrupt(x1, Noise("gaussian", 25.5), (-1.0, 1.0), gen()).max() > 1.0
 
 
 def test_noise_is_reproducible_from_the_generator() -> None:
@@ -98,7 +98,7 @@ def test_parse_specs() -> None:
         ("gauss:0.2", "unknown --noise"),
         ("gaussian", "expected gaussian:NUMBER"),
         ("mask:1.5", "fraction"),
-        ("gaussian:-1", "std must be between 0 and 10"),
+        ("gaussian:-1", "sigma must be between 0 and 1000"),
     ],
 )
 def test_bad_noise(spec: str, message: str) -> None:
@@ -120,3 +120,12 @@ def test_bad_noise(spec: str, message: str) -> None:
 def test_bad_sparsity(spec: str, message: str) -> None:
     with pytest.raises(AekitError, match=message):
         parse_sparsity(spec)
+
+
+@pytest.mark.parametrize("value_range", [(-1.0, 1.0), (0.0, 1.0)])
+def test_gaussian_sigma_is_in_pixel_units_for_every_family(value_range) -> None:
+    lo, hi = value_range
+    x = torch.full((64, 3, 32, 32), (lo + hi) / 2)
+    y = corrupt(x, Noise("gaussian", 25.5), value_range, gen())
+    pixels = (y - x) * 255 / (hi - lo)  # the noise back on the 0-255 scale
+    assert abs(pixels.std().item() - 25.5) < 0.5

@@ -121,7 +121,7 @@ def test_denoise_reports_both_psnrs(client: TestClient, store: aekit.Embeddings)
     assert set(body) >= {"original", "noisy", "denoised", "psnr_noisy", "psnr_denoised"}
     assert 5 < body["psnr_noisy"] < 30  # gaussian 0.2 in the [-1, 1] scale: visibly noisy
     harder = client.post("/api/denoise", files=upload(data),
-                         data={"noise": "gaussian", "level": "0.6"}).json()  # fmt: skip
+                         data={"noise": "gaussian", "level": "76.5"}).json()  # fmt: skip
     assert harder["psnr_noisy"] < body["psnr_noisy"]
     masked = client.post("/api/denoise", files=upload(data), data={"noise": "mask", "level": "0"})
     assert masked.json()["psnr_noisy"] >= 99  # no pixel masked: identical to the original
@@ -223,8 +223,8 @@ BAD_FORMS: list[tuple[str, dict[str, str], int, str]] = [
     ("/api/search", {}, 400, "either an image"),
     ("/api/search", {"index": "../../etc/passwd"}, 422, "integer"),
     ("/api/denoise", {"noise": "pink"}, 422, "gaussian"),
-    ("/api/denoise", {"level": "-1"}, 400, "std must be between 0 and 10"),
-    ("/api/denoise", {"level": "1e308"}, 400, "std must be between 0 and 10"),
+    ("/api/denoise", {"level": "-1"}, 400, "sigma must be between 0 and 1000"),
+    ("/api/denoise", {"level": "1e308"}, 400, "sigma must be between 0 and 1000"),
     ("/api/denoise", {"noise": "mask", "level": "2"}, 400, "fraction"),
     ("/api/denoise", {"level": "nan"}, 400, "bad --noise"),
 ]

@@ -124,7 +124,14 @@ def test_upload_search_click_and_page(page: sync_api.Page, tmp_path: Path) -> No
         expect(page.locator(psnr)).to_have_text(re.compile(r"^PSNR -?\d+\.\d\d dB$"))
     expect(page.locator("#nearest [data-testid=result]")).to_have_count(K)
     expect(page.locator("#farthest [data-testid=result]")).to_have_count(K)
+    expect(page.locator("#noise-level")).to_have_value("25")  # sigma, pixel units
+    expect(page.locator("#noise-value")).to_have_text("25")
+    page.select_option("#noise-kind", "mask")  # a fraction of pixels: its own scale
     expect(page.locator("#noise-level")).to_have_value("0.2")
+    expect(page.locator("#noise-value")).to_have_text("0.20")
+    expect(page.locator("#psnr-noisy")).to_have_text(re.compile(r"^PSNR -?\d+\.\d\d dB$"))
+    page.select_option("#noise-kind", "gaussian")
+    expect(page.locator("#noise-level")).to_have_value("25")
     near = result_indices(page, "nearest")
     assert len(set(near)) == K and set(near).isdisjoint(result_indices(page, "farthest"))
     page.screenshot(path=str(tmp_path / "upload.png"), full_page=True)

@@ -21,7 +21,7 @@ from .train import train as _train
 
 def make_config(data: str = "shapes", **options: Any) -> RunConfig:
     """A ``RunConfig`` from CLI-style options, each routed to the config that has it:
-    ``make_config("mnist", arch="keras", epochs=5, noise="gaussian:0.2")``."""
+    ``make_config("mnist", arch="keras", epochs=5, noise="gaussian:25")``."""
     parts: dict[type, dict[str, Any]] = {
         DataConfig: {"source": data},
         ModelConfig: {},
@@ -93,7 +93,7 @@ def denoise(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """uint8 (B, C, H, W) images -> (model input, denoised output), both [0, 1] floats.
 
-    With ``noise`` (e.g. ``"gaussian:0.2"``) the images are corrupted first, as ``aekit
+    With ``noise`` (e.g. ``"gaussian:25"``) the images are corrupted first, as ``aekit
     denoise --add-noise`` does; without it they are taken to be noisy already.
     """
     device = next(model.parameters()).device

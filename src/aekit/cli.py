@@ -94,7 +94,7 @@ def build_parser() -> Parser:
         "--add-noise",
         default=None,
         metavar="KIND:AMOUNT",
-        help="corrupt the images first (e.g. gaussian:0.2) and report PSNR",
+        help="corrupt the images first (e.g. gaussian:25, sigma in pixel units) and report PSNR",
     )
     p.add_argument("--seed", type=seed, default=0, help="seed of the added noise")
 

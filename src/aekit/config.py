@@ -138,7 +138,9 @@ class TrainConfig:
         "reconstruction loss (default: the family's; mse for conv, bce for keras)", default=None
     )
     noise: str | None = _opt(
-        "denoising corruption: gaussian:STD, saltpepper:FRACTION or mask:FRACTION", default=None
+        "denoising corruption: gaussian:SIGMA (pixel units, 0-255), saltpepper:FRACTION or "
+        "mask:FRACTION",
+        default=None,
     )
     sparsity: str | None = _opt("sparsity: l1:WEIGHT, kl:RHO:WEIGHT or topk:K", default=None)
     device: str = _opt("auto, cpu, cuda or mps", default="auto")

@@ -1,7 +1,9 @@
 """Training objectives as small pure functions: reconstruction losses, input corruptions (for
 denoising autoencoders) and sparsity penalties (for sparse ones).
 
-Spec strings come from the CLI: ``--noise gaussian:0.2``, ``--sparsity kl:0.05:1e-3``.
+Spec strings come from the CLI: ``--noise gaussian:25``, ``--sparsity kl:0.05:1e-3``. Noise
+levels are in pixel units, the same for every model family: ``gaussian:25`` is sigma = 25 on the
+0-255 scale (the denoising literature's convention; the tutorial's 0.2 on [-1, 1] is 25.5).
 """
 
 from __future__ import annotations
@@ -17,15 +19,15 @@ from .errors import AekitError
 NOISE_KINDS = ("gaussian", "saltpepper", "mask")
 SPARSITY_KINDS = ("l1", "kl", "topk")
 ACTIVE_THRESHOLD = 1e-2  # a latent unit counts as active when its activation exceeds this
-# A gaussian std far beyond any use: the data's whole range is 1 ([0, 1]) or 2 ([-1, 1]) wide, so
-# a std of 10 already buries every image; larger ones only overflow into inf/NaN pictures.
-MAX_GAUSSIAN_STD = 10.0
+# A gaussian sigma far beyond any use: 255 (the whole pixel range) already buries every image;
+# larger ones only overflow into inf/NaN pictures.
+MAX_GAUSSIAN_SIGMA = 1000.0
 
 
 @dataclass(frozen=True)
 class Noise:
     kind: str
-    amount: float  # gaussian: std in the data's scale; saltpepper / mask: fraction of pixels
+    amount: float  # gaussian: sigma in pixel units (0-255); saltpepper / mask: fraction of pixels
 
 
 @dataclass(frozen=True)
@@ -48,7 +50,7 @@ def _numbers(spec: str, flag: str, count: int, usage: str) -> list[float]:
 
 
 def parse_noise(spec: str | None) -> Noise | None:
-    """``"gaussian:0.2"`` -> Noise("gaussian", 0.2); None -> None."""
+    """``"gaussian:25"`` -> Noise("gaussian", 25.0); None -> None."""
     if not spec:
         return None
     kind = spec.split(":")[0]
@@ -57,10 +59,10 @@ def parse_noise(spec: str | None) -> Noise | None:
             f"unknown --noise {spec!r}: use gaussian:STD, saltpepper:FRACTION or mask:FRACTION"
         )
     (amount,) = _numbers(spec, "--noise", 1, f"{kind}:NUMBER")
-    if kind == "gaussian" and not 0 <= amount <= MAX_GAUSSIAN_STD:
+    if kind == "gaussian" and not 0 <= amount <= MAX_GAUSSIAN_SIGMA:
         raise AekitError(
-            f"bad --noise {spec!r}: the std must be between 0 and {MAX_GAUSSIAN_STD:g} "
-            "(in the data's scale, whose whole range is 1 or 2 wide)"
+            f"bad --noise {spec!r}: the sigma must be between 0 and {MAX_GAUSSIAN_SIGMA:g} "
+            "(pixel units, 0-255 scale: gaussian:25 is the usual level)"
         )
     if kind != "gaussian" and not 0 <= amount <= 1:
         raise AekitError(f"bad --noise {spec!r}: the amount is a fraction of pixels, 0 to 1")
@@ -100,14 +102,15 @@ def corrupt(
 ) -> torch.Tensor:
     """A corrupted copy of the (B, C, H, W) batch ``x`` for denoising training.
 
-    gaussian: x + N(0, 1) * std, unclipped, as the seed's ``add_noise``; saltpepper: that fraction
-    of pixels (all channels together) set to the low or high end of the range; mask: that fraction
-    of pixels set to the low end (black), the masking noise of Vincent et al.
+    gaussian: x + N(0, 1) * sigma (pixel units, scaled to ``value_range``), unclipped, as the
+    seed's ``add_noise``; saltpepper: that fraction of pixels (all channels together) set to the
+    low or high end of the range; mask: that fraction of pixels set to the low end (black), the
+    masking noise of Vincent et al.
     """
     lo, hi = value_range
     if noise.kind == "gaussian":
         eps = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-        return x + eps * noise.amount
+        return x + eps * (noise.amount * (hi - lo) / 255.0)
     b, _, h, w = x.shape
     u = torch.rand((b, 1, h, w), generator=generator, device=x.device)
     hit = u < noise.amount

@@ -27,7 +27,7 @@ from . import fastpath
 from .config import DataConfig, ModelConfig, TrainConfig, from_dict, to_dict
 from .errors import AekitError
 from .files import atomic_write, write_text
-from .models import Autoencoder, check_config
+from .models import Autoencoder, check_config, get_family
 
 CONFIG, WEIGHTS, CHECKPOINT, METRICS, LOSS_PLOT = (
     "config.json",
@@ -68,8 +68,34 @@ class RunConfig:
 PARTS = ("data", "model", "train")
 
 
+# The format of config.json. 1 (no "version" key): gaussian noise in the model's value scale.
+# 2: noise in pixel units (0-255), the same for every family. Older files are migrated on load.
+CONFIG_VERSION = 2
+
+
 def save_config(run: Path, cfg: RunConfig) -> None:
-    write_text(run / CONFIG, json.dumps(cfg.to_dict(), indent=2) + "\n")
+    text = json.dumps({"version": CONFIG_VERSION, **cfg.to_dict()}, indent=2) + "\n"
+    write_text(run / CONFIG, text)
+
+
+def migrate(raw: dict[str, Any]) -> dict[str, Any]:
+    """A config.json of any earlier format, as the current format (``CONFIG_VERSION``)."""
+    version = raw.get("version", 1)
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise ValueError(f"version {version!r} is not a config format")
+    if version > CONFIG_VERSION:
+        raise ValueError(
+            f"it is format {version}, made by a newer aekit (this one reads up to "
+            f"{CONFIG_VERSION}); upgrade aekit"
+        )
+    raw = {k: v for k, v in raw.items() if k != "version"}
+    if version == 1:  # gaussian sigma: model scale -> pixel units
+        noise = raw["train"].get("noise")
+        if isinstance(noise, str) and noise.startswith("gaussian:"):
+            lo, hi = get_family(raw["model"].get("arch", "conv")).value_range
+            sigma = float(noise.split(":", 1)[1]) * 255.0 / (hi - lo)
+            raw["train"] = {**raw["train"], "noise": f"gaussian:{sigma}"}
+    return raw
 
 
 def state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -194,7 +220,7 @@ def load_config(run: str | Path) -> RunConfig:
         raw = json.loads(path.read_bytes().decode("utf-8"))
         if not isinstance(raw, dict) or any(not isinstance(raw.get(k), dict) for k in PARTS):
             raise ValueError(f"it needs the objects {', '.join(PARTS)}")
-        return RunConfig.from_dict(raw)
+        return RunConfig.from_dict(migrate(raw))
     except (UnicodeDecodeError, ValueError, AekitError) as e:  # JSONDecodeError is a ValueError
         raise AekitError(f"{path} is damaged: {e}; train the run again") from e
 

@@ -29,6 +29,8 @@ from .limits import BodyLimit
 from .uploads import MAX_PIXELS, MAX_UPLOAD_BYTES, UploadError, data_url, decode_upload, png_bytes
 
 MAX_PAGE = 200  # gallery items per page: bounds the answer's size
+# noise when the request names no level: gaussian sigma in pixel units, else a fraction of pixels
+DEFAULT_LEVELS = {"gaussian": 25.0, "saltpepper": 0.2, "mask": 0.2}
 DEFAULT_K = 7  # results per search when the request names no k (fewer in a smaller gallery)
 STATIC = Path(__file__).parent / "static"  # the page: plain HTML/JS/CSS, shipped as package data
 
@@ -119,10 +121,11 @@ def create_app(
     def api_denoise(
         image: Annotated[UploadFile, File()],
         noise: Annotated[Literal["gaussian", "saltpepper", "mask"], Form()] = "gaussian",
-        level: Annotated[float, Form()] = 0.2,
+        level: Annotated[float | None, Form()] = None,
     ) -> dict[str, Any]:
         """The upload, a noisy copy (fixed seed) and its denoising, with PSNR vs the upload."""
         u8 = read(image)[None]
+        level = DEFAULT_LEVELS[noise] if level is None else level
         noisy, clean = denoise(model, u8, noise=f"{noise}:{level}", seed=0)
         orig = u8.float() / 255
         noisy, clean = noisy.cpu(), clean.cpu()

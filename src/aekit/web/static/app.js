@@ -179,12 +179,26 @@ zone.addEventListener("drop", (e) => {
   if (e.dataTransfer.files.length) chooseUpload(e.dataTransfer.files[0]);
 });
 
-$("noise-level").addEventListener("input", () => {
-  $("noise-value").textContent = Number($("noise-level").value).toFixed(2);
-});
+// gaussian: sigma in pixel units (0-255 scale); salt & pepper and mask: a fraction of pixels
+const LEVELS = {
+  gaussian: { min: 0, max: 100, step: 1, value: 25, digits: 0 },
+  saltpepper: { min: 0, max: 1, step: 0.05, value: 0.2, digits: 2 },
+  mask: { min: 0, max: 1, step: 0.05, value: 0.2, digits: 2 },
+};
+const showLevel = () => {
+  const digits = LEVELS[$("noise-kind").value].digits;
+  $("noise-value").textContent = Number($("noise-level").value).toFixed(digits);
+};
+$("noise-level").addEventListener("input", showLevel);
 const redenoise = () => state.blob && denoise().catch((err) => setStatus(err.message, true));
 $("noise-level").addEventListener("change", redenoise);
-$("noise-kind").addEventListener("change", redenoise);
+$("noise-kind").addEventListener("change", () => {
+  const level = LEVELS[$("noise-kind").value];
+  Object.assign($("noise-level"), { min: level.min, max: level.max, step: level.step });
+  $("noise-level").value = level.value;
+  showLevel();
+  redenoise();
+});
 const research = () => state.blob && search().catch((err) => setStatus(err.message, true));
 $("k").addEventListener("change", research);
 $("metric").addEventListener("change", research);
