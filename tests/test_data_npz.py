@@ -121,3 +121,29 @@ def test_big_npz_is_memory_mapped_beside_it(
     ds = load_dataset(f"npz:{path}")
     assert np.array_equal(ds.images.numpy(), x)
     assert (tmp_path / ".cache" / "big.x_train.npy").is_file()
+
+
+def test_a_memmap_cache_follows_a_replaced_npz_even_an_older_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+    import shutil
+
+    monkeypatch.setenv("AEKIT_MEMMAP_BYTES", "10")
+    old, new = rand_uint8((5, 3, 6, 7), seed=1), rand_uint8((5, 3, 6, 7), seed=2)
+    older = write_npz(tmp_path / "older.npz", x_train=new)
+    os.utime(older, ns=(0, 10**18))  # a file from long ago (moved, or copied with -p)
+    path = write_npz(tmp_path / "big.npz", x_train=old)
+    assert np.array_equal(load_dataset(f"npz:{path}").images.numpy(), old)  # builds the cache
+    cache = tmp_path / ".cache" / "big.x_train.npy"
+    assert cache.stat().st_mode & 0o777 == 0o666 & ~_umask()  # readable as any file aekit writes
+    shutil.move(older, path)
+    assert np.array_equal(load_dataset(f"npz:{path}").images.numpy(), new)
+
+
+def _umask() -> int:
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -526,3 +526,14 @@ def test_search_on_a_run_folder_says_to_embed_it(cli, tiny_run) -> None:
 def test_embed_at_another_size_names_the_size_to_use(cli, tiny_run, tmp_path) -> None:
     code, _, err = cli("embed", tiny_run, "--out", tmp_path / "e", "--image-size", "64")
     one_line_error(code, err, "3x64x64", "3x32x32", "--image-size 32")
+
+
+def test_every_store_file_has_a_normal_files_mode(cli, store) -> None:
+    import os
+
+    code, _, err = cli("index", store, "--kind", "flat")
+    assert code == 0, err
+    mask = os.umask(0)
+    os.umask(mask)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in store.iterdir()}
+    assert set(modes.values()) == {0o666 & ~mask}, modes  # index.faiss was 0600

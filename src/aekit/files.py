@@ -29,6 +29,11 @@ _UMASK = os.umask(0o022)
 os.umask(_UMASK)  # read the process umask (the only way is to set it and put it back)
 
 
+def give_normal_mode(path: str | Path) -> None:
+    """A file made by ``mkstemp`` (mode 0600) gets a normal file's mode (0644 under umask 022)."""
+    os.chmod(path, 0o666 & ~_UMASK)
+
+
 def atomic_write(path: Path, write: Callable[[str], None]) -> None:
     """Call ``write(tmp_path)`` then move the result into place: never a half-written file."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -36,7 +41,7 @@ def atomic_write(path: Path, write: Callable[[str], None]) -> None:
     os.close(fd)
     try:
         write(tmp)
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file a normal file's mode
+        give_normal_mode(tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

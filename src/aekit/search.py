@@ -8,9 +8,7 @@ is not a NaN (it ends up at distance 1 from everything).
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +17,7 @@ import torch
 
 from .devices import pick_device
 from .errors import AekitError
+from .files import atomic_write
 
 if TYPE_CHECKING:
     import faiss
@@ -162,14 +161,7 @@ def save_index(index: faiss.Index, path: Path) -> None:
     path = Path(path)
     if not path.parent.is_dir():
         raise AekitError(f"folder {path.parent} does not exist; create it first")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        faiss.write_index(index, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write(path, lambda tmp: faiss.write_index(index, tmp))
 
 
 def load_index(path: Path) -> faiss.Index:

@@ -11,6 +11,7 @@ import contextlib
 import math
 import os
 import tempfile
+import time
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -21,6 +22,7 @@ import torch
 from numpy.lib import format as npy_format
 
 from ..errors import AekitError
+from ..files import give_normal_mode
 
 DEFAULT_MEMMAP_BYTES = 2 << 30
 CHUNK_BYTES = 64 << 20  # rows streamed per step when building a cache
@@ -164,7 +166,9 @@ def load_images(path: Path, key: str, cache: Path) -> torch.Tensor:
 
 def _cache_is_fresh(cache: Path, source: Path, nchw: tuple[int, ...]) -> bool:
     try:
-        if cache.stat().st_mtime_ns < source.stat().st_mtime_ns:
+        # the cache carries its source's modification time: any other time (an older file moved
+        # in place, a copy with -p) means another source
+        if cache.stat().st_mtime_ns != source.stat().st_mtime_ns:
             return False
         with cache.open("rb") as fp:
             shape, _, dtype = _read_header(fp, cache, "cache")
@@ -208,6 +212,8 @@ def _build_cache(path: Path, key: str, cache: Path, shape: tuple[int, ...], layo
         _stream_into(out, path, key, shape, layout)
         out.flush()
         del out
+        give_normal_mode(tmp)
+        os.utime(tmp, ns=(time.time_ns(), path.stat().st_mtime_ns))  # see _cache_is_fresh
         os.replace(tmp, cache)
     finally:
         with contextlib.suppress(FileNotFoundError):
