@@ -97,7 +97,7 @@ def test_data_describe_and_preview(cli, tmp_path: Path) -> None:
     (["train", "--out", "{new}", "--resume"], "does not exist"),
     (["reconstruct", "{run}", "{missing}", "--out", "{new}.png"], "missing"),
     (["reconstruct", "{run}", "{text}", "--out", "{new}.png"], "text.png"),
-    (["denoise", "{run}", "{text}", "--out", "{new}", "--add-noise", "blur:1"], "unknown --noise"),
+    (["denoise", "{run}", "{text}", "--out", "{new}", "--add-noise", "blur:1"], "unknown --add-"),
     (["data", "describe", "shapes", "--split", "nope"], "nope"),
     (["eval", "{run}", "--epochs", "3"], "unrecognized arguments"),
 ])  # fmt: skip
@@ -132,6 +132,9 @@ def test_corrupt_weights_are_refused(cli, run_dir: Path, tmp_path: Path) -> None
     code, _, err = cli("eval", broken, "--json")
     assert code == 2 and "corrupt" in err and len(err.strip().splitlines()) == 1
     (broken / "model.safetensors").unlink()
+    code, _, err = cli("eval", broken, "--json")
+    assert code == 2 and "--resume" in err  # its checkpoint can rewrite them
+    (broken / "checkpoint.pt").unlink()
     code, _, err = cli("eval", broken, "--json")
     assert code == 2 and "no trained weights" in err
 

@@ -319,7 +319,7 @@ def test_noise_amounts_out_of_range_are_refused(cli, tiny_run, tmp_path, spec, w
     Image.new("RGB", (32, 32), (90, 120, 200)).save(tmp_path / "x.png")
     code, out_, err = cli("denoise", tiny_run, tmp_path / "x.png", "--out", tmp_path / "d",
                          "--add-noise", spec)  # fmt: skip
-    _one_line(code, err, "--noise", word)
+    _one_line(code, err, "--add-noise", word)
     assert out_ == ""
     assert not (tmp_path / "d").exists()
     code, _, err = cli("train", "--data", "shapes", "--out", tmp_path / "r", "--noise", spec, *TINY)
@@ -507,3 +507,20 @@ def test_serve_on_an_unknown_host_is_one_line(cli, tiny_run) -> None:
     code, out, err = cli("serve", tiny_run, "--host", "999.1.1.1")
     _one_line(code, err, "--host 999.1.1.1")
     assert out == ""
+
+
+def test_a_run_stopped_before_its_first_save_says_to_train_again(cli, tmp_path) -> None:
+    (tmp_path / "run").mkdir()
+    code, _, err = cli("train", "--out", tmp_path / "run", "--resume")
+    _one_line(code, err, "config.json is missing", "without --resume")
+
+
+def test_a_run_without_weights_but_with_a_checkpoint_says_to_resume(cli, copy_of) -> None:
+    run = copy_of()
+    (run / "model.safetensors").unlink()
+    code, _, err = cli("eval", run)
+    _one_line(code, err, f"aekit train --out {run} --resume")
+    code, _, err = cli("train", "--out", run, "--resume")
+    assert code == 0, err
+    code, _, err = cli("eval", run)
+    assert code == 0, err

@@ -190,6 +190,11 @@ DAMAGE = {
     "item source is a list": (_first_item(source=["shapes"]), "line 1"),
     "labels of two kinds": (_first_item(label=[0, 1]), "mix"),
     "NaN row": (_nan_row, "NaN"),
+    "fingerprint is a number": (
+        lambda s: edit_manifest(s, lambda m: {**m, "parts": [{**m["parts"][0], "fingerprint": 5}]}),
+        "fingerprint",
+    ),
+    "id is a list": (lambda s: edit_manifest(s, lambda m: {**m, "id": [1, 2]}), "id"),
     "random bytes as vectors": (
         lambda s: vectors_file(s).write_bytes(bytes(range(256)) * 8),
         "embeddings.npy is not a .npy array",
@@ -253,9 +258,9 @@ def test_a_dataset_replaced_by_one_of_the_same_size_is_noticed(cli, tiny_run, tm
     code, out, err = cli("search-eval", emb, "--baselines", "pixels", "--json")
     one_line_error(code, err, "no longer the ones embedded", "embed it again")
     assert out == ""
-    code, _, err = cli("search", emb, "--index", "0", "--out", tmp_path / "r.png")
+    code, out, err = cli("search", emb, "--index", "0", "--out", tmp_path / "r.png")
     one_line_error(code, err, "no longer the ones embedded")
-    assert not (tmp_path / "r.png").exists()
+    assert not (tmp_path / "r.png").exists() and out == ""  # refused before any result
     code, _, err = cli("search", emb, "--index", "0")  # the vectors alone are still searchable
     assert code == 0, err
 

@@ -226,7 +226,7 @@ BAD_FORMS: list[tuple[str, dict[str, str], int, str]] = [
     ("/api/denoise", {"level": "-1"}, 400, "sigma must be between 0 and 1000"),
     ("/api/denoise", {"level": "1e308"}, 400, "sigma must be between 0 and 1000"),
     ("/api/denoise", {"noise": "mask", "level": "2"}, 400, "fraction"),
-    ("/api/denoise", {"level": "nan"}, 400, "bad --noise"),
+    ("/api/denoise", {"level": "nan"}, 400, "bad noise"),
 ]
 
 

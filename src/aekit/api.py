@@ -98,7 +98,7 @@ def denoise(
     """
     device = next(model.parameters()).device
     x = to_model_scale(images.to(device), model.config.arch)
-    spec = parse_noise(noise)
+    spec = parse_noise(noise, "noise")
     if spec:
         x = corrupt(x, spec, model.value_range, torch.Generator(device).manual_seed(seed))
     y = model.eval()(x).recon

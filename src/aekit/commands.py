@@ -78,7 +78,7 @@ def cmd_denoise(ns: argparse.Namespace) -> None:
     from .viz import save_image
 
     out, used = out_dir(ns.out), set()
-    parse_noise(ns.add_noise)  # a bad spec is refused before the model loads
+    parse_noise(ns.add_noise, "--add-noise")  # a bad spec is refused before the model loads
     names = [(_out_name(out, path, "denoised", used),
               _out_name(out, path, "noisy", used) if ns.add_noise else None)
              for path in ns.images]  # fmt: skip

@@ -49,23 +49,23 @@ def _numbers(spec: str, flag: str, count: int, usage: str) -> list[float]:
     return values
 
 
-def parse_noise(spec: str | None) -> Noise | None:
+def parse_noise(spec: str | None, flag: str = "--noise") -> Noise | None:
     """``"gaussian:25"`` -> Noise("gaussian", 25.0); None -> None."""
     if not spec:
         return None
     kind = spec.split(":")[0]
     if kind not in NOISE_KINDS:
         raise AekitError(
-            f"unknown --noise {spec!r}: use gaussian:STD, saltpepper:FRACTION or mask:FRACTION"
+            f"unknown {flag} {spec!r}: use gaussian:SIGMA, saltpepper:FRACTION or mask:FRACTION"
         )
-    (amount,) = _numbers(spec, "--noise", 1, f"{kind}:NUMBER")
+    (amount,) = _numbers(spec, flag, 1, f"{kind}:NUMBER")
     if kind == "gaussian" and not 0 <= amount <= MAX_GAUSSIAN_SIGMA:
         raise AekitError(
-            f"bad --noise {spec!r}: the sigma must be between 0 and {MAX_GAUSSIAN_SIGMA:g} "
+            f"bad {flag} {spec!r}: the sigma must be between 0 and {MAX_GAUSSIAN_SIGMA:g} "
             "(pixel units, 0-255 scale: gaussian:25 is the usual level)"
         )
     if kind != "gaussian" and not 0 <= amount <= 1:
-        raise AekitError(f"bad --noise {spec!r}: the amount is a fraction of pixels, 0 to 1")
+        raise AekitError(f"bad {flag} {spec!r}: the amount is a fraction of pixels, 0 to 1")
     return Noise(kind, amount)
 
 

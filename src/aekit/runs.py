@@ -215,7 +215,10 @@ def load_config(run: str | Path) -> RunConfig:
         )
     path = run / CONFIG
     if not path.is_file():
-        raise AekitError(f"{run} is not a complete run folder: {CONFIG} is missing")
+        raise AekitError(
+            f"{run} is not a complete run folder ({CONFIG} is missing: it was stopped before "
+            f"its first save); train it again: aekit train --out {run} ..., without --resume"
+        )
     try:
         raw = json.loads(path.read_bytes().decode("utf-8"))
         if not isinstance(raw, dict) or any(not isinstance(raw.get(k), dict) for k in PARTS):
@@ -271,6 +274,11 @@ def load(run: str | Path, device: str | torch.device = "cpu") -> Autoencoder:
     cfg = load_config(run)
     path = run / WEIGHTS
     if not path.is_file():
+        if (run / CHECKPOINT).is_file():  # stopped between its checkpoint and its weights
+            raise AekitError(
+                f"{run} has a checkpoint but no {WEIGHTS} (it was stopped while saving): "
+                f"finish it with aekit train --out {run} --resume"
+            )
         raise AekitError(
             f"{run} has no trained weights yet ({WEIGHTS} is missing): train it first "
             "or let its first epoch finish"

@@ -206,6 +206,14 @@ def cmd_search(ns: argparse.Namespace) -> None:
     directions = [False, True] if ns.both else [ns.farthest]
     found = {f: store.search(vectors, ns.k, farthest=f, metric=ns.metric, exclude=exclude,
                              exact=ns.exact) for f in directions}  # fmt: skip
+    if ns.out:  # first: a picture that cannot be drawn (its data changed) is refused before output
+        _draw(
+            store,
+            queries[0],
+            {f: found[f][1][0] for f in directions},
+            {f: found[f][0][0] for f in directions},
+            ns.out,
+        )
     for qi, q in enumerate(queries):
         lists = {f: _results(store, *found[f], qi) for f in directions}
         if ns.json:
@@ -219,13 +227,6 @@ def cmd_search(ns: argparse.Namespace) -> None:
                                   f"({r['distance']:.3f})" for r in rows)  # fmt: skip
                 print(f"query {q['caption']}: {what} {ns.k}: {shown}")
     if ns.out:
-        _draw(
-            store,
-            queries[0],
-            {f: found[f][1][0] for f in directions},
-            {f: found[f][0][0] for f in directions},
-            ns.out,
-        )
         print(f"wrote {ns.out} (first query)")
 
 

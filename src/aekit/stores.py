@@ -194,7 +194,9 @@ def _check_manifest(path: Path, m: Any) -> None:
         "embeddings", "items"
     ]:  # fmt: skip
         raise _damaged(path / MANIFEST, f"files {files!r} are not a store's file names")
-    for key in ("run", "run_relative", "model_hash"):
+    if not all(isinstance(p.get("fingerprint"), str | None) for p in parts):
+        raise _damaged(path / MANIFEST, "a part's fingerprint is not a string")
+    for key in ("run", "run_relative", "model_hash", "id"):
         if not isinstance(m.get(key), str | None):
             raise _damaged(path / MANIFEST, f"{key} {m[key]!r} is not a string")
 
