@@ -92,7 +92,7 @@ def main() -> None:
         [
             sys.executable,
             "-m",
-            "aekit.cli",
+            "aekit",
             "serve",
             str(run),
             "--gallery",

@@ -212,3 +212,22 @@ def test_resume_accepts_the_same_relative_data_path(cli, tmp_path, monkeypatch) 
     code, _, err = cli(*args, "--epochs", "2", "--resume")  # the same flags, one more epoch
     assert code == 0, err
     assert [r["epoch"] for r in aekit.runs.read_metrics(tmp_path / "r")] == [1, 2]
+
+
+def test_python_dash_m_aekit_exits_with_the_commands_code(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "aekit", "eval", str(tmp_path / "none")],
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert proc.returncode == 2 and "does not exist" in proc.stderr
+
+
+def test_every_command_group_registers_its_own_parsers() -> None:
+    from aekit import commands
+
+    names = set(commands.build_parser()._subparsers._group_actions[0].choices)
+    assert names == {"train", "eval", "reconstruct", "denoise", "data", "embed", "search",
+                     "index", "search-eval", "serve", "demo"}  # fmt: skip
+    for group in commands.GROUPS:  # each module registers what it runs
+        assert callable(group.add_parsers)

@@ -345,7 +345,7 @@ def replace(src, dst, *args, **kwargs):
     real(src, dst, *args, **kwargs)
 
 os.replace = replace
-from aekit.cli import main
+from aekit.commands import main
 main(sys.argv[4:])
 """
 SRC = Path(__file__).resolve().parents[1] / "src"

@@ -83,7 +83,7 @@ def serve_briefly(args: list[str]) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "aekit.cli", *args, "--port", str(port)],
+    proc = subprocess.Popen([sys.executable, "-m", "aekit", *args, "--port", str(port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
     try:
         deadline, info = time.time() + 60, None

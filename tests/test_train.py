@@ -111,7 +111,7 @@ def _train_cmd(out: Path, *extra: str) -> list[str]:
     return [
         sys.executable,
         "-m",
-        "aekit.cli",
+        "aekit",
         "train",
         "--data",
         "shapes",

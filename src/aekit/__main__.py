@@ -1,6 +1,8 @@
 """``python -m aekit`` is the ``aekit`` command."""
 
-from .cli import main
+import sys
+
+from .commands import main
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -7,10 +7,18 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
+from typing import NoReturn
 
-from .config import MAX_SEED
-from .data.images import MAX_SIDE, MIN_SIDE
-from .errors import AekitError
+from ..config import MAX_SEED
+from ..data.images import MAX_SIDE, MIN_SIDE, add_max_pixels_flag
+from ..errors import AekitError
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line (and exit 2), not a usage dump."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def out_path(text: str) -> str:
@@ -91,3 +99,22 @@ def out_png(path: str | Path) -> Path:
         raise AekitError(f"--out {path} is a folder; give a file path ending in .png")
     out_dir(path.parent)
     return path
+
+
+def data_flags(p: argparse.ArgumentParser, source_flag: bool = True) -> None:
+    if source_flag:
+        p.add_argument(
+            "--data",
+            dest="source",
+            default=argparse.SUPPRESS,
+            help="dataset (default: the run's own)",
+        )
+    p.add_argument(
+        "--data-dir",
+        default=None,
+        help="dataset folder (default: $AEKIT_DATA, else ~/.cache/aekit)",
+    )
+    p.add_argument(
+        "--image-size", type=image_side, default=None, help="resize folder images to this"
+    )
+    add_max_pixels_flag(p)

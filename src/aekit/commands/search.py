@@ -1,4 +1,4 @@
-"""The ``aekit`` commands of similarity search: embed, search, index, search-eval."""
+"""The commands of similarity search: ``aekit embed``, ``search``, ``index``, ``search-eval``."""
 
 from __future__ import annotations
 
@@ -10,14 +10,13 @@ from typing import Any
 
 import numpy as np
 
-from .cliargs import image_side, out_path, positive_int, seed
-from .data.images import add_max_pixels_flag
-from .embed import Embeddings, append, check_new_part, embed, model_hash
-from .errors import AekitError
-from .files import folder_lock, write_text
-from .stores import INDEX, INDEX_INFO, MANIFEST, tidy
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+from ..data.images import IMAGE_EXTENSIONS, add_max_pixels_flag
+from ..embed import Embeddings, append, check_new_part, embed, model_hash
+from ..errors import AekitError
+from ..files import folder_lock, write_text
+from ..search import INDEX_KINDS, METRICS
+from ..stores import INDEX, INDEX_INFO, MANIFEST, tidy
+from .args import image_side, out_path, positive_int, seed
 
 
 def add_parsers(sub: Any) -> None:
@@ -32,6 +31,7 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--batch-size", type=positive_int, default=256)
     p.add_argument("--append", action="store_true", help="add to a store of the same model")
     add_max_pixels_flag(p)
+    p.set_defaults(func=cmd_embed)
 
     p = sub.add_parser("search", help="nearest (or farthest) stored images of a query")
     p.add_argument("store", metavar="EMB")
@@ -43,36 +43,39 @@ def add_parsers(sub: Any) -> None:
     d = p.add_mutually_exclusive_group()
     d.add_argument("--farthest", action="store_true", help="bottom-k: the least similar")
     d.add_argument("--both", action="store_true", help="top-k and bottom-k")
-    p.add_argument("--metric", choices=("l2", "cosine"), default="l2")
+    p.add_argument("--metric", choices=METRICS, default="l2")
     p.add_argument("--exact", action="store_true", help="exact search even with an index")
     p.add_argument("--out", type=out_path, help="PNG: the query and its results")
     p.add_argument("--json", action="store_true", help="one JSON line per query")
     add_max_pixels_flag(p)
+    p.set_defaults(func=cmd_search)
 
     p = sub.add_parser("index", help="build a FAISS index for a large store")
     p.add_argument("store", metavar="EMB")
-    p.add_argument("--kind", choices=("flat", "ivf", "hnsw"), default="flat")
-    p.add_argument("--metric", choices=("l2", "cosine"), default="l2")
+    p.add_argument("--kind", choices=INDEX_KINDS, default="flat")
+    p.add_argument("--metric", choices=METRICS, default="l2")
     p.add_argument("--nlist", type=int, default=None, help="ivf: number of lists")
     p.add_argument("--nprobe", type=int, default=None, help="ivf: lists searched per query")
     p.add_argument("--m", type=int, default=32, help="hnsw: links per node")
     p.add_argument("--ef-search", type=int, default=None, help="hnsw: search breadth")
     p.add_argument("--ef-construction", type=int, default=None, help="hnsw: build breadth")
     p.add_argument("--k", type=int, default=10, help="k of the reported recall@k")
+    p.set_defaults(func=cmd_index)
 
     p = sub.add_parser("search-eval", help="retrieval quality vs pixel and PCA baselines")
     p.add_argument("store", metavar="EMB")
     p.add_argument("--k", type=int, default=10)
     p.add_argument("--queries", type=int, default=None, help="a random sample of N queries")
     p.add_argument("--baselines", default="pixels,pca")
-    p.add_argument("--metric", choices=("l2", "cosine"), default="l2")
+    p.add_argument("--metric", choices=METRICS, default="l2")
     p.add_argument("--seed", type=seed, default=0)
     p.add_argument("--json", action="store_true")
     add_max_pixels_flag(p)
+    p.set_defaults(func=cmd_search_eval)
 
 
 def cmd_embed(ns: argparse.Namespace) -> None:
-    from .cliargs import out_dir
+    from .args import out_dir
 
     out_dir(ns.out)
     with folder_lock(Path(ns.out), "an embedding store"):  # read, encode, write: one writer
@@ -80,9 +83,9 @@ def cmd_embed(ns: argparse.Namespace) -> None:
 
 
 def _embed_into(ns: argparse.Namespace) -> None:
-    from .data import load_dataset
-    from .devices import pick_device
-    from .runs import load, load_config
+    from ..data import load_dataset
+    from ..devices import pick_device
+    from ..runs import load, load_config
 
     if not ns.append and (Path(ns.out) / MANIFEST).exists():
         Embeddings.load(ns.out)  # a damaged store says so (and how to start over)
@@ -135,9 +138,9 @@ def _query_vectors(store: Embeddings, ns: argparse.Namespace) -> tuple[Any, list
                for i in indices]  # fmt: skip
     vectors = [np.asarray(store.vectors[indices])] if indices else []
     if files:
-        from .commands import _read_images
-        from .embed import encode
-        from .runs import WEIGHTS, load
+        from ..embed import encode
+        from ..runs import WEIGHTS, load
+        from .use import _read_images
 
         run, rel = store.manifest.get("run"), store.manifest.get("run_relative")
         if not run or not Path(run).is_dir():
@@ -163,7 +166,7 @@ def _query_vectors(store: Embeddings, ns: argparse.Namespace) -> tuple[Any, list
 def _read_queries(path: Path) -> tuple[list[int], list[str]]:
     """(stored indices, image paths) of a --queries folder or text file."""
     if path.is_dir():
-        files = sorted(str(p) for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        files = sorted(str(p) for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
         if not files:
             raise AekitError(f"--queries {path} holds no image files")
         return [], files
@@ -195,7 +198,7 @@ def _read_queries(path: Path) -> tuple[list[int], list[str]]:
 
 def cmd_search(ns: argparse.Namespace) -> None:
     if ns.out:
-        from .cliargs import out_png
+        from .args import out_png
 
         out_png(ns.out)
     store = Embeddings.load(ns.store)
@@ -243,7 +246,7 @@ def _results(store: Embeddings, dist: np.ndarray, idx: np.ndarray, qi: int) -> l
 
 
 def _draw(store: Embeddings, query: dict, idx: dict, dist: dict, out: str) -> None:
-    from .viz import search_grid
+    from ..viz import search_grid
 
     image = query.get("image")
     if image is None:
@@ -266,7 +269,7 @@ def cmd_index(ns: argparse.Namespace) -> None:
 
 
 def _index_store(ns: argparse.Namespace, path: Path) -> None:
-    from .search import (
+    from ..search import (
         build_index,
         check_index_options,
         exact_search,
@@ -316,7 +319,7 @@ def _index_store(ns: argparse.Namespace, path: Path) -> None:
 
 
 def cmd_search_eval(ns: argparse.Namespace) -> None:
-    from .retrieval import search_eval
+    from ..retrieval import search_eval
 
     store = Embeddings.load(ns.store)
     labels = store.labels()

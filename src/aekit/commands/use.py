@@ -1,4 +1,4 @@
-"""The ``aekit`` commands that use a trained run: eval, reconstruct, denoise, demo."""
+"""The commands that use a trained run: ``aekit eval``, ``reconstruct`` and ``denoise``."""
 
 from __future__ import annotations
 
@@ -6,25 +6,63 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import torch
 
-from .errors import AekitError
-from .metrics import psnr_per_image
-from .models import Autoencoder
-from .objectives import parse_noise
+from ..data.images import add_max_pixels_flag
+from ..errors import AekitError
+from ..metrics import psnr_per_image
+from ..models import Autoencoder
+from ..objectives import parse_noise
+from .args import data_flags, out_path, positive_int, seed
+
+
+def add_parsers(sub: Any) -> None:
+    p = sub.add_parser("eval", help="reconstruction quality of a run on a dataset split")
+    p.add_argument("run")
+    data_flags(p)
+    p.add_argument(
+        "--split",
+        default=None,
+        help="split to score (default: the images the run held out while training)",
+    )
+    p.add_argument("--limit", type=positive_int, default=None, help="only the first N images")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("reconstruct", help="reconstruct image files; writes a comparison grid")
+    p.add_argument("run")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--out", required=True, type=out_path, help="PNG to write")
+    add_max_pixels_flag(p)
+    p.set_defaults(func=cmd_reconstruct)
+
+    p = sub.add_parser("denoise", help="clean image files with a (denoising) run")
+    p.add_argument("run")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--out", required=True, type=out_path, help="folder for the cleaned images")
+    add_max_pixels_flag(p)
+    p.add_argument(
+        "--add-noise",
+        default=None,
+        metavar="KIND:AMOUNT",
+        help="corrupt the images first (e.g. gaussian:25, sigma in pixel units) and report PSNR",
+    )
+    p.add_argument("--seed", type=seed, default=0, help="seed of the added noise")
+    p.set_defaults(func=cmd_denoise)
 
 
 def _load(run: str) -> tuple[Autoencoder, object]:
-    from .devices import pick_device
-    from .runs import load, load_config
+    from ..devices import pick_device
+    from ..runs import load, load_config
 
     cfg = load_config(run)
     return load(run, device=pick_device("auto")), cfg
 
 
 def cmd_eval(ns: argparse.Namespace) -> None:
-    from .api import evaluate
+    from ..api import evaluate
 
     source = getattr(ns, "source", None)
     out = evaluate(ns.run, data=source, split=ns.split, data_dir=ns.data_dir,
@@ -38,7 +76,7 @@ def cmd_eval(ns: argparse.Namespace) -> None:
 
 def _read_images(model: Autoencoder, paths: list[str]) -> torch.Tensor:
     """Image files as uint8 (B, C, H, W), converted as the training data was (and said so)."""
-    from .data import read_image_files
+    from ..data import read_image_files
 
     size = model.config.image_size
     u8, notes = read_image_files(paths, model.config.in_channels, (size, size))
@@ -48,9 +86,9 @@ def _read_images(model: Autoencoder, paths: list[str]) -> torch.Tensor:
 
 
 def cmd_reconstruct(ns: argparse.Namespace) -> None:
-    from .api import reconstruct
-    from .cliargs import out_png
-    from .viz import image_rows
+    from ..api import reconstruct
+    from ..viz import image_rows
+    from .args import out_png
 
     out_png(ns.out)
     model, _ = _load(ns.run)
@@ -73,9 +111,9 @@ def _out_name(out: Path, path: str, tag: str, used: set[str]) -> Path:
 
 
 def cmd_denoise(ns: argparse.Namespace) -> None:
-    from .api import denoise
-    from .cliargs import out_dir
-    from .viz import save_image
+    from ..api import denoise
+    from ..viz import save_image
+    from .args import out_dir
 
     out, used = out_dir(ns.out), set()
     parse_noise(ns.add_noise, "--add-noise")  # a bad spec is refused before the model loads
@@ -100,10 +138,3 @@ def cmd_denoise(ns: argparse.Namespace) -> None:
         print(line)
     if ns.add_noise:
         print(f"mean PSNR: noisy {before.mean():.2f} dB, denoised {after.mean():.2f} dB")
-
-
-def cmd_demo(ns: argparse.Namespace) -> None:
-    from .cliargs import out_dir
-    from .demo import run_demo
-
-    run_demo(out_dir(ns.out))

@@ -1,0 +1,45 @@
+"""The ``aekit`` command: one module per command group, each registering its own parsers
+(``add_parsers``) with the function that runs them. Flags and choices come from the dataclass
+configs and module constants."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from .. import __version__
+from ..data.images import pixel_limit
+from ..errors import AekitError
+from . import data, demo, search, serve, train, use
+from .args import Parser
+
+GROUPS = (train, use, data, search, serve, demo)  # in the order --help lists them
+
+
+def build_parser() -> Parser:
+    parser = Parser(
+        prog="aekit", description="Image autoencoders: train, inspect, denoise, search."
+    )
+    parser.add_argument("--version", action="version", version=f"aekit {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    for group in GROUPS:
+        group.add_parsers(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ns = build_parser().parse_args(argv)
+    try:
+        with pixel_limit(getattr(ns, "max_pixels", None)):
+            ns.func(ns)
+    except AekitError as e:
+        print(f"aekit {ns.command}: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print(f"aekit {ns.command}: interrupted", file=sys.stderr)
+        return 130
+    except OSError as e:  # the filesystem refused a path the user gave (full disk, no access...)
+        where = f": {e.filename}" if e.filename else ""
+        print(f"aekit {ns.command}: error: {e.strerror or e}{where}", file=sys.stderr)
+        return 2
+    return 0

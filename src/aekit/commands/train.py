@@ -1,0 +1,66 @@
+"""``aekit train``: its flags are derived from the dataclass configs."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+from ..config import (
+    DEVICES,
+    LOSSES,
+    DataConfig,
+    ModelConfig,
+    TrainConfig,
+    add_arguments,
+    from_namespace,
+)
+from ..data.images import add_max_pixels_flag
+from ..models import list_models
+from .args import out_dir, out_path
+
+
+def add_parsers(sub: Any) -> None:
+    p = sub.add_parser("train", help="train an autoencoder into a run folder")
+    p.add_argument("--out", required=True, type=out_path, help="run folder to create (or continue)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run")
+    add_arguments(p, DataConfig)
+    add_max_pixels_flag(p)
+    add_arguments(p, ModelConfig, skip=("in_channels", "image_size", "topk"),
+                  choices={"arch": list_models()})  # fmt: skip
+    add_arguments(p, TrainConfig, choices={"loss": list(LOSSES), "device": list(DEVICES)})
+    p.set_defaults(func=cmd_train)
+
+
+def cmd_train(ns: argparse.Namespace) -> None:
+    from ..runs import RunConfig, resume_config
+    from ..train import train
+
+    if ns.resume:
+        given = {f.name: getattr(ns, f.name) for c in CONFIGS for f in fields(c)
+                 if hasattr(ns, f.name)}  # fmt: skip
+        cfg = resume_config(ns.out, given)
+    else:
+        cfg = RunConfig(*(from_namespace(c, ns) for c in CONFIGS))
+    out_dir(ns.out)
+    run = train(cfg, ns.out, resume=ns.resume)
+    _print_summary(run)
+
+
+CONFIGS = (DataConfig, ModelConfig, TrainConfig)
+
+
+def _print_summary(run: Path) -> None:
+    from ..runs import read_metrics
+
+    last = read_metrics(run)[-1]
+    extra = "".join(f", {k} {last[k]:.2f} dB" for k in ("noisy_psnr", "denoised_psnr") if k in last)
+    print(
+        f"trained {run}: epoch {last['epoch']}, held-out PSNR {last['test_psnr']:.2f} dB"
+        f"{extra}, {last['images_per_s']:.0f} images/s"
+    )
+    print(
+        f"  weights {run / 'model.safetensors'}, metrics {run / 'metrics.jsonl'}, "
+        f"samples {run / 'samples'}, curves {run / 'loss.png'}"
+    )
