@@ -28,6 +28,7 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 # is one line rather than an allocator error minutes later.
 MAX_LATENT = 65_536
 MAX_BASE_CHANNELS = 1024
+MAX_DEPTH = 16
 MAX_BATCH = 65_536
 MAX_EPOCHS = 100_000
 MAX_SEED = 2**63 - 1  # torch.manual_seed takes 64-bit seeds
@@ -111,7 +112,10 @@ class ModelConfig:
         "latent vector size (default: the family's; conv 256, keras a fixed 8x4x4 = 128)",
         default=None,
     )
-    base_channels: int = _opt("width of the first conv layer (conv only)", default=64)
+    base_channels: int | None = _opt(
+        "width of the first conv layer (default: the family's; conv 64, resnet 48)", default=None
+    )
+    depth: int = _opt("residual blocks per resolution (resnet)", default=1)
     topk: int | None = _opt("keep only the k largest latent activations (k-sparse)", default=None)
 
     def __post_init__(self) -> None:
@@ -123,7 +127,9 @@ class ModelConfig:
             raise AekitError(f"images must have 1 or 3 channels, got {self.in_channels}")
         if self.latent_dim is not None:
             check_range("--latent-dim", self.latent_dim, 1, MAX_LATENT)
-        check_range("--base-channels", self.base_channels, 1, MAX_BASE_CHANNELS)
+        if self.base_channels is not None:
+            check_range("--base-channels", self.base_channels, 1, MAX_BASE_CHANNELS)
+        check_range("--depth", self.depth, 1, MAX_DEPTH)
         check_side(self.image_size)
 
 

@@ -8,7 +8,7 @@ value range and default loss (``registry.Family``). Every ``forward`` returns an
 from __future__ import annotations
 
 from ..config import ModelConfig
-from . import conv, keras
+from . import conv, keras, resnet
 from .base import (
     AEOutput,
     Autoencoder,
@@ -23,6 +23,7 @@ from .registry import Family, check_config, get_family, list_models, register
 
 register(conv.FAMILY)
 register(keras.FAMILY)
+register(resnet.FAMILY)
 
 
 def create_model(config: ModelConfig | None = None, **kwargs: object) -> Autoencoder:

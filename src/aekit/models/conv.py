@@ -16,6 +16,7 @@ from .base import Autoencoder
 from .registry import Family
 
 DEFAULT_LATENT = 256  # the seed's bottleneck
+DEFAULT_WIDTH = 64  # the seed's first conv
 
 
 def downsample_sizes(size: int) -> list[int]:
@@ -94,6 +95,8 @@ def check(cfg: ModelConfig) -> None:
         raise AekitError(f"--arch conv needs images of at least 16x16, got {cfg.image_size}")
     if cfg.latent_dim is None:
         cfg.latent_dim = DEFAULT_LATENT
+    if cfg.base_channels is None:
+        cfg.base_channels = DEFAULT_WIDTH
 
 
 FAMILY = Family(

@@ -71,6 +71,8 @@ def check(cfg: ModelConfig) -> None:
             f"--arch keras has the seed's fixed 8x4x4 = {LATENT}-value code: drop --latent-dim"
         )
     cfg.latent_dim = LATENT
+    if cfg.base_channels is None:  # not used: the seed's Keras widths are fixed (16, 8, 8)
+        cfg.base_channels = 64
 
 
 FAMILY = Family(

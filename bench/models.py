@@ -1,0 +1,100 @@
+"""Model families side by side on real photos: ``python bench/models.py [--epochs 10]
+[--archs conv,resnet,resnet:lr=0.002] [--data npz:../shared/data/cifar10-sample.npz]``.
+
+Each family trains with aekit's defaults for it (width, loss), latent 256, batch 64, Adam 1e-3
+(``arch:key=value`` overrides an option, e.g. ``resnet:lr=0.002:depth=2``),
+seed 0, float32 (``amp=False``: the same numbers on every CPU), on the training split of
+``--data`` with 10% held out (the sample has no test split: aekit carves the held-out images
+with a fixed seed, the same for every family). Reported per family: held-out PSNR and SSIM
+(aekit eval), seconds per epoch (median of the epochs' training seconds in metrics.jsonl),
+parameters, and retrieval precision@10 of its code against pixels and PCA (aekit search-eval
+on the held-out images). Families run one after another in this process; the table gives each
+one's time as a ratio to the first family's, measured in the same run.
+Writes ``bench/results/models.json`` (``--out``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+import aekit
+from aekit.retrieval import search_eval
+from aekit.runs import read_metrics
+from aekit.splits import load_splits
+from train_speed import machine  # same folder: the same machine description
+
+HERE = Path(__file__).resolve().parent
+SAMPLE = HERE.parent.parent / "shared" / "data" / "cifar10-sample.npz"
+
+
+def parse_variant(text: str) -> tuple[str, dict[str, float | int]]:
+    """``resnet:lr=0.002:depth=2`` -> ("resnet", {"lr": 0.002, "depth": 2})."""
+    arch, *pairs = text.split(":")
+    options: dict[str, float | int] = {}
+    for pair in pairs:
+        key, value = pair.split("=")
+        options[key] = float(value) if "." in value or "e" in value else int(value)
+    return arch, options
+
+
+def run_family(variant: str, data: str, epochs: int, work: Path) -> dict:
+    arch, options = parse_variant(variant)
+    opts = {"latent_dim": 256, "batch_size": 64, "lr": 1e-3, **options}
+    t0 = time.perf_counter()
+    run = aekit.train(work / variant.replace(":", "_"), data, arch=arch, epochs=epochs, seed=0,
+                      amp=False, progress=False, **opts)  # fmt: skip
+    wall = time.perf_counter() - t0
+    cfg = aekit.runs.load_config(run)
+    rows = read_metrics(run)
+    model = aekit.load(run)
+    _, held = load_splits(cfg.data)
+    scores = aekit.evaluate(run)
+    store = aekit.embed(model, held)
+    ret = search_eval(np.asarray(store.vectors), held.images, store.labels(), k=10)
+    return {
+        "arch": variant,
+        "lr": cfg.train.lr,
+        "base_channels": cfg.model.base_channels,
+        "depth": cfg.model.depth,
+        "params": sum(p.numel() for p in model.parameters()),
+        "heldout_images": len(held),
+        "psnr": scores["psnr"],
+        "ssim": scores["ssim"],
+        "psnr_by_epoch": [r["test_psnr"] for r in rows],
+        "seconds_per_epoch": statistics.median(r["seconds"] for r in rows),
+        "wall_s": wall,
+        "precision_at_10": {k: v["precision"] for k, v in ret["results"].items()},
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", default=f"npz:{SAMPLE}")
+    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--archs", default="conv,resnet")
+    ap.add_argument("--out", default=str(HERE / "results" / "models.json"))
+    ns = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        results = [run_family(a, ns.data, ns.epochs, Path(tmp)) for a in ns.archs.split(",")]
+    base = results[0]
+    print(f"{'arch':24s} {'params':>9s} {'PSNR':>7s} {'SSIM':>6s} {'s/epoch':>8s} {'x first':>7s} "
+          f"{'P@10 code/pixels/pca':>22s}")  # fmt: skip
+    for r in results:
+        p, sec = r["precision_at_10"], r["seconds_per_epoch"]
+        codes = "/".join(f"{p.get(k, 0):.3f}" for k in ("autoencoder", "pixels", "pca"))
+        print(f"{r['arch']:24s} {r['params']:9d} {r['psnr']:7.2f} {r['ssim']:6.3f} {sec:8.1f} "
+              f"{sec / base['seconds_per_epoch']:7.2f} {codes:>22s}")  # fmt: skip
+    out = {"machine": machine(), "data": ns.data, "epochs": ns.epochs, "results": results}
+    Path(ns.out).write_text(json.dumps(out, indent=2) + "\n")
+    print(f"wrote {ns.out}")
+
+
+if __name__ == "__main__":
+    main()
