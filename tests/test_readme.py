@@ -138,5 +138,5 @@ def test_readme_python_example(tmp_path, monkeypatch, capsys) -> None:
         exec(compile(code, str(README), "exec"), namespace)
     printed = capsys.readouterr().out
     assert "'count': 200" in printed and "'psnr'" in printed
-    assert "['conv', 'keras'] (0.0, 1.0) {}" in printed
+    assert "['conv', 'keras', 'resnet'] (0.0, 1.0) {}" in printed
     assert Path("runs/py-shapes/model.safetensors").is_file()

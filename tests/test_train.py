@@ -46,6 +46,7 @@ def test_plain_run_writes_everything(tmp_path: Path) -> None:
         "image_size": 32,
         "latent_dim": 32,
         "base_channels": 8,
+        "depth": 1,
         "topk": None,
     }
     model = aekit.load(run)
