@@ -3,6 +3,7 @@ class, and the conversions between uint8 pixels and a family's value range."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import torch
@@ -66,6 +67,26 @@ class Autoencoder(nn.Module):
     def forward(self, x: torch.Tensor) -> AEOutput:
         z = self.encode(x)
         return AEOutput(self.decode(z), z, {})
+
+
+def bottleneck_check(
+    arch: str, latent: int, width: int, min_side: int = 16
+) -> Callable[[ModelConfig], None]:
+    """The config check of a family with a linear bottleneck: images of at least ``min_side``
+    pixels; latent size and width default to ``latent`` and ``width``."""
+
+    def check(cfg: ModelConfig) -> None:
+        if cfg.image_size is not None and cfg.image_size < min_side:
+            raise AekitError(
+                f"--arch {arch} needs images of at least {min_side}x{min_side}, "
+                f"got {cfg.image_size}"
+            )
+        if cfg.latent_dim is None:
+            cfg.latent_dim = latent
+        if cfg.base_channels is None:
+            cfg.base_channels = width
+
+    return check
 
 
 def topk_mask(z: torch.Tensor, k: int) -> torch.Tensor:

@@ -11,8 +11,7 @@ import torch
 from torch import nn
 
 from ..config import ModelConfig
-from ..errors import AekitError
-from .base import Autoencoder
+from .base import Autoencoder, bottleneck_check
 from .registry import Family
 
 DEFAULT_LATENT = 256  # the seed's bottleneck
@@ -90,20 +89,11 @@ class ConvAutoencoder(Autoencoder):
         self.decoder = ConvDecoder(self.config)
 
 
-def check(cfg: ModelConfig) -> None:
-    if cfg.image_size is not None and cfg.image_size < 16:
-        raise AekitError(f"--arch conv needs images of at least 16x16, got {cfg.image_size}")
-    if cfg.latent_dim is None:
-        cfg.latent_dim = DEFAULT_LATENT
-    if cfg.base_channels is None:
-        cfg.base_channels = DEFAULT_WIDTH
-
-
 FAMILY = Family(
     name="conv",
     summary="the seed's PyTorch model: stride-2 convs + GELU, a linear bottleneck",
     model=ConvAutoencoder,
-    check=check,
+    check=bottleneck_check("conv", DEFAULT_LATENT, DEFAULT_WIDTH),
     value_range=(-1.0, 1.0),
     default_loss="mse",
 )

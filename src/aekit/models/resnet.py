@@ -13,8 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import ModelConfig
-from ..errors import AekitError
-from .base import Autoencoder
+from .base import Autoencoder, bottleneck_check
 from .conv import DEFAULT_LATENT, downsample_sizes
 from .registry import Family
 
@@ -112,20 +111,11 @@ class ResNetAutoencoder(Autoencoder):
         self.decoder = ResNetDecoder(self.config)
 
 
-def check(cfg: ModelConfig) -> None:
-    if cfg.image_size is not None and cfg.image_size < 16:
-        raise AekitError(f"--arch resnet needs images of at least 16x16, got {cfg.image_size}")
-    if cfg.latent_dim is None:
-        cfg.latent_dim = DEFAULT_LATENT
-    if cfg.base_channels is None:
-        cfg.base_channels = DEFAULT_WIDTH
-
-
 FAMILY = Family(
     name="resnet",
     summary="residual blocks with GroupNorm + SiLU, the conv family's sizes and code",
     model=ResNetAutoencoder,
-    check=check,
+    check=bottleneck_check("resnet", DEFAULT_LATENT, DEFAULT_WIDTH),
     value_range=(-1.0, 1.0),
     default_loss="mse",
 )
