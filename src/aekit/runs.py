@@ -257,7 +257,8 @@ def resume_config(run: str | Path, changes: dict[str, Any]) -> RunConfig:
                     "(--device, --compile, --amp) may change"
                 )
     done = load_checkpoint(Path(run), cfg.train.epochs)["epoch"]  # the checkpoint is the truth
-    how = {k: changes[k] for k in RESUME_MAY_CHANGE[1:] if changes.get(k) is not None}
+    how = {k: changes[k] for k in RESUME_MAY_CHANGE
+           if k != "epochs" and changes.get(k) is not None}  # fmt: skip
     epochs = changes.get("epochs", cfg.train.epochs)
     unfinished = weights_epoch(Path(run)) not in (done, -1) or not (Path(run) / LOSS_PLOT).exists()
     if done >= epochs and not (done == epochs == cfg.train.epochs and unfinished):

@@ -6,7 +6,6 @@ import argparse
 import json
 from typing import Any
 
-from ..errors import AekitError
 from .args import Parser, data_flags, out_path, out_png, positive_int
 
 
@@ -49,8 +48,6 @@ def cmd_data(ns: argparse.Namespace) -> None:
         return
     from ..viz import labelled_grid
 
-    if ns.count < 1:
-        raise AekitError("--count must be at least 1")
     n = min(ns.count, len(ds))
     captions = [caption(ds, i) for i in range(n)]
     labelled_grid(ds.images[:n], captions, ns.out, title=f"{ns.source} [{ns.split}]")

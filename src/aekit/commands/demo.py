@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from .args import out_path
+from .args import out_dir, out_path
 
 
 def add_parsers(sub: Any) -> None:
@@ -18,6 +18,5 @@ def add_parsers(sub: Any) -> None:
 
 def cmd_demo(ns: argparse.Namespace) -> None:
     from ..demo import run_demo
-    from .args import out_dir
 
     run_demo(out_dir(ns.out))

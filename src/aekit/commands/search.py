@@ -15,8 +15,8 @@ from ..embed import Embeddings, append, check_new_part, embed, model_hash
 from ..errors import AekitError
 from ..files import folder_lock, write_text
 from ..search import INDEX_KINDS, METRICS
-from ..stores import INDEX, INDEX_INFO, MANIFEST, tidy
-from .args import image_side, out_path, positive_int, seed
+from ..stores import INDEX, INDEX_INFO, MANIFEST, read_manifest, tidy
+from .args import image_side, out_dir, out_path, out_png, positive_int, seed
 
 
 def add_parsers(sub: Any) -> None:
@@ -75,8 +75,6 @@ def add_parsers(sub: Any) -> None:
 
 
 def cmd_embed(ns: argparse.Namespace) -> None:
-    from .args import out_dir
-
     out_dir(ns.out)
     with folder_lock(Path(ns.out), "an embedding store"):  # read, encode, write: one writer
         _embed_into(ns)
@@ -88,7 +86,7 @@ def _embed_into(ns: argparse.Namespace) -> None:
     from ..runs import load, load_config
 
     if not ns.append and (Path(ns.out) / MANIFEST).exists():
-        Embeddings.load(ns.out)  # a damaged store says so (and how to start over)
+        read_manifest(Path(ns.out))  # a damaged store says so (and how to start over)
         raise AekitError(
             f"{ns.out} already holds a store: pass --append to add to it, or choose another --out"
         )
@@ -198,8 +196,6 @@ def _read_queries(path: Path) -> tuple[list[int], list[str]]:
 
 def cmd_search(ns: argparse.Namespace) -> None:
     if ns.out:
-        from .args import out_png
-
         out_png(ns.out)
     store = Embeddings.load(ns.store)
     if len(store) == 0:

@@ -15,7 +15,7 @@ from ..errors import AekitError
 from ..metrics import psnr_per_image
 from ..models import Autoencoder
 from ..objectives import parse_noise
-from .args import data_flags, out_path, positive_int, seed
+from .args import data_flags, out_dir, out_path, out_png, positive_int, seed
 
 
 def add_parsers(sub: Any) -> None:
@@ -88,7 +88,6 @@ def _read_images(model: Autoencoder, paths: list[str]) -> torch.Tensor:
 def cmd_reconstruct(ns: argparse.Namespace) -> None:
     from ..api import reconstruct
     from ..viz import image_rows
-    from .args import out_png
 
     out_png(ns.out)
     model, _ = _load(ns.run)
@@ -113,7 +112,6 @@ def _out_name(out: Path, path: str, tag: str, used: set[str]) -> Path:
 def cmd_denoise(ns: argparse.Namespace) -> None:
     from ..api import denoise
     from ..viz import save_image
-    from .args import out_dir
 
     out, used = out_dir(ns.out), set()
     parse_noise(ns.add_noise, "--add-noise")  # a bad spec is refused before the model loads
