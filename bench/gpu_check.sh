@@ -4,14 +4,16 @@
 #   2. the whole test suite with CUDA available (CUDA-only tests included; the browser test skips
 #      where playwright is missing);
 #   3. bench/train_speed.py: the tutorial's loop vs `aekit train` on a 50,000-image CIFAR-sized
-#      set built from the real CIFAR-10 sample (tiled; 1,000 other images held out);
-#   4. bench/search.py: exact search (torch, on the GPU) vs faiss flat at 1M x 256.
+#      set built from the real CIFAR-10 sample (tiled; 1,000 other images held out), every model
+#      family at batch 1024 (and the vae compiled);
+#   4. bench/search.py: exact search (torch, on the GPU) vs faiss flat (SEARCH_SIZES, 1M).
 # Usage, in the repository root: bash bench/gpu_check.sh OUT_DIR
 # Offline machines: wheels in .whl/ (aekit's dependencies the machine lacks) are installed into
 # /tmp/site first; real data is read from ../shared/data, else from .gpu/data (a copy of it).
 # Each step has its own time limit, so a slow one does not lose the others' results.
 # Environment: VARIANTS (train_speed's --variants), REPEATS (its --repeats), SEARCH_SIZES
-# (bench/search.py's --sizes; "none" skips the search step).
+# (bench/search.py's --sizes; "none" skips the search step), SEARCH_METHODS (its --methods),
+# SUITE_S, TRAIN_S, SEARCH_S (each step's time limit in seconds).
 set -u
 OUT=${1:-gpu-out}
 mkdir -p "$OUT"
@@ -40,7 +42,7 @@ EOF
 
 echo "== 2. test suite with CUDA"
 XDIST=$($PY -c "import xdist" 2>/dev/null && echo "-n 8 --dist loadfile")
-timeout 200 $PY -m pytest -q -p no:cacheprovider $XDIST --maxfail=30 --durations=12 2>&1 \
+timeout ${SUITE_S:-200} $PY -m pytest -q -p no:cacheprovider $XDIST --maxfail=30 --durations=12 2>&1 \
     | tee "$OUT/pytest.txt" | tail -n 60
 
 echo "== 3. training speed"
@@ -52,12 +54,15 @@ reps = -(-50_000 // len(train))
 np.savez("/tmp/cifar50k.npz", x_train=np.concatenate([train] * reps)[:50_000], x_test=test)
 print("cifar50k: 50000 train (tiled from", len(train), "real images), 1000 held out")
 EOF
-timeout 250 $PY bench/train_speed.py --data npz:/tmp/cifar50k.npz --epochs 2 --repeats "${REPEATS:-1}" \
-    --variants "${VARIANTS:-seed,aekit:batch_size=1024:lr=0.004,aekit,aekit:batch_size=1024:lr=0.004:compile=false,aekit:batch_size=1024:lr=0.004:compile_mode=reduce-overhead}" \
+B=aekit:batch_size=1024:lr=0.004
+FAMILIES="$B:compile=false,$B:arch=resnet:base_channels=48:compile=false,\
+$B:arch=unet:base_channels=32:compile=false,$B:arch=vae:compile=false,$B:arch=vae"
+timeout ${TRAIN_S:-250} $PY bench/train_speed.py --data npz:/tmp/cifar50k.npz --epochs 2 --repeats "${REPEATS:-1}" \
+    --variants "${VARIANTS:-seed,$FAMILIES}" \
     --out "$OUT/train_speed_gpu.json" 2>&1 | tee "$OUT/train_speed.txt" | grep -v "^\s*$" | tail -n 40
 
 echo "== 4. search"
-[ "${SEARCH_SIZES:-}" = none ] || timeout 90 $PY bench/search.py --sizes "${SEARCH_SIZES:-1m}" --methods exact,flat --repeats 3 \
+[ "${SEARCH_SIZES:-}" = none ] || timeout ${SEARCH_S:-90} $PY bench/search.py --sizes "${SEARCH_SIZES:-1m}" --methods "${SEARCH_METHODS:-exact,flat}" --repeats 3 \
     2>&1 | tail -n 20
 cp bench/results/search.json "$OUT/search_gpu.json" 2>/dev/null
 echo "== done"

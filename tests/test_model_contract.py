@@ -3,6 +3,7 @@ family is covered by these tests without editing them."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
@@ -10,7 +11,7 @@ from safetensors.torch import load_file, save_file
 import aekit
 from aekit import AekitError, ModelConfig
 from aekit.models import AEOutput, Autoencoder, create_model, get_family, list_models
-from aekit.runs import load_checkpoint
+from aekit.runs import load_checkpoint, read_metrics
 
 FAMILIES = list_models()
 SIZE = 28  # every family takes 28x28 (the keras model takes only that)
@@ -117,3 +118,21 @@ def test_a_family_rule_holds_in_the_api_as_in_the_cli() -> None:
         aekit.make_config("shapes", arch="keras", latent_dim=64)
     assert aekit.make_config("mnist", arch="keras").model.latent_dim == 128
     assert aekit.make_config("shapes").model.latent_dim == 256
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("arch", FAMILIES)
+def test_every_family_trains_resumes_and_embeds_on_cuda(arch: str, tmp_path) -> None:
+    # the GPU fast path (bf16 autocast, channels_last, torch.compile) for every family
+    opts = {"arch": arch, "image_size": SIZE, "base_channels": 8, "limit": 256, "batch_size": 64,
+            "progress": False, "device": "cuda"}  # fmt: skip
+    straight = aekit.train(tmp_path / "straight", "shapes", epochs=2, **opts)
+    halted = aekit.train(tmp_path / "halted", "shapes", epochs=1, **opts)
+    aekit.train(halted, resume=True, epochs=2, progress=False)
+    a, b = read_metrics(straight), read_metrics(halted)
+    assert [r["epoch"] for r in b] == [1, 2]  # GPU kernels are not bit-exact: the same, closely
+    assert b[-1]["test_mse"] == pytest.approx(a[-1]["test_mse"], rel=0.02)
+    model = aekit.load(straight, device="cuda")
+    test = aekit.load_dataset("shapes", "test", image_size=SIZE).subset(slice(0, 50))
+    store = aekit.embed(model, test, run=straight)
+    assert store.dim == model.config.latent_dim and np.isfinite(store.vectors).all()

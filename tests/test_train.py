@@ -47,6 +47,7 @@ def test_plain_run_writes_everything(tmp_path: Path) -> None:
         "latent_dim": 32,
         "base_channels": 8,
         "depth": 1,
+        "body": None,
         "topk": None,
     }
     model = aekit.load(run)

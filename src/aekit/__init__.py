@@ -1,4 +1,5 @@
-"""aekit: image autoencoders — train (plain, denoising, sparse), look, denoise, search.
+"""aekit: image autoencoders — train (plain, denoising, sparse, variational), look, denoise,
+search, generate.
 
 >>> import aekit
 >>> run = aekit.train("runs/shapes", data="shapes", epochs=2)      # doctest: +SKIP
@@ -12,6 +13,7 @@ from .config import DataConfig, ModelConfig, TrainConfig
 from .data import ImageSet, load_dataset
 from .embed import Embeddings, embed
 from .errors import AekitError
+from .generate import generate, interpolate
 from .models import Autoencoder, create_model, list_models
 from .runs import RunConfig, load
 
@@ -28,6 +30,8 @@ __all__ = [
     "denoise",
     "embed",
     "evaluate",
+    "generate",
+    "interpolate",
     "list_models",
     "load",
     "load_dataset",

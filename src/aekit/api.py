@@ -63,7 +63,8 @@ def evaluate(
     limit: int | None = None,
 ) -> dict[str, Any]:
     """Reconstruction quality of a run: ``{"mse", "psnr", "ssim", "count", "source", "split"}``
-    (plus ``noisy_psnr``/``denoised_psnr`` for a denoising run), MSE and PSNR on [0, 1] pixels.
+    (plus ``noisy_psnr``/``denoised_psnr`` for a denoising run, ``kl``/``nelbo`` in nats per
+    image for a vae), MSE and PSNR on [0, 1] pixels.
 
     By default on the images the run held out while training; ``data``/``split`` pick others.
     """
@@ -83,7 +84,7 @@ def evaluate(
     check_input(model, ds.shape, f"{ds.source} [{ds.split}]", run)
     images = ds.images[:limit] if limit else ds.images
     result = _evaluate(model, images, Objective.from_config(cfg), with_ssim=True)
-    keys = ("mse", "psnr", "ssim", "count", "noisy_psnr", "denoised_psnr")
+    keys = ("mse", "psnr", "ssim", "count", "noisy_psnr", "denoised_psnr", "kl", "nelbo")
     return {"source": ds.source, "split": ds.split, **{k: result[k] for k in keys if k in result}}
 
 

@@ -115,7 +115,8 @@ class ModelConfig:
     base_channels: int | None = _opt(
         "width of the first conv layer (default: the family's; conv 64, resnet 48)", default=None
     )
-    depth: int = _opt("residual blocks per resolution (resnet)", default=1)
+    depth: int = _opt("residual blocks per resolution (resnet, unet; vae on resnet)", default=1)
+    body: str | None = _opt("the family a vae is built on (default: conv)", default=None)
     topk: int | None = _opt("keep only the k largest latent activations (k-sparse)", default=None)
 
     def __post_init__(self) -> None:
@@ -130,6 +131,8 @@ class ModelConfig:
         if self.base_channels is not None:
             check_range("--base-channels", self.base_channels, 1, MAX_BASE_CHANNELS)
         check_range("--depth", self.depth, 1, MAX_DEPTH)
+        if self.body is not None and not isinstance(self.body, str):
+            raise AekitError(f"--body must be a family name, got {self.body!r}")
         check_side(self.image_size)
 
 
@@ -149,6 +152,10 @@ class TrainConfig:
         default=None,
     )
     sparsity: str | None = _opt("sparsity: l1:WEIGHT, kl:RHO:WEIGHT or topk:K", default=None)
+    beta: float = _opt("weight of the KL term (vae; 1 is the plain VAE)", default=1.0)
+    kl_warmup: int = _opt(
+        "epochs over which the KL weight rises linearly from 0 to --beta (vae)", default=0
+    )
     device: str = _opt("auto, cpu, cuda or mps", default="auto")
     seed: int = _opt("random seed (data order, augmentation, noise, weights)", default=0)
     amp: bool = _opt(
@@ -177,6 +184,9 @@ class TrainConfig:
             )
         parse_noise(self.noise)
         parse_sparsity(self.sparsity)
+        if not (self.beta >= 0 and math.isfinite(self.beta)):
+            raise AekitError(f"--beta must be a number >= 0, got {self.beta}")
+        check_range("--kl-warmup", self.kl_warmup, 0, MAX_EPOCHS)
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:

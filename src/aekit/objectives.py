@@ -135,6 +135,22 @@ def reconstruction_loss(
         return F.binary_cross_entropy(output.clamp(0, 1), target)
 
 
+def nll_per_image(
+    output: torch.Tensor, target: torch.Tensor, loss: str, value_range: tuple[float, float]
+) -> torch.Tensor:
+    """The negative log-likelihood of ``target`` under the decoder ``loss`` stands for, in nats
+    per image (B,): mse, a Gaussian of variance 1/2 on the model's scale (sum of squared errors
+    plus its constant); bce, a Bernoulli per value on [0, 1]."""
+    dims = tuple(range(1, output.dim()))
+    if loss == "mse":
+        sq = (output.float() - target.float()).square().sum(dim=dims)
+        return sq + 0.5 * target[0].numel() * math.log(math.pi)
+    lo, hi = value_range
+    p = ((output.float() - lo) / (hi - lo)).clamp(0, 1)
+    t = ((target.float() - lo) / (hi - lo)).clamp(0, 1)
+    return F.binary_cross_entropy(p, t, reduction="none").sum(dim=dims)
+
+
 def sparsity_penalty(z: torch.Tensor, sparsity: Sparsity | None) -> torch.Tensor:
     """The sparsity term added to the loss for a (B, D) latent batch (0 for none and topk)."""
     if sparsity is None or sparsity.kind == "topk":

@@ -28,6 +28,7 @@ from .config import DataConfig, ModelConfig, TrainConfig, from_dict, to_dict
 from .errors import AekitError
 from .files import atomic_write, write_text
 from .models import Autoencoder, check_config, get_family
+from .objectives import parse_sparsity
 
 CONFIG, WEIGHTS, CHECKPOINT, METRICS, LOSS_PLOT = (
     "config.json",
@@ -47,7 +48,15 @@ class RunConfig:
     train: TrainConfig
 
     def __post_init__(self) -> None:
+        sparsity = parse_sparsity(self.train.sparsity)
+        if sparsity and sparsity.kind == "topk":
+            self.model.topk = sparsity.k  # the model keeps the k largest: its family must allow
         check_config(self.model)  # the family's rules, for every way a run config is made
+        if not get_family(self.model.arch).generative and (
+            self.train.beta != 1.0 or self.train.kl_warmup
+        ):
+            raise AekitError(f"--beta and --kl-warmup weight a vae's KL term: drop them for "
+                             f"--arch {self.model.arch}")  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
         return {

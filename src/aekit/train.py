@@ -27,6 +27,7 @@ from .objectives import (
     Sparsity,
     active_mask,
     corrupt,
+    nll_per_image,
     parse_noise,
     parse_sparsity,
     reconstruction_loss,
@@ -47,6 +48,12 @@ class Objective:
     sparsity: Sparsity | None = None
     augment: tuple[str, ...] = ()
     amp: bool = False  # bf16 autocast for the model's forward pass
+    beta: float = 1.0  # the weight of a family's KL term
+    kl_warmup: int = 0  # epochs over which that weight rises from 0 to beta
+
+    def term_weight(self, name: str, warm: float) -> float:
+        """The weight of a family's loss term ``name``; ``warm``: the KL warm-up's fraction."""
+        return self.beta * warm if name == "kl" else 1.0
 
     @classmethod
     def from_config(cls, cfg: RunConfig, device: torch.device | None = None) -> Objective:
@@ -54,7 +61,8 @@ class Objective:
         loss = cfg.train.loss or get_family(cfg.model.arch).default_loss
         amp = cfg.train.amp and device is not None and bf16_native(device)
         noise, sparsity = parse_noise(cfg.train.noise), parse_sparsity(cfg.train.sparsity)
-        return cls(loss, noise, sparsity, cfg.data.augment_ops(), amp)
+        return cls(loss, noise, sparsity, cfg.data.augment_ops(), amp, cfg.train.beta,
+                   cfg.train.kl_warmup)  # fmt: skip
 
 
 @dataclass
@@ -64,6 +72,13 @@ class StepOut:
     inputs: torch.Tensor  # what the model saw (corrupted when denoising)
     latent: torch.Tensor  # (B, D)
     output: torch.Tensor  # (B, C, H, W) reconstruction, model scale
+    terms: dict[str, torch.Tensor]  # the family's own loss terms, unweighted
+
+
+def warmup_fraction(epoch: int, i: int, steps: int, warmup: int) -> float:
+    """How far the KL warm-up is at step ``i`` (from 0) of ``epoch`` (from 1) of ``steps``
+    steps: rises linearly to 1 over ``warmup`` epochs (1 at once without warm-up)."""
+    return 1.0 if warmup <= 0 else min(1.0, ((epoch - 1) * steps + i + 1) / (warmup * steps))
 
 
 def step(
@@ -73,20 +88,29 @@ def step(
     gen: torch.Generator | None,
     training: bool,
     noisy: bool = True,
+    sample: bool | None = None,
+    warm: float = 1.0,
 ) -> StepOut:
-    """Scale a uint8 batch, augment (training) and corrupt it, reconstruct, and score it."""
+    """Scale a uint8 batch, augment (training) and corrupt it, reconstruct, and score it.
+
+    A family that samples its code (a vae) draws from ``gen`` when ``sample`` (default: when
+    ``training``), else decodes its posterior mean; ``warm`` scales its KL term (warm-up).
+    """
     vr = model.value_range
     x = to_model_scale(batch, model.config.arch)
     if training and obj.augment:
         x = augment.augment_batch(x, obj.augment, gen)
     inputs = corrupt(x, obj.noise, vr, gen) if obj.noise and noisy else x
+    eps = None
+    if model.generative and (training if sample is None else sample):
+        eps = torch.randn(len(x), model.config.latent_dim, generator=gen, device=x.device)
     with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=obj.amp):
-        out = model(inputs)
+        out = model(inputs, eps)
     loss = reconstruction_loss(out.recon, x, obj.loss, vr)
     loss = loss + sparsity_penalty(out.code, obj.sparsity)
-    for term in out.terms.values():  # the family's own terms (KL, ...)
-        loss = loss + term.float()
-    return StepOut(loss, x, inputs, out.code, out.recon)
+    for name, term in out.terms.items():  # the family's own terms (KL, ...)
+        loss = loss + obj.term_weight(name, warm) * term.float()
+    return StepOut(loss, x, inputs, out.code, out.recon, out.terms)
 
 
 @torch.no_grad()
@@ -126,6 +150,12 @@ def evaluate(
                 mse_per_image(to_unit_scale(scored.output, model.config.arch), target),
             )
         add("loss", scored.loss * b)
+        if "kl" in clean.terms:  # a vae: KL and the negative ELBO of one posterior draw
+            pixels = clean.clean[0].numel()
+            add("kl", clean.terms["kl"] * pixels * b)
+            drawn = step(model, batch, obj, gen, training=False, noisy=False, sample=True)
+            nll = nll_per_image(drawn.output, drawn.clean, obj.loss, model.value_range)
+            add("nelbo", nll + drawn.terms["kl"] * pixels)
         if obj.sparsity:
             active = active_mask(clean.latent, obj.sparsity)
             add("active", active.float().mean(dim=1))
@@ -138,6 +168,8 @@ def evaluate(
     if obj.noise:
         result["noisy_psnr"] = psnr(means["noisy_mse"])
         result["denoised_psnr"] = psnr(means["denoised_mse"])
+    if "kl" in means:
+        result["kl"], result["nelbo"] = means["kl"], means["nelbo"]
     if obj.sparsity and ever_active is not None:
         result["active_fraction"] = means["active"]
         result["dead_units"] = int((~ever_active).sum().item())
@@ -157,7 +189,7 @@ def _epoch_row(epoch: int, train_loss: float, seconds: float, n: int, ev: dict) 
     row.update(
         {
             k: ev[k]
-            for k in ("noisy_psnr", "denoised_psnr", "active_fraction", "dead_units")
+            for k in ("noisy_psnr", "denoised_psnr", "kl", "nelbo", "active_fraction", "dead_units")
             if k in ev
         }
     )
@@ -244,9 +276,12 @@ def _train(cfg: RunConfig, run: Path, resume: bool, progress: bool | None) -> Pa
             disable=None if progress is None else not progress,
             leave=False,
         )
+        steps = -(-n // bs)
         for i, s in enumerate(range(0, n, bs)):
             batch = images[perm[s : s + bs]].to(device, non_blocking=True)
-            res = step(fwd if len(batch) == bs else model, batch, obj, dev_gen, training=True)
+            warm = warmup_fraction(epoch, i, steps, obj.kl_warmup)
+            res = step(fwd if len(batch) == bs else model, batch, obj, dev_gen, training=True,
+                       warm=warm)  # fmt: skip
             opt.zero_grad(set_to_none=True)
             res.loss.backward()
             opt.step()

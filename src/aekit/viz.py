@@ -69,6 +69,25 @@ def image_rows(
     return _save(fig, path)
 
 
+def image_grid(
+    images: torch.Tensor, path: str | Path, cols: int = 8, title: str | None = None
+) -> Path:
+    """(B, C, H, W) images tiled ``cols`` to a row with white gaps, as one picture."""
+    imgs = to_numpy_images(images)
+    cols = max(1, min(cols, len(imgs)))
+    rows = [_strip(imgs[i : i + cols]) for i in range(0, len(imgs), cols)]
+    width, gap = rows[0].shape[1], np.ones((2, rows[0].shape[1], imgs.shape[-1]), np.float32)
+    rows[-1] = np.pad(rows[-1], ((0, 0), (0, width - rows[-1].shape[1]), (0, 0)),
+                      constant_values=1.0)  # fmt: skip
+    tiled = np.concatenate([x for row in rows for x in (row, gap)][:-1])
+    fig, ax = plt.subplots(figsize=(max(3.0, tiled.shape[1] / 40), max(3.0, tiled.shape[0] / 40)))
+    _show(ax, tiled)
+    ax.axis("off")
+    if title:
+        ax.set_title(title, fontsize=10)
+    return _save(fig, path)
+
+
 def labelled_grid(
     images: torch.Tensor,
     captions: Sequence[str],

@@ -17,7 +17,7 @@ from ..config import (
     from_namespace,
 )
 from ..data.images import add_max_pixels_flag
-from ..models import list_models
+from ..models import list_bodies, list_models
 from .args import out_dir, out_path
 
 
@@ -28,7 +28,7 @@ def add_parsers(sub: Any) -> None:
     add_arguments(p, DataConfig)
     add_max_pixels_flag(p)
     add_arguments(p, ModelConfig, skip=("in_channels", "image_size", "topk"),
-                  choices={"arch": list_models()})  # fmt: skip
+                  choices={"arch": list_models(), "body": list_bodies()})  # fmt: skip
     add_arguments(p, TrainConfig, choices={"loss": list(LOSSES), "device": list(DEVICES)})
     p.set_defaults(func=cmd_train)
 
@@ -56,6 +56,7 @@ def _print_summary(run: Path) -> None:
 
     last = read_metrics(run)[-1]
     extra = "".join(f", {k} {last[k]:.2f} dB" for k in ("noisy_psnr", "denoised_psnr") if k in last)
+    extra += "".join(f", {k} {last[k]:.1f} nats" for k in ("kl", "nelbo") if k in last)
     print(
         f"trained {run}: epoch {last['epoch']}, held-out PSNR {last['test_psnr']:.2f} dB"
         f"{extra}, {last['images_per_s']:.0f} images/s"

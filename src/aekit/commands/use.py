@@ -70,8 +70,9 @@ def cmd_eval(ns: argparse.Namespace) -> None:
     if ns.json:
         print(json.dumps(out))
     else:
+        vae = "".join(f", {k} {out[k]:.1f} nats" for k in ("kl", "nelbo") if k in out)
         print(f"{out['source']} [{out['split']}], {out['count']} images: MSE {out['mse']:.5f}, "
-              f"PSNR {out['psnr']:.2f} dB, SSIM {out['ssim']:.4f}")  # fmt: skip
+              f"PSNR {out['psnr']:.2f} dB, SSIM {out['ssim']:.4f}{vae}")  # fmt: skip
 
 
 def _read_images(model: Autoencoder, paths: list[str]) -> torch.Tensor:

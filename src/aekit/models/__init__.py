@@ -8,7 +8,7 @@ value range and default loss (``registry.Family``). Every ``forward`` returns an
 from __future__ import annotations
 
 from ..config import ModelConfig
-from . import conv, keras, resnet
+from . import conv, keras, resnet, unet, vae
 from .base import (
     AEOutput,
     Autoencoder,
@@ -19,11 +19,13 @@ from .base import (
     value_range,
 )
 from .conv import downsample_sizes
-from .registry import Family, check_config, get_family, list_models, register
+from .registry import Family, check_config, get_family, list_bodies, list_models, register
 
 register(conv.FAMILY)
 register(keras.FAMILY)
 register(resnet.FAMILY)
+register(unet.FAMILY)
+register(vae.FAMILY)
 
 
 def create_model(config: ModelConfig | None = None, **kwargs: object) -> Autoencoder:
@@ -41,6 +43,7 @@ __all__ = [
     "create_model",
     "downsample_sizes",
     "get_family",
+    "list_bodies",
     "list_models",
     "register",
     "to_model_scale",

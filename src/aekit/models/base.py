@@ -53,6 +53,11 @@ class Autoencoder(nn.Module):
         self.config = config
 
     @property
+    def generative(self) -> bool:
+        """Whether the family samples its code (``forward`` takes ``eps``) and has a prior."""
+        return get_family(self.config.arch).generative
+
+    @property
     def value_range(self) -> tuple[float, float]:
         """The data scale the model reads and writes."""
         return value_range(self.config.arch)
@@ -64,7 +69,9 @@ class Autoencoder(nn.Module):
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         return self.decoder(z)  # (B, D) -> (B, C, S, S)
 
-    def forward(self, x: torch.Tensor) -> AEOutput:
+    def forward(self, x: torch.Tensor, eps: torch.Tensor | None = None) -> AEOutput:
+        """``eps``: standard normal noise of shape (B, latent_dim) for a family that samples
+        its code (``Family.generative``); None takes the posterior mean. Others ignore it."""
         z = self.encode(x)
         return AEOutput(self.decode(z), z, {})
 
@@ -78,7 +85,7 @@ def bottleneck_check(
     def check(cfg: ModelConfig) -> None:
         if cfg.image_size is not None and cfg.image_size < min_side:
             raise AekitError(
-                f"--arch {arch} needs images of at least {min_side}x{min_side}, "
+                f"--arch {cfg.arch} needs images of at least {min_side}x{min_side}, "
                 f"got {cfg.image_size}"
             )
         if cfg.latent_dim is None:
@@ -101,6 +108,8 @@ def check_input(
     """Refuse images of ``shape`` (C, H, W) that ``model`` was not trained on, naming ``what``
     they are: one clear error instead of a convolution's shape mismatch."""
     want = (model.config.in_channels, model.config.image_size, model.config.image_size)
+    if get_family(model.config.arch).any_size:
+        want = (want[0], *shape[1:])
     if tuple(shape) != want:
         fix = f"--image-size {want[1]}" if shape[0] == want[0] else "images with as many channels"
         raise AekitError(

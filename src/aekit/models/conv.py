@@ -96,4 +96,5 @@ FAMILY = Family(
     check=bottleneck_check("conv", DEFAULT_LATENT, DEFAULT_WIDTH),
     value_range=(-1.0, 1.0),
     default_loss="mse",
+    body=(ConvEncoder, ConvDecoder),
 )

@@ -19,6 +19,10 @@ class Family:
     check: Callable[[Any], None]  # refuse a ModelConfig it cannot build; fill its defaults
     value_range: tuple[float, float]  # the data scale the model reads and writes
     default_loss: str  # "mse" or "bce", when --loss is not given
+    any_size: bool = False  # takes images of any HxW, not only its training size
+    decodable: bool = True  # its code decodes on its own (interpolation between codes)
+    generative: bool = False  # has a prior to sample (aekit generate); forward takes eps
+    body: tuple[type, type] | None = None  # (encoder, decoder) classes a vae can be built on
 
 
 _FAMILIES: dict[str, Family] = {}
@@ -36,6 +40,11 @@ def list_models() -> list[str]:
     return list(_FAMILIES)
 
 
+def list_bodies() -> list[str]:
+    """The families a ``vae`` can be built on (``--body`` values)."""
+    return [name for name, family in _FAMILIES.items() if family.body is not None]
+
+
 def get_family(name: str) -> Family:
     """The registered family ``name``; an unknown one is an AekitError listing the others."""
     try:
@@ -47,6 +56,9 @@ def get_family(name: str) -> Family:
 def check_config(cfg: Any) -> None:
     """Refuse a ``ModelConfig`` its family cannot build, and fill the family's defaults (its
     latent size): the one check of model options, for the CLI, the API and saved runs alike."""
-    get_family(cfg.arch).check(cfg)
+    family = get_family(cfg.arch)
+    if cfg.body is not None and not family.generative:
+        raise AekitError(f"--body is the body of a vae: drop it for --arch {cfg.arch}")
+    family.check(cfg)
     if cfg.topk is not None and not 1 <= cfg.topk <= cfg.latent_dim:
         raise AekitError(f"topk:{cfg.topk} must be between 1 and the latent size {cfg.latent_dim}")

@@ -118,4 +118,5 @@ FAMILY = Family(
     check=bottleneck_check("resnet", DEFAULT_LATENT, DEFAULT_WIDTH),
     value_range=(-1.0, 1.0),
     default_loss="mse",
+    body=(ResNetEncoder, ResNetDecoder),
 )

@@ -1,0 +1,54 @@
+"""The unet family: any image size, a residual output, a pooled code that is not decoded."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import aekit
+from aekit import AekitError, ModelConfig
+from aekit.models import check_input, create_model
+
+
+def unet(channels: int = 3) -> aekit.Autoencoder:
+    torch.manual_seed(0)
+    cfg = ModelConfig(arch="unet", in_channels=channels, image_size=32, base_channels=8,
+                      latent_dim=24)  # fmt: skip
+    return create_model(cfg).eval()
+
+
+@pytest.mark.parametrize("shape", [(32, 32), (28, 31), (9, 70), (1, 1)])
+def test_any_size_goes_in_and_comes_back(shape: tuple[int, int]) -> None:
+    model = unet()
+    x = torch.rand(2, 3, *shape) * 2 - 1
+    out = model(x)
+    assert out.recon.shape == x.shape and out.code.shape == (2, 24)
+    assert torch.isfinite(out.recon).all()
+    check_input(model, (3, *shape), "these")  # no size refused, only channels
+    with pytest.raises(AekitError, match="as many channels"):
+        check_input(model, (1, *shape), "these")
+
+
+def test_the_output_is_the_input_plus_a_residual() -> None:
+    model = unet()
+    last = model.head[-1]
+    torch.nn.init.zeros_(last.weight)
+    torch.nn.init.zeros_(last.bias)
+    x = torch.rand(2, 3, 20, 20) * 2 - 1
+    assert torch.equal(model(x).recon, x)  # a zero residual copies the input
+    assert model(x * 3).recon.abs().max() <= 1  # clamped to the value range
+
+
+def test_the_code_is_the_pooled_bottleneck_and_does_not_decode() -> None:
+    model = unet()
+    x = torch.rand(3, 3, 32, 32) * 2 - 1
+    assert torch.equal(model.encode(x), model(x).code)
+    crop = x[:, :, :24, :24]  # the pooled code of a smaller image has the same size
+    assert model.encode(crop).shape == (3, 24)
+    with pytest.raises(AekitError, match="no code to decode"):
+        model.decode(model.encode(x))
+
+
+def test_unet_refuses_topk() -> None:
+    with pytest.raises(AekitError, match="no bottleneck vector"):
+        aekit.make_config("shapes", arch="unet", sparsity="topk:4")
