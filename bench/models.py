@@ -10,7 +10,9 @@ with a fixed seed, the same for every family). Reported per family: held-out PSN
 parameters, and retrieval precision@10 of its code against pixels and PCA (aekit search-eval
 on the held-out images). Families run one after another in this process; the table gives each
 one's time as a ratio to the first family's, measured in the same run.
-Writes ``bench/results/models.json`` (``--out``).
+For a vae also its KL and negative ELBO per image (nats); pictures in ``bench/results/``: 64
+samples of each vae's prior and, for every family whose code decodes, the path between two
+held-out images. Writes ``bench/results/models.json`` (``--out``).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 import aekit
 from aekit.retrieval import search_eval
@@ -34,13 +37,19 @@ HERE = Path(__file__).resolve().parent
 SAMPLE = HERE.parent.parent / "shared" / "data" / "cifar10-sample.npz"
 
 
-def parse_variant(text: str) -> tuple[str, dict[str, float | int]]:
-    """``resnet:lr=0.002:depth=2`` -> ("resnet", {"lr": 0.002, "depth": 2})."""
+def parse_variant(text: str) -> tuple[str, dict[str, float | int | str]]:
+    """``resnet:lr=0.002:depth=2`` -> ("resnet", {"lr": 0.002, "depth": 2}); a value that is no
+    number stays a string (``vae:body=resnet``)."""
     arch, *pairs = text.split(":")
-    options: dict[str, float | int] = {}
+    options: dict[str, float | int | str] = {}
     for pair in pairs:
         key, value = pair.split("=")
-        options[key] = float(value) if "." in value or "e" in value else int(value)
+        for cast in (int, float, str):
+            try:
+                options[key] = cast(value)
+                break
+            except ValueError:
+                pass
     return arch, options
 
 
@@ -58,6 +67,7 @@ def run_family(variant: str, data: str, epochs: int, work: Path) -> dict:
     scores = aekit.evaluate(run)
     store = aekit.embed(model, held)
     ret = search_eval(np.asarray(store.vectors), held.images, store.labels(), k=10)
+    pictures(model, held, variant)
     return {
         "arch": variant,
         "lr": cfg.train.lr,
@@ -71,7 +81,27 @@ def run_family(variant: str, data: str, epochs: int, work: Path) -> dict:
         "seconds_per_epoch": statistics.median(r["seconds"] for r in rows),
         "wall_s": wall,
         "precision_at_10": {k: v["precision"] for k, v in ret["results"].items()},
+        **{k: scores[k] for k in ("kl", "nelbo") if k in scores},
     }
+
+
+def pictures(model: aekit.Autoencoder, held: aekit.ImageSet, variant: str) -> None:
+    """What a reader looks at: samples of a vae's prior and the path between two held-out
+    images (any family whose code decodes), in bench/results/."""
+    from aekit.models import get_family
+    from aekit.viz import image_grid, labelled_grid
+
+    name = variant.replace(":", "_").replace("=", "-")
+    if get_family(model.config.arch).generative:
+        image_grid(aekit.generate(model, n=64, seed=0), HERE / "results" / f"{name}_samples.png",
+                   title=f"{variant}: 64 samples of the prior")  # fmt: skip
+    if get_family(model.config.arch).decodable:
+        a, b = held.images[0], held.images[1]
+        path = aekit.interpolate(model, a, b, steps=8)
+        strip = np.concatenate([a[None].numpy() / 255, path.numpy(), b[None].numpy() / 255])
+        captions = ["A", *(f"{i / 7:.2f}" for i in range(8)), "B"]
+        labelled_grid(torch.from_numpy(strip), captions,
+                      HERE / "results" / f"{name}_interpolation.png", cols=10)  # fmt: skip
 
 
 def main() -> None:
@@ -85,12 +115,13 @@ def main() -> None:
         results = [run_family(a, ns.data, ns.epochs, Path(tmp)) for a in ns.archs.split(",")]
     base = results[0]
     print(f"{'arch':24s} {'params':>9s} {'PSNR':>7s} {'SSIM':>6s} {'s/epoch':>8s} {'x first':>7s} "
-          f"{'P@10 code/pixels/pca':>22s}")  # fmt: skip
+          f"{'P@10 code/pixels/pca':>22s} {'-ELBO':>8s}")  # fmt: skip
     for r in results:
         p, sec = r["precision_at_10"], r["seconds_per_epoch"]
         codes = "/".join(f"{p.get(k, 0):.3f}" for k in ("autoencoder", "pixels", "pca"))
+        elbo = f"{r['nelbo']:8.1f}" if "nelbo" in r else ""
         print(f"{r['arch']:24s} {r['params']:9d} {r['psnr']:7.2f} {r['ssim']:6.3f} {sec:8.1f} "
-              f"{sec / base['seconds_per_epoch']:7.2f} {codes:>22s}")  # fmt: skip
+              f"{sec / base['seconds_per_epoch']:7.2f} {codes:>22s} {elbo}")  # fmt: skip
     out = {"machine": machine(), "data": ns.data, "epochs": ns.epochs, "results": results}
     Path(ns.out).write_text(json.dumps(out, indent=2) + "\n")
     print(f"wrote {ns.out}")

@@ -124,6 +124,9 @@ def test_every_readme_command_runs(cli, fake_downloads, tmp_path, monkeypatch) -
         assert code == 0, f"aekit {' '.join(args)} failed: {err}"
     assert Path("grid.png").is_file() and Path("shapes.png").is_file()
     assert Path("cleaned/my1_denoised.png").is_file()
+    assert Path("samples.png").is_file() and Path("path.png").is_file()
+    vae = aekit.runs.load_config("runs/shapes-vae")
+    assert (vae.model.arch, vae.train.beta, vae.train.kl_warmup) == ("vae", 1.0, 2)
     for run in ("mnist-keras", "cifar10", "cifar10-denoise", "pathmnist", "shapes-sparse"):
         assert Path("runs", run, "model.safetensors").is_file(), run
     cfg = aekit.runs.load_config("runs/cifar10")

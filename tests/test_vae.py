@@ -102,7 +102,7 @@ def test_a_vae_run_reports_kl_and_the_negative_elbo(tmp_path) -> None:
     pixels = 3 * 16 * 16  # the negative ELBO is at least the Gaussian decoder's constant
     assert ev["nelbo"] > 0.5 * pixels * math.log(math.pi) and ev["kl"] > 0
     cfg = aekit.load(run).config
-    assert (cfg.arch, cfg.body, cfg.latent_dim) == ("vae", "conv", 8)
+    assert (cfg.arch, cfg.body, cfg.latent_dim) == ("vae", "resnet", 8)
     a = aekit.embed(aekit.load(run), aekit.load_dataset("shapes", "test", image_size=16).subset(
         slice(0, 20)))  # fmt: skip
     b = aekit.embed(aekit.load(run), aekit.load_dataset("shapes", "test", image_size=16).subset(

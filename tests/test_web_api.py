@@ -91,7 +91,8 @@ def test_info_and_page(client: TestClient, tiny_run: Path) -> None:
 def test_openapi_lists_every_endpoint(client: TestClient) -> None:
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/api/info", "/api/reconstruct", "/api/denoise", "/api/search", "/api/gallery",
-            "/api/gallery/{index}/image"} <= set(paths)  # fmt: skip
+            "/api/gallery/{index}/image", "/api/generate",
+            "/api/interpolate"} <= set(paths)  # fmt: skip
     assert "post" in paths["/api/search"] and "get" in paths["/api/gallery"]
 
 
@@ -299,3 +300,56 @@ def test_a_small_gallery_answers_a_search_without_k(tiny_run: Path, tmp_path: Pa
     assert body["k"] == want and len(body["results"]) == want
     assert 0 not in [r["index"] for r in body["results"]]
     assert client.post("/api/search", data={"index": "0", "k": "9"}).status_code == 400
+
+
+@pytest.fixture(scope="module")
+def vae_client(tmp_path_factory: pytest.TempPathFactory) -> tuple[TestClient, Path]:
+    folder = tmp_path_factory.mktemp("vae-web")
+    run = aekit.train(folder / "run", "shapes", arch="vae", epochs=1, limit=128, base_channels=8,
+                      latent_dim=8, progress=False)  # fmt: skip
+    ds = aekit.load_dataset("shapes", "test").subset(slice(0, 20))
+    aekit.embed(aekit.load(run), ds, run=run).save(folder / "emb")
+    return TestClient(create_app(run, folder / "emb", device="cpu")), run
+
+
+def test_generate_is_the_library_s_seeded_samples(vae_client) -> None:
+    client, run = vae_client
+    info = client.get("/api/info").json()
+    assert info["generative"] is True and info["decodable"] is True
+    r = client.post("/api/generate", data={"n": 5, "seed": 7, "temperature": 0.8})
+    assert r.status_code == 200, r.text
+    got = np.stack([decode(u) for u in r.json()["images"]])
+    want = aekit.generate(aekit.load(run), n=5, seed=7, temperature=0.8)
+    want = (want.permute(0, 2, 3, 1).numpy() * 255 + 0.5).astype(np.uint8)
+    assert np.array_equal(got, want)
+    for bad in ({"n": 0}, {"n": 65}, {"temperature": 0}, {"temperature": "warm"}, {"seed": -1}):
+        assert client.post("/api/generate", data=bad).status_code == 422, bad
+
+
+def test_interpolate_runs_from_a_query_to_a_gallery_item(vae_client) -> None:
+    client, run = vae_client
+    model = aekit.load(run)
+    r = client.post("/api/interpolate", data={"index": 2, "to": 5, "steps": 4})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    ds = aekit.load_dataset("shapes", "test")
+    want = aekit.interpolate(model, ds.images[2], ds.images[5], steps=4)
+    want = (want.permute(0, 2, 3, 1).numpy() * 255 + 0.5).astype(np.uint8)
+    assert np.array_equal(np.stack([decode(u) for u in body["images"]]), want)
+    assert np.array_equal(decode(body["to"]), ds.images[5].permute(1, 2, 0).numpy())
+    up = client.post("/api/interpolate", data={"to": 5, "steps": 4},
+                     files=upload(png(ds.images[2])))  # fmt: skip
+    assert up.json()["images"] == body["images"]  # an upload of item 2 takes the same path
+    for bad, code in [({"to": 20}, 400), ({"index": 1}, 422), ({"index": -1, "to": 1}, 400),
+                      ({"index": 1, "to": 2, "steps": 1}, 422), ({"to": 1}, 400)]:  # fmt: skip
+        r = client.post("/api/interpolate", data=bad)
+        assert r.status_code == code, (bad, r.text)
+
+
+def test_a_run_without_a_prior_says_so(client: TestClient, store: aekit.Embeddings) -> None:
+    assert client.get("/api/info").json()["generative"] is False
+    r = client.post("/api/generate", data={"n": 2})
+    assert r.status_code == 400 and "no prior to sample" in r.json()["detail"]
+    r = client.post("/api/interpolate", data={"index": 0, "to": 1, "steps": 3})
+    assert r.status_code == 200 and len(r.json()["images"]) == 3  # conv codes decode
+    assert_serving(client, store)

@@ -61,8 +61,22 @@ def gallery(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def url(tiny_run: Path, gallery: Path) -> Iterator[str]:
+    yield from serve(create_app(tiny_run, gallery, device="cpu"))
+
+
+@pytest.fixture(scope="module")
+def vae_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A small vae run and its gallery, served."""
+    folder = tmp_path_factory.mktemp("vae-page")
+    run = aekit.train(folder / "run", "shapes", arch="vae", epochs=1, limit=256, base_channels=8,
+                      latent_dim=16, progress=False)  # fmt: skip
+    ds = aekit.load_dataset("shapes", "test").subset(slice(0, GALLERY))
+    aekit.embed(aekit.load(run), ds, run=run).save(folder / "emb")
+    yield from serve(create_app(run, folder / "emb", device="cpu"))
+
+
+def serve(app: object) -> Iterator[str]:
     """The app served by uvicorn in a background thread; stopped at the end."""
-    app = create_app(tiny_run, gallery, device="cpu")
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -79,6 +93,15 @@ def url(tiny_run: Path, gallery: Path) -> Iterator[str]:
 
 @pytest.fixture()
 def page(url: str) -> Iterator[sync_api.Page]:
+    yield from browse(url)
+
+
+@pytest.fixture()
+def vae_page(vae_url: str) -> Iterator[sync_api.Page]:
+    yield from browse(vae_url)
+
+
+def browse(url: str) -> Iterator[sync_api.Page]:
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, timeout=WAIT_MS)
         try:
@@ -144,6 +167,13 @@ def test_upload_search_click_and_page(page: sync_api.Page, tmp_path: Path) -> No
     expect(page.locator("#nearest [data-testid=result]")).to_have_count(K)
     assert result_indices(page, "nearest") != near
 
+    # a conv run has no prior: no Generate panel; its codes decode: interpolate to a neighbour
+    expect(page.locator("#generate-panel")).to_be_hidden()
+    page.locator("#nearest [data-testid=interpolate-button]").first.click()
+    expect(page.locator("#interpolation [data-testid=strip-image]")).to_have_count(10)
+    expect(page.locator("#interpolation-caption")).to_contain_text(f"gallery #{clicked} → ")
+    expect(page.locator("#query-caption")).to_have_text(f"gallery #{clicked}")  # no new search
+
     # page the gallery forward and back
     page.click("#gallery-next")
     expect(page.locator("#gallery-page")).to_have_text(f"25–48 of {GALLERY}")
@@ -178,3 +208,36 @@ def test_upload_search_click_and_page(page: sync_api.Page, tmp_path: Path) -> No
     assert shot.stat().st_size > 10_000
     if os.environ.get("AEKIT_SCREENSHOT"):  # a copy to look at by eye
         shutil.copy(shot, os.environ["AEKIT_SCREENSHOT"])
+
+
+def test_a_vae_run_generates_and_interpolates(vae_page: sync_api.Page, tmp_path: Path) -> None:
+    expect = sync_api.expect
+    page = vae_page
+    expect(page.locator("#info")).to_contain_text("vae")
+    expect(page.locator("#generate-panel")).to_be_visible()
+    page.click("#generate")
+    samples = page.locator("#samples [data-testid=strip-image] img")
+    expect(samples).to_have_count(8)
+    first = samples.evaluate_all("els => els.map(e => e.src)")
+    assert len(set(first)) == 8 and all(u.startswith("data:image/png;base64,") for u in first)
+    page.fill("#gen-seed", "1")
+    page.click("#generate")
+    expect(samples.first).not_to_have_attribute("src", first[0])  # another seed, other images
+    page.fill("#gen-seed", "0")
+    page.click("#generate")
+    expect(samples.first).to_have_attribute("src", first[0])  # the same seed, the same images
+
+    page.locator("#gallery [data-testid=thumb]").nth(3).click()
+    expect(page.locator("#query-caption")).to_have_text("gallery #3")
+    expect(page.locator("#nearest [data-testid=result]")).to_have_count(K)
+    target = result_indices(page, "nearest")[2]
+    page.locator("#nearest [data-testid=interpolate-button]").nth(2).click()
+    strip = page.locator("#interpolation [data-testid=strip-image]")
+    expect(strip).to_have_count(10)  # the query, 8 decoded points, the neighbour
+    expect(page.locator("#interpolation-caption")).to_have_text(f"gallery #3 → gallery #{target}")
+    expect(strip.last).to_contain_text(f"#{target}")
+    expect(strip.nth(1)).to_contain_text("0.00")
+    shot = tmp_path / "vae.png"
+    page.screenshot(path=str(shot), full_page=True)
+    if os.environ.get("AEKIT_SCREENSHOT_VAE"):  # a copy to look at by eye
+        shutil.copy(shot, os.environ["AEKIT_SCREENSHOT_VAE"])

@@ -116,7 +116,7 @@ class ModelConfig:
         "width of the first conv layer (default: the family's; conv 64, resnet 48)", default=None
     )
     depth: int = _opt("residual blocks per resolution (resnet, unet; vae on resnet)", default=1)
-    body: str | None = _opt("the family a vae is built on (default: conv)", default=None)
+    body: str | None = _opt("the family a vae is built on (default: resnet)", default=None)
     topk: int | None = _opt("keep only the k largest latent activations (k-sparse)", default=None)
 
     def __post_init__(self) -> None:

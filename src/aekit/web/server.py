@@ -18,10 +18,13 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from ..api import denoise, reconstruct
+from ..config import MAX_SEED
 from ..devices import pick_device
 from ..embed import Embeddings, encode
 from ..errors import AekitError
+from ..generate import generate, interpolate
 from ..metrics import psnr_per_image
+from ..models import get_family
 from ..runs import load, load_config
 from .batching import MicroBatcher
 from .gallery import Gallery
@@ -32,6 +35,8 @@ MAX_PAGE = 200  # gallery items per page: bounds the answer's size
 # noise when the request names no level: gaussian sigma in pixel units, else a fraction of pixels
 DEFAULT_LEVELS = {"gaussian": 25.0, "saltpepper": 0.2, "mask": 0.2}
 DEFAULT_K = 7  # results per search when the request names no k (fewer in a smaller gallery)
+MAX_GENERATE = 64  # samples per request, and points of an interpolation: bound the answer's size
+MAX_STEPS = 32
 STATIC = Path(__file__).parent / "static"  # the page: plain HTML/JS/CSS, shipped as package data
 
 
@@ -53,6 +58,7 @@ def create_app(
         None if gallery is None else Gallery(Embeddings.load(gallery), run, cfg.model.latent_dim)
     )
 
+    family = get_family(cfg.model.arch)
     app = FastAPI(title="aekit", version="0.1.0", description="Image autoencoder over HTTP.")
     # multipart overhead and the small form fields fit in 64 KiB beside the file itself
     app.add_middleware(BodyLimit, limit=max_upload_bytes + 65536, upload_limit=max_upload_bytes)
@@ -101,6 +107,8 @@ def create_app(
             "value_range": list(model.value_range),
             "device": str(dev),
             "gallery_size": 0 if shelf is None else len(shelf),
+            "generative": family.generative,  # /api/generate samples its prior
+            "decodable": family.decodable,  # /api/interpolate decodes between codes
             "limits": {
                 "max_upload_bytes": max_upload_bytes,
                 "max_pixels": max_pixels,
@@ -164,6 +172,39 @@ def create_app(
         results = searcher.submit((vector, k, farthest, metric, index))
         return {"query": {"index": index}, "k": k, "farthest": farthest, "metric": metric,
                 "results": results}  # fmt: skip
+
+    @app.post("/api/generate")
+    def api_generate(
+        n: Annotated[int, Form(ge=1, le=MAX_GENERATE)] = 8,
+        seed: Annotated[int, Form(ge=0, le=MAX_SEED)] = 0,
+        temperature: Annotated[float, Form(gt=0, le=10)] = 1.0,
+    ) -> dict[str, Any]:
+        """``n`` samples of a vae run's prior (seeded: a seed gives the same images)."""
+        images = generate(model, n, seed=seed, temperature=temperature)
+        return {"n": n, "seed": seed, "temperature": temperature,
+                "images": [data_url(x) for x in images]}  # fmt: skip
+
+    @app.post("/api/interpolate")
+    def api_interpolate(
+        to: Annotated[int, Form()],
+        image: Annotated[UploadFile | None, File()] = None,
+        index: Annotated[int | None, Form()] = None,
+        steps: Annotated[int, Form(ge=2, le=MAX_STEPS)] = 8,
+    ) -> dict[str, Any]:
+        """The decoded path from an upload (or gallery item ``index``) to gallery item ``to``,
+        both ends included: spherical for a vae, linear for the others."""
+        g = need_gallery()
+        if (image is None) == (index is None):
+            raise HTTPException(400, "send either an image file (field image) or an index")
+        for name, i in (("index", index), ("to", to)):
+            if i is not None and not 0 <= i < len(g):
+                raise HTTPException(
+                    400, f"{name} {i} is out of range: the gallery holds {len(g)} items"
+                )
+        a = g.image(index) if index is not None else read(image)  # type: ignore[arg-type]
+        path = interpolate(model, a, g.image(to), steps=steps)
+        return {"from": data_url(a), "to": data_url(g.image(to)), "steps": steps,
+                "images": [data_url(x) for x in path]}  # fmt: skip
 
     @app.get("/api/gallery")
     def api_gallery(

@@ -11,6 +11,8 @@ const state = {
   gallerySize: 0,
   searchSeq: 0, // answers to superseded requests are dropped
   denoiseSeq: 0,
+  interpolateSeq: 0,
+  decodable: false, // the run's codes decode on their own: offer interpolation
 };
 
 function setStatus(text, isError = false) {
@@ -130,8 +132,51 @@ function showResults(list, results) {
     li.append(img(r.image_url), div(`#${r.index} · ${name}`),
       div(`d = ${r.distance.toPrecision(3)}`, "dist"));
     li.addEventListener("click", () => chooseIndex(r.index));
+    if (state.decodable) {
+      const b = document.createElement("button");
+      b.type = "button";
+      b.textContent = "↔";
+      b.title = `interpolate from the query to gallery #${r.index}`;
+      b.dataset.testid = "interpolate-button";
+      b.addEventListener("click", (e) => {
+        e.stopPropagation(); // not a new search
+        interpolateTo(r.index).catch((err) => setStatus(err.message, true));
+      });
+      li.append(b);
+    }
     return li;
   }));
+}
+
+// --- interpolation and generation ---
+
+function strip(list, urls, captions) {
+  list.replaceChildren(...urls.map((url, i) => {
+    const li = document.createElement("li");
+    li.dataset.testid = "strip-image";
+    li.append(img(url), div(captions[i], "dist"));
+    return li;
+  }));
+}
+
+async function interpolateTo(index) {
+  const seq = ++state.interpolateSeq;
+  const from = state.index === null ? { image: state.blob } : { index: state.index };
+  const body = await api("/api/interpolate", {
+    method: "POST", body: form({ ...from, to: index, steps: 8 }),
+  });
+  if (seq !== state.interpolateSeq) return;
+  $("interpolation-panel").hidden = false;
+  $("interpolation-caption").textContent = `${$("query-caption").textContent} → gallery #${index}`;
+  const last = body.images.length - 1;
+  strip($("interpolation"), [body.from, ...body.images, body.to],
+    ["query", ...body.images.map((_, i) => (i / last).toFixed(2)), `#${index}`]);
+}
+
+async function generateSamples() {
+  const fields = { n: 8, seed: $("gen-seed").value || 0, temperature: $("gen-temperature").value };
+  const body = await api("/api/generate", { method: "POST", body: form(fields) });
+  strip($("samples"), body.images, body.images.map((_, i) => `sample ${i + 1}`));
 }
 
 // --- gallery browser ---
@@ -159,6 +204,8 @@ async function showGallery(offset) {
 async function start() {
   const info = await api("/api/info");
   state.gallerySize = info.gallery_size;
+  state.decodable = info.decodable && info.gallery_size > 0;
+  $("generate-panel").hidden = !info.generative;
   const m = info.config.model;
   $("info").textContent = `${info.run} · ${m.arch} ${info.image_size}px × `
     + `${info.channels}ch, latent ${m.latent_dim} · gallery ${info.gallery_size} · ${info.device}`;
@@ -202,6 +249,12 @@ $("noise-kind").addEventListener("change", () => {
 const research = () => state.blob && search().catch((err) => setStatus(err.message, true));
 $("k").addEventListener("change", research);
 $("metric").addEventListener("change", research);
+
+$("generate").addEventListener("click", () => generateSamples()
+  .catch((err) => setStatus(err.message, true)));
+$("gen-temperature").addEventListener("input", () => {
+  $("gen-temperature-value").textContent = Number($("gen-temperature").value).toFixed(1);
+});
 
 $("gallery-prev").addEventListener("click", () => showGallery(Math.max(0, state.galleryOffset - PAGE)));
 $("gallery-next").addEventListener("click", () => showGallery(state.galleryOffset + PAGE));
