@@ -144,3 +144,25 @@ def test_readme_python_example(tmp_path, monkeypatch, capsys) -> None:
     claimed = re.search(r"print\(aekit.list_models\(\).*# (.*)", README.read_text()).group(1)
     assert claimed in printed  # what the README says the example prints
     assert Path("runs/py-shapes/model.safetensors").is_file()
+
+
+def test_readme_vae_pictures_commands(cli, mnist_dir, tmp_path, monkeypatch) -> None:
+    # the prose commands that made the README's two pictures, on the real MNIST test set
+    monkeypatch.chdir(tmp_path)
+    text = " ".join(README.read_text().split())
+    cmds = [
+        c.split()
+        for c in re.findall(r"`(aekit (?:train|generate|interpolate) [^`]*mnist-vae[^`]*)`", text)
+    ]
+    assert [c[1] for c in cmds] == ["train", "generate", "interpolate"]
+    ds = aekit.load_dataset("mnist", "test", data_dir=mnist_dir)
+    from aekit.viz import save_image
+
+    save_image(ds.images[0], "digit7.png")
+    save_image(ds.images[3], "digit0.png")
+    train, generate, interpolate = cmds
+    code, _, err = cli(*shrink(train[1:]), "--data-dir", mnist_dir)
+    assert code == 0, err
+    for args, out in ((generate, "samples.png"), (interpolate, "path.png")):
+        code, _, err = cli(*args[1:], "--out", out)
+        assert code == 0 and Path(out).is_file(), err
