@@ -53,9 +53,15 @@ def test_generate_needs_a_prior_and_checks_its_numbers(conv_run, vae_run) -> Non
     for bad in (0, -3, 5000, 2.5, True):
         with pytest.raises(aekit.AekitError, match="--n must be a whole number"):
             aekit.generate(model, n=bad)
-    for bad in (0, -1.0, float("inf"), float("nan"), "1"):
+    for bad in (0, -1.0, float("inf"), float("nan"), "1", True, 10.5, 1e30):
         with pytest.raises(aekit.AekitError, match="--temperature must be a positive"):
             aekit.generate(model, temperature=bad)
+    for bad in (-1, 1.5, None, "x", 2**64):
+        with pytest.raises(aekit.AekitError, match="--seed must be a whole number"):
+            aekit.generate(model, seed=bad)
+    with pytest.raises(aekit.AekitError, match="--steps must be a whole number from 2"):
+        aekit.interpolate(model, *aekit.load_dataset("shapes", "test", image_size=16).images[:2],
+                          steps=1)  # fmt: skip
 
 
 @pytest.mark.parametrize("which", ["conv", "vae"])
@@ -101,7 +107,8 @@ def test_the_commands_write_their_pictures(cli, vae_run, two_images, tmp_path) -
     [
         (["generate", "{conv}", "--out", "{tmp}/x.png"], "--arch conv has no prior"),
         (["generate", "{vae}", "--n", "0", "--out", "{tmp}/x.png"], "--n: must be from 1"),
-        (["generate", "{vae}", "--temperature", "-1", "--out", "{tmp}/x.png"], "positive"),
+        (["generate", "{vae}", "--temperature", "-1", "--out", "{tmp}/x.png"], "above 0"),
+        (["generate", "{vae}", "--temperature", "1e30", "--out", "{tmp}/x.png"], "at most 10"),
         (["generate", "{vae}", "--out", "{tmp}/x.jpg"], "give a path ending in .png"),
         (
             ["interpolate", "{vae}", "{a}", "{a}", "--steps", "1", "--out", "{tmp}/x.png"],

@@ -52,3 +52,20 @@ def test_the_code_is_the_pooled_bottleneck_and_does_not_decode() -> None:
 def test_unet_refuses_topk() -> None:
     with pytest.raises(AekitError, match="no bottleneck vector"):
         aekit.make_config("shapes", arch="unet", sparsity="topk:4")
+
+
+def test_a_store_keeps_one_image_size(cli, tmp_path) -> None:
+    # a unet embeds any size: appending another size to its store is refused before encoding
+    run = aekit.train(tmp_path / "u", "shapes", arch="unet", epochs=1, limit=64, image_size=20,
+                      base_channels=4, latent_dim=8, progress=False)  # fmt: skip
+    emb = tmp_path / "emb"
+    code, _, err = cli("embed", run, "--data", "shapes", "--split", "test", "--out", emb)
+    assert code == 0, err
+    before = (emb / "manifest.json").read_bytes()
+    code, _, err = cli("embed", run, "--data", "shapes", "--split", "train", "--image-size", 24,
+                       "--append", "--out", emb)  # fmt: skip
+    assert code == 2 and "share one size; pass --image-size 20" in err and err.count("\n") == 1
+    assert (emb / "manifest.json").read_bytes() == before
+    code, _, err = cli("embed", run, "--data", "shapes", "--split", "train", "--image-size", 20,
+                       "--append", "--out", emb)  # fmt: skip
+    assert code == 0, err

@@ -123,6 +123,14 @@ def test_a_vae_run_reports_kl_and_the_negative_elbo(tmp_path) -> None:
         ({"arch": "vae", "kl_warmup": -1}, "--kl-warmup must be between"),
         ({"arch": "vae", "sparsity": "topk:4"}, "drop topk:K"),
         ({"arch": "vae", "latent_dim": 40_000}, "at most 32,768"),
+        ({"arch": "vae", "kl_warmup": 1.5}, "--kl-warmup must be whole epochs"),
+        ({"arch": "vae", "beta": True}, "--beta must be a number"),
+        ({"arch": "vae", "beta": "2"}, "--beta must be a number"),
+        ({"arch": "vae", "sparsity": "l1:0.01"}, "drop --sparsity"),
+        ({"arch": "vae", "sparsity": "kl:0.05:0.001"}, "drop --sparsity"),
+        ({"arch": "vae", "body": "conv", "depth": 2}, "--body conv has no residual blocks"),
+        ({"arch": "conv", "depth": 2}, "--arch conv has no residual blocks"),
+        ({"arch": "keras", "depth": 3}, "--arch keras has no residual blocks"),
     ],
 )
 def test_vae_options_are_checked_in_the_api(opts: dict, message: str) -> None:

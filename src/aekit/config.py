@@ -184,8 +184,11 @@ class TrainConfig:
             )
         parse_noise(self.noise)
         parse_sparsity(self.sparsity)
-        if not (self.beta >= 0 and math.isfinite(self.beta)):
-            raise AekitError(f"--beta must be a number >= 0, got {self.beta}")
+        real = isinstance(self.beta, int | float) and not isinstance(self.beta, bool)
+        if not (real and self.beta >= 0 and math.isfinite(self.beta)):
+            raise AekitError(f"--beta must be a number >= 0, got {self.beta!r}")
+        if isinstance(self.kl_warmup, bool) or not isinstance(self.kl_warmup, int):
+            raise AekitError(f"--kl-warmup must be whole epochs, got {self.kl_warmup!r}")
         check_range("--kl-warmup", self.kl_warmup, 0, MAX_EPOCHS)
 
 

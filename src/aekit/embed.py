@@ -267,12 +267,26 @@ def append(store: Embeddings, more: Embeddings) -> Embeddings:
         )
     for part in more.manifest["parts"]:
         check_new_part(store, part)
+    if len(more):
+        check_same_size(store, tuple(more.image(0).shape))
     offset = len(store)
     items = [{**it, "index": offset + i} for i, it in enumerate(more.items)]
     manifest = {**store.manifest, "count": offset + len(more),
                 "parts": store.manifest["parts"] + more.manifest["parts"]}  # fmt: skip
     vectors = np.concatenate([np.asarray(store.vectors), more.vectors])
     return Embeddings(vectors, store.items + items, manifest)
+
+
+def check_same_size(store: Embeddings, shape: tuple[int, ...]) -> None:
+    """Refuse images of another (C, H, W) than the store's: its pictures and search-eval stack
+    them (a family of any size, unet, could otherwise fill one store at two sizes)."""
+    have = tuple(store.image(0).shape) if len(store) else tuple(shape)
+    if have != tuple(shape):
+        raise AekitError(
+            f"{store.path} holds {'x'.join(map(str, have))} images and these are "
+            f"{'x'.join(map(str, shape))}: a store's images share one size; pass "
+            f"--image-size {have[1]} or embed them into a new --out"
+        )
 
 
 def check_new_part(store: Embeddings, part: dict[str, Any]) -> None:

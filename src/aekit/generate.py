@@ -3,22 +3,23 @@ between two images' codes (``interpolate``: spherical for a vae, linear for the 
 
 from __future__ import annotations
 
-import math
-
 import torch
 
+from .config import MAX_SEED
 from .errors import AekitError
 from .models import Autoencoder, check_input, get_family, to_model_scale, to_unit_scale
 from .models.vae import slerp
 
 MAX_SAMPLES = 4096
 MAX_STEPS = 256
+# beyond a few standard deviations of the prior a decoder gives noise, and from ~1e20 NaN
+MAX_TEMPERATURE = 10.0
 DECODE_BATCH = 256
 
 
-def check_count(name: str, value: int, high: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= high:
-        raise AekitError(f"{name} must be a whole number from 1 to {high:,}, got {value!r}")
+def check_count(name: str, value: int, high: int, low: int = 1) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise AekitError(f"{name} must be a whole number from {low} to {high:,}, got {value!r}")
 
 
 @torch.no_grad()
@@ -34,10 +35,16 @@ def generate(
             f"--arch {arch} has no prior to sample: generate from a run trained with --arch vae"
         )
     check_count("--n", n, MAX_SAMPLES)
-    if not (
-        isinstance(temperature, int | float) and math.isfinite(temperature) and temperature > 0
+    check_count("--seed", seed, MAX_SEED, low=0)
+    if (
+        isinstance(temperature, bool)
+        or not isinstance(temperature, int | float)
+        or not (0 < temperature <= MAX_TEMPERATURE)
     ):
-        raise AekitError(f"--temperature must be a positive number, got {temperature!r}")
+        raise AekitError(
+            f"--temperature must be a positive number up to {MAX_TEMPERATURE:g}, "
+            f"got {temperature!r}"
+        )
     g = torch.Generator().manual_seed(seed)
     z = torch.randn(n, model.config.latent_dim, generator=g) * temperature
     return _decode(model, z)
@@ -61,9 +68,7 @@ def interpolate(
         if not isinstance(image, torch.Tensor) or image.dtype != torch.uint8 or image.dim() != 3:
             raise AekitError(f"{what} must be a uint8 (C, H, W) image tensor")
         check_input(model, tuple(image.shape), what)
-    check_count("--steps", steps, MAX_STEPS)
-    if steps < 2:
-        raise AekitError("--steps must be at least 2 (the two ends)")
+    check_count("--steps", steps, MAX_STEPS, low=2)  # at least the two ends
     model.eval()
     device = next(model.parameters()).device
     pair = torch.stack([image_a, image_b]).to(device)

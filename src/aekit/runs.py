@@ -52,6 +52,9 @@ class RunConfig:
         if sparsity and sparsity.kind == "topk":
             self.model.topk = sparsity.k  # the model keeps the k largest: its family must allow
         check_config(self.model)  # the family's rules, for every way a run config is made
+        if get_family(self.model.arch).generative and sparsity:
+            raise AekitError("a vae's code is kept in check by its KL term (--beta): drop "
+                             "--sparsity")  # fmt: skip
         if not get_family(self.model.arch).generative and (
             self.train.beta != 1.0 or self.train.kl_warmup
         ):

@@ -5,7 +5,6 @@ paths a user names."""
 from __future__ import annotations
 
 import argparse
-import math
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -52,15 +51,19 @@ def bounded_int(low: int, high: int) -> Callable[[str], int]:
     return parse
 
 
-def positive_float(text: str) -> float:
-    """A finite number above 0 (--temperature)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
-    return value
+def bounded_float(high: float) -> Callable[[str], float]:
+    """An argparse type: a number above 0 and at most ``high`` (--temperature)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not 0 < value <= high:
+            raise argparse.ArgumentTypeError(f"must be above 0 and at most {high:g}, got {text}")
+        return value
+
+    return parse
 
 
 def _whole(text: str) -> int:

@@ -8,8 +8,8 @@ from typing import Any
 
 import torch
 
-from ..generate import MAX_SAMPLES, MAX_STEPS
-from .args import bounded_int, out_path, out_png, positive_float, seed
+from ..generate import MAX_SAMPLES, MAX_STEPS, MAX_TEMPERATURE
+from .args import bounded_float, bounded_int, out_path, out_png, seed
 from .use import _load, _read_images
 
 
@@ -18,7 +18,7 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("run")
     p.add_argument("--n", type=bounded_int(1, MAX_SAMPLES), default=64, help="images to draw")
     p.add_argument("--seed", type=seed, default=0, help="seed of the draws")
-    p.add_argument("--temperature", type=positive_float, default=1.0,
+    p.add_argument("--temperature", type=bounded_float(MAX_TEMPERATURE), default=1.0,
                    help="the prior's standard deviation (below 1: plainer samples)")  # fmt: skip
     p.add_argument("--cols", type=bounded_int(1, 64), default=8, help="images per row")
     p.add_argument("--out", required=True, type=out_path, help="PNG to write (a grid)")

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..data.images import IMAGE_EXTENSIONS, add_max_pixels_flag
-from ..embed import Embeddings, append, check_new_part, embed, model_hash
+from ..embed import Embeddings, append, check_new_part, check_same_size, embed, model_hash
 from ..errors import AekitError
 from ..files import folder_lock, write_text
 from ..search import INDEX_KINDS, METRICS
@@ -107,6 +107,7 @@ def _embed_into(ns: argparse.Namespace) -> None:
     if existing is not None:  # before the costly encoding
         part = {"source": ds.source, "split": ds.split, "data_dir": data_dir, "image_size": size}
         check_new_part(existing, part)
+        check_same_size(existing, ds.shape)
     store = embed(model, ds, ns.batch_size, run=ns.run, data_dir=data_dir, image_size=size)
     if existing is not None:
         store = append(existing, store)

@@ -77,12 +77,15 @@ class Autoencoder(nn.Module):
 
 
 def bottleneck_check(
-    arch: str, latent: int, width: int, min_side: int = 16
+    arch: str, latent: int, width: int, min_side: int = 16, blocks: bool = False
 ) -> Callable[[ModelConfig], None]:
     """The config check of a family with a linear bottleneck: images of at least ``min_side``
-    pixels; latent size and width default to ``latent`` and ``width``."""
+    pixels; latent size and width default to ``latent`` and ``width``; ``--depth`` only where
+    the family has residual ``blocks``."""
 
     def check(cfg: ModelConfig) -> None:
+        if not blocks:
+            refuse_depth(cfg, arch)
         if cfg.image_size is not None and cfg.image_size < min_side:
             raise AekitError(
                 f"--arch {cfg.arch} needs images of at least {min_side}x{min_side}, "
@@ -94,6 +97,16 @@ def bottleneck_check(
             cfg.base_channels = width
 
     return check
+
+
+def refuse_depth(cfg: ModelConfig, arch: str) -> None:
+    """Refuse ``--depth`` for a family (or a vae's body) ``arch`` without residual blocks."""
+    if cfg.depth != 1:
+        flag = "--arch" if cfg.arch == arch else "--body"  # a vae's body
+        raise AekitError(
+            f"{flag} {arch} has no residual blocks to repeat: drop --depth "
+            "(it sets the blocks of resnet and unet)"
+        )
 
 
 def topk_mask(z: torch.Tensor, k: int) -> torch.Tensor:

@@ -9,7 +9,7 @@ from torch import nn
 
 from ..config import ModelConfig
 from ..errors import AekitError
-from .base import Autoencoder
+from .base import Autoencoder, refuse_depth
 from .registry import Family
 
 LATENT = 128  # the seed's bottleneck: 8 channels x 4 x 4
@@ -61,6 +61,7 @@ class KerasAutoencoder(Autoencoder):
 
 
 def check(cfg: ModelConfig) -> None:
+    refuse_depth(cfg, "keras")
     if cfg.image_size not in (None, 28):
         raise AekitError(
             f"--arch keras is the seed's 28x28 model; the data is "

@@ -115,7 +115,7 @@ FAMILY = Family(
     name="resnet",
     summary="residual blocks with GroupNorm + SiLU, the conv family's sizes and code",
     model=ResNetAutoencoder,
-    check=bottleneck_check("resnet", DEFAULT_LATENT, DEFAULT_WIDTH),
+    check=bottleneck_check("resnet", DEFAULT_LATENT, DEFAULT_WIDTH, blocks=True),
     value_range=(-1.0, 1.0),
     default_loss="mse",
     body=(ResNetEncoder, ResNetDecoder),

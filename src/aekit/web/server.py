@@ -22,7 +22,7 @@ from ..config import MAX_SEED
 from ..devices import pick_device
 from ..embed import Embeddings, encode
 from ..errors import AekitError
-from ..generate import generate, interpolate
+from ..generate import MAX_TEMPERATURE, generate, interpolate
 from ..metrics import psnr_per_image
 from ..models import get_family
 from ..runs import load, load_config
@@ -177,7 +177,7 @@ def create_app(
     def api_generate(
         n: Annotated[int, Form(ge=1, le=MAX_GENERATE)] = 8,
         seed: Annotated[int, Form(ge=0, le=MAX_SEED)] = 0,
-        temperature: Annotated[float, Form(gt=0, le=10)] = 1.0,
+        temperature: Annotated[float, Form(gt=0, le=MAX_TEMPERATURE)] = 1.0,
     ) -> dict[str, Any]:
         """``n`` samples of a vae run's prior (seeded: a seed gives the same images)."""
         images = generate(model, n, seed=seed, temperature=temperature)
