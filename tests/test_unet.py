@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -31,12 +33,24 @@ def test_any_size_goes_in_and_comes_back(shape: tuple[int, int]) -> None:
 
 def test_the_output_is_the_input_plus_a_residual() -> None:
     model = unet()
-    last = model.head[-1]
-    torch.nn.init.zeros_(last.weight)
-    torch.nn.init.zeros_(last.bias)
     x = torch.rand(2, 3, 20, 20) * 2 - 1
-    assert torch.equal(model(x).recon, x)  # a zero residual copies the input
+    assert torch.equal(model(x).recon, x)  # the head starts at zero: a new model copies
+    torch.nn.init.normal_(model.head.weight)
+    assert not torch.equal(model(x).recon, x)
     assert model(x * 3).recon.abs().max() <= 1  # clamped to the value range
+
+
+def test_each_output_pixel_depends_only_on_its_neighbourhood() -> None:
+    # no normalisation over the image: what happens far away does not reach a pixel (so large
+    # photos can be denoised in tiles)
+    model = unet()
+    torch.nn.init.normal_(model.head.weight, std=0.1)
+    x = torch.rand(1, 3, 256, 256) * 2 - 1
+    y = x.clone()
+    y[..., 200:, 200:] = -1.0  # change one corner only
+    a, b = model(x).recon, model(y).recon
+    assert torch.equal(a[..., :64, :64], b[..., :64, :64])
+    assert not torch.equal(a[..., 200:, 200:], b[..., 200:, 200:])
 
 
 def test_the_code_is_the_pooled_bottleneck_and_does_not_decode() -> None:
@@ -69,3 +83,12 @@ def test_a_store_keeps_one_image_size(cli, tmp_path) -> None:
     code, _, err = cli("embed", run, "--data", "shapes", "--split", "train", "--image-size", 20,
                        "--append", "--out", emb)  # fmt: skip
     assert code == 0, err
+
+
+def test_a_plain_unet_copies_and_reports_a_finite_psnr(cli, tmp_path) -> None:
+    # trained without noise, a unet starts as (and stays) the identity: its numbers stay JSON
+    run = aekit.train(tmp_path / "u", "shapes", arch="unet", epochs=1, limit=64, image_size=16,
+                      base_channels=4, latent_dim=8, progress=False)  # fmt: skip
+    code, out, err = cli("eval", run, "--json", "--limit", 20)
+    assert code == 0, err
+    assert json.loads(out)["psnr"] == 100.0 and "Infinity" not in out  # the cap: identical

@@ -13,14 +13,17 @@ def mse_per_image(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a.float() - b.float()).pow(2).flatten(1).mean(dim=1)
 
 
+MIN_MSE = 1e-10  # PSNR is capped at 100 dB: identical images (a new unet copies) stay JSON
+
+
 def psnr(mse: float) -> float:
-    """PSNR in dB for a mean squared error on the [0, 1] scale (peak 1)."""
-    return math.inf if mse <= 0 else -10.0 * math.log10(mse)
+    """PSNR in dB for a mean squared error on the [0, 1] scale (peak 1; at most 100 dB)."""
+    return -10.0 * math.log10(max(mse, MIN_MSE))
 
 
 def psnr_per_image(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """(B,) PSNR of each image pair in dB (capped at 100 dB for identical images)."""
-    return -10.0 * torch.log10(mse_per_image(a, b).clamp_min(1e-10))
+    return -10.0 * torch.log10(mse_per_image(a, b).clamp_min(MIN_MSE))
 
 
 def ssim_per_image(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

@@ -1,6 +1,8 @@
 """``unet``: a skip-connected, fully convolutional encoder-decoder (after Ronneberger et al.'s
-U-Net, with the ``resnet`` family's GroupNorm + SiLU residual blocks). It takes any HxW: the input
-is padded (edge pixels repeated) to a multiple of its stride and the output cropped back.
+U-Net, with DRUNet's normalisation-free residual blocks: conv-ReLU-conv plus the input). It takes
+any HxW: the input is padded (edge pixels repeated) to a multiple of its stride and the output
+cropped back. No normalisation layer means no statistic over the whole image: each output pixel
+depends only on its neighbourhood, so a large photo can be processed in tiles.
 
 The decoder predicts a residual that is added to the input (residual learning, as in DnCNN),
 so the body of a denoiser learns the noise, not the picture. The skips carry the picture past
@@ -19,11 +21,23 @@ from ..config import ModelConfig
 from ..errors import AekitError
 from .base import AEOutput, Autoencoder
 from .registry import Family
-from .resnet import ResBlock, _conv, _norm
+from .resnet import _conv
 
 LEVELS = 3  # stride-2 steps: the stride is 8
 DEFAULT_LATENT = 256  # bottleneck channels, the pooled code's size
 DEFAULT_WIDTH = 32
+
+
+class Block(nn.Module):
+    """x + conv(ReLU(conv(x))), a 1x1 conv on the skip where widths differ (DRUNet's block)."""
+
+    def __init__(self, c_in: int, c_out: int) -> None:
+        super().__init__()
+        self.conv1, self.conv2 = _conv(c_in, c_out), _conv(c_out, c_out)
+        self.skip = nn.Identity() if c_in == c_out else nn.Conv2d(c_in, c_out, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.skip(x) + self.conv2(F.relu(self.conv1(x)))
 
 
 class UNetAutoencoder(Autoencoder):
@@ -38,20 +52,22 @@ class UNetAutoencoder(Autoencoder):
         self.stem = _conv(cfg.in_channels, widths[0])
         self.down = nn.ModuleList()
         for i in range(LEVELS):
-            blocks = [ResBlock(widths[i], widths[i]) for _ in range(d)]
+            blocks = [Block(widths[i], widths[i]) for _ in range(d)]
             self.down.append(nn.ModuleDict({
                 "blocks": nn.Sequential(*blocks),
                 "step": _conv(widths[i], widths[i + 1], stride=2),
             }))  # fmt: skip
-        self.middle = nn.Sequential(*[ResBlock(widths[-1], widths[-1]) for _ in range(d)])
+        self.middle = nn.Sequential(*[Block(widths[-1], widths[-1]) for _ in range(d)])
         self.up = nn.ModuleList()
         for i in reversed(range(LEVELS)):
-            blocks = [ResBlock(2 * widths[i] if j == 0 else widths[i], widths[i]) for j in range(d)]
+            blocks = [Block(2 * widths[i] if j == 0 else widths[i], widths[i]) for j in range(d)]
             self.up.append(nn.ModuleDict({
                 "step": _conv(widths[i + 1], widths[i]),  # after a nearest-neighbour 2x upsample
                 "blocks": nn.Sequential(*blocks),
             }))  # fmt: skip
-        self.head = nn.Sequential(_norm(widths[0]), nn.SiLU(), _conv(widths[0], cfg.in_channels))
+        self.head = _conv(widths[0], cfg.in_channels)
+        nn.init.zeros_(self.head.weight)  # the residual starts at 0: the model starts as identity
+        nn.init.zeros_(self.head.bias)
 
     def _features(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         h = self.stem(x)
@@ -78,7 +94,7 @@ class UNetAutoencoder(Autoencoder):
         for level, skip in zip(self.up, reversed(skips), strict=True):
             h = level["step"](F.interpolate(h, scale_factor=2.0, mode="nearest"))
             h = level["blocks"](torch.cat([h, skip], dim=1))
-        residual = self.head(h)[..., : x.shape[2], : x.shape[3]]
+        residual = self.head(F.relu(h))[..., : x.shape[2], : x.shape[3]]
         lo, hi = self.value_range
         return AEOutput((x + residual).clamp(lo, hi), code, {})
 
