@@ -25,7 +25,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 import aekit
 from aekit.retrieval import search_eval
@@ -89,7 +88,7 @@ def pictures(model: aekit.Autoencoder, held: aekit.ImageSet, variant: str) -> No
     """What a reader looks at: samples of a vae's prior and the path between two held-out
     images (any family whose code decodes), in bench/results/."""
     from aekit.models import get_family
-    from aekit.viz import image_grid, labelled_grid
+    from aekit.viz import image_grid, interpolation_strip
 
     name = variant.replace(":", "_").replace("=", "-")
     if get_family(model.config.arch).generative:
@@ -98,10 +97,7 @@ def pictures(model: aekit.Autoencoder, held: aekit.ImageSet, variant: str) -> No
     if get_family(model.config.arch).decodable:
         a, b = held.images[0], held.images[1]
         path = aekit.interpolate(model, a, b, steps=8)
-        strip = np.concatenate([a[None].numpy() / 255, path.numpy(), b[None].numpy() / 255])
-        captions = ["A", *(f"{i / 7:.2f}" for i in range(8)), "B"]
-        labelled_grid(torch.from_numpy(strip), captions,
-                      HERE / "results" / f"{name}_interpolation.png", cols=10)  # fmt: skip
+        interpolation_strip(a, b, path, HERE / "results" / f"{name}_interpolation.png")
 
 
 def main() -> None:

@@ -88,6 +88,19 @@ def image_grid(
     return _save(fig, path)
 
 
+def interpolation_strip(
+    image_a: torch.Tensor, image_b: torch.Tensor, path: torch.Tensor, out: str | Path
+) -> Path:
+    """One row: uint8 (C, H, W) ``image_a``, the decoded ``path`` (T, C, H, W) of [0, 1] floats
+    captioned by its fractions, then ``image_b``."""
+    steps = len(path)
+    captions = ["A", *(f"{i / max(steps - 1, 1):.2f}" for i in range(steps)), "B"]
+    strip = torch.cat(
+        [image_a[None].float() / 255, path.float().cpu(), image_b[None].float() / 255]
+    )
+    return labelled_grid(strip, captions, out, cols=len(strip))
+
+
 def labelled_grid(
     images: torch.Tensor,
     captions: Sequence[str],

@@ -6,8 +6,6 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-import torch
-
 from ..generate import MAX_SAMPLES, MAX_STEPS, MAX_TEMPERATURE
 from .args import bounded_float, bounded_int, out_path, out_png, seed
 from .use import _load, _read_images
@@ -47,13 +45,10 @@ def cmd_generate(ns: argparse.Namespace) -> None:
 
 def cmd_interpolate(ns: argparse.Namespace) -> None:
     from ..generate import interpolate
-    from ..viz import labelled_grid
+    from ..viz import interpolation_strip
 
     out_png(ns.out)
     model, _ = _load(ns.run)
     a, b = _read_images(model, [ns.image_a, ns.image_b])
     path = interpolate(model, a, b, steps=ns.steps)
-    ends = a[None].float() / 255, b[None].float() / 255
-    captions = ["A", *(f"{i / (ns.steps - 1):.2f}" for i in range(ns.steps)), "B"]
-    strip = torch.cat([ends[0], path, ends[1]])
-    print(f"wrote {labelled_grid(strip, captions, ns.out, cols=len(strip))}")
+    print(f"wrote {interpolation_strip(a, b, path, ns.out)}")
