@@ -241,3 +241,56 @@ def test_a_vae_run_generates_and_interpolates(vae_page: sync_api.Page, tmp_path:
     page.screenshot(path=str(shot), full_page=True)
     if os.environ.get("AEKIT_SCREENSHOT_VAE"):  # a copy to look at by eye
         shutil.copy(shot, os.environ["AEKIT_SCREENSHOT_VAE"])
+
+
+@pytest.fixture(scope="module")
+def unet_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A small photo denoiser (unet, trained on patches of photos of two sizes), no gallery."""
+    folder = tmp_path_factory.mktemp("unet-page")
+    rng = np.random.default_rng(0)
+    for i, (w, h) in enumerate([(120, 80), (96, 96), (80, 120)]):
+        small = rng.integers(0, 256, (h // 8, w // 8, 3), dtype=np.uint8)
+        Image.fromarray(small).resize((w, h), Image.BICUBIC).save(folder / f"p{i}.png")
+    run = aekit.train(folder / "run", f"folder:{folder}", arch="unet", base_channels=8,
+                      noise="gaussian:25", patch_size=32, epochs=1, progress=False)  # fmt: skip
+    yield from serve(create_app(run, device="cpu"))
+
+
+def test_a_photo_is_denoised_at_full_size_with_a_before_after_slider(
+    unet_url: str, tmp_path: Path
+) -> None:
+    expect = sync_api.expect
+    rng = np.random.default_rng(1)
+    small = rng.integers(0, 256, (9, 13, 3), dtype=np.uint8)
+    photo = tmp_path / "photo.png"
+    Image.fromarray(small).resize((200, 150), Image.BICUBIC).save(photo)
+    for page in browse(unet_url):
+        expect(page.locator("#info")).to_contain_text("unet")
+        expect(page.locator("#compare-panel")).to_be_hidden()
+        page.set_input_files("#file-input", str(photo))
+        expect(page.locator("#compare-panel")).to_be_visible()
+        expect(page.locator("#compare-size")).to_have_text("200×150")  # its own size
+        expect(page.locator("#compare-psnr")).to_contain_text(
+            re.compile(r"Noisy PSNR \d+\.\d\d dB")
+        )
+        before = page.locator("#cmp-before")
+        expect(before).to_have_attribute("src", re.compile(r"^data:image/png;base64,"))
+        expect(before).to_have_css("clip-path", "inset(0px 50% 0px 0px)")
+        page.locator("#cmp-slider").fill("20")  # move the line: less of the noisy photo shows
+        expect(before).to_have_css("clip-path", "inset(0px 80% 0px 0px)")
+        # the download is the denoised photo, at the upload's size
+        with page.expect_download() as info:
+            page.click("#download")
+        saved = tmp_path / "saved.png"
+        info.value.save_as(saved)
+        with Image.open(saved) as img:
+            assert img.size == (200, 150)
+        # the upload taken as the noisy photo: denoised as it is, no PSNR without a clean copy
+        page.select_option("#noise-kind", "none")
+        expect(page.locator("#compare-psnr")).to_contain_text("no PSNR")
+        expect(page.locator("#noise-level")).to_be_disabled()
+        expect(page.locator("#psnr-noisy")).to_have_text("")
+        shot = tmp_path / "compare.png"
+        page.screenshot(path=str(shot), full_page=True)
+        if os.environ.get("AEKIT_SCREENSHOT_UNET"):  # a copy to look at by eye
+            shutil.copy(shot, os.environ["AEKIT_SCREENSHOT_UNET"])

@@ -11,8 +11,9 @@ import torch
 from .config import DataConfig, ModelConfig, TrainConfig
 from .devices import pick_device
 from .errors import AekitError
+from .fullsize import DEFAULT_TILE, add_noise, denoise_image
 from .models import Autoencoder, check_input, to_model_scale, to_unit_scale
-from .objectives import corrupt, parse_noise
+from .objectives import parse_noise
 from .runs import RunConfig, load, load_config, resume_config
 from .train import Objective
 from .train import evaluate as _evaluate
@@ -61,12 +62,19 @@ def evaluate(
     data_dir: str | None = None,
     image_size: int | None = None,
     limit: int | None = None,
+    noise: str | None = None,
+    full_size: bool = False,
+    per_image: bool = False,
+    seed: int = 0,
+    tile: int | None = DEFAULT_TILE,
 ) -> dict[str, Any]:
     """Reconstruction quality of a run: ``{"mse", "psnr", "ssim", "count", "source", "split"}``
     (plus ``noisy_psnr``/``denoised_psnr`` for a denoising run, ``kl``/``nelbo`` in nats per
-    image for a vae), MSE and PSNR on [0, 1] pixels.
+    image for a vae), MSE and PSNR on [0, 1] pixels. ``noise`` replaces the run's own.
 
     By default on the images the run held out while training; ``data``/``split`` pick others.
+    ``full_size=True`` (a fully convolutional run) denoises each photo at its own size instead:
+    see :func:`aekit.fullsize.score_photos` for what it returns.
     """
     from .data import load_dataset
     from .splits import load_splits
@@ -74,7 +82,15 @@ def evaluate(
     if limit is not None and limit < 1:
         raise AekitError(f"limit must be a positive number of images, got {limit}")
     cfg = load_config(run)
+    if noise is not None:
+        parse_noise(noise)
+        cfg = replace(cfg, train=replace(cfg.train, noise=noise))
     model = load(run, device=pick_device("auto"))
+    if full_size:
+        return _evaluate_full_size(run, cfg, model, data, split, data_dir, limit, per_image,
+                                   seed, tile)  # fmt: skip
+    if per_image:
+        raise AekitError("per-image numbers come with a full-size evaluation: add --full-size")
     if data is None and split is None and image_size is None:
         ds = load_splits(replace(cfg.data, limit=None, data_dir=data_dir or cfg.data.data_dir))[1]
     else:
@@ -88,22 +104,86 @@ def evaluate(
     return {"source": ds.source, "split": ds.split, **{k: result[k] for k in keys if k in result}}
 
 
+def _evaluate_full_size(
+    run: str | Path,
+    cfg: RunConfig,
+    model: Autoencoder,
+    data: str | None,
+    split: str | None,
+    data_dir: str | None,
+    limit: int | None,
+    per_image: bool,
+    seed: int,
+    tile: int | None,
+) -> dict[str, Any]:
+    from .data import available_splits
+    from .data.photos import load_photos
+    from .fullsize import check_full_size, score_photos
+    from .splits import load_photo_splits
+
+    check_full_size(model)
+    spec = parse_noise(cfg.train.noise)
+    if spec is None:
+        raise AekitError(
+            f"{run} was not trained with noise: pass --noise (e.g. gaussian:25) to score how it "
+            "denoises"
+        )
+    data_dir = data_dir or cfg.data.data_dir
+    if data is None and split is None:
+        photos = load_photo_splits(replace(cfg.data, limit=None, data_dir=data_dir))[1]
+    else:
+        source = data or cfg.data.source
+        if split is None:
+            splits = available_splits(source, data_dir)
+            split = "test" if "test" in splits else splits[0]
+        photos = load_photos(source, split, data_dir)
+    if limit:
+        photos = photos.subset(list(range(min(limit, len(photos)))))
+    result = score_photos(model, photos, spec, seed, tile, per_image)
+    return {"source": photos.source, "split": photos.split, "noise": cfg.train.noise, **result}
+
+
 @torch.no_grad()
 def denoise(
-    model: Autoencoder, images: torch.Tensor, noise: str | None = None, seed: int = 0
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """uint8 (B, C, H, W) images -> (model input, denoised output), both [0, 1] floats.
+    model: Autoencoder,
+    images: torch.Tensor | list[torch.Tensor],
+    noise: str | None = None,
+    seed: int = 0,
+    tile: int | None = DEFAULT_TILE,
+) -> tuple[torch.Tensor, torch.Tensor] | tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """uint8 images -> (model input, denoised output), both [0, 1] floats on the CPU.
 
-    With ``noise`` (e.g. ``"gaussian:25"``) the images are corrupted first, as ``aekit
-    denoise --add-noise`` does; without it they are taken to be noisy already.
+    ``images``: a (B, C, H, W) batch of the model's size, or (a fully convolutional family,
+    e.g. unet) a list of (C, H, W) photos of any sizes, each denoised at its own size (larger
+    than ``tile`` pixels: in exact overlapping tiles); a list gives lists. With ``noise``
+    (e.g. ``"gaussian:25"``) the images are corrupted first, image i from ``seed + i``, as
+    ``aekit denoise --add-noise`` does (the noisy input is unclipped); without it they are
+    taken to be noisy already.
     """
-    device = next(model.parameters()).device
-    x = to_model_scale(images.to(device), model.config.arch)
+    if isinstance(images, torch.Tensor) and images.dim() == 4:
+        check_input(model, tuple(images.shape[1:]), "the given")
+        pairs = [denoise_photo(model, im, noise, seed + i, tile) for i, im in enumerate(images)]
+        return torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs])
+    pairs = [denoise_photo(model, im, noise, seed + i, tile) for i, im in enumerate(images)]
+    return [p[0] for p in pairs], [p[1] for p in pairs]
+
+
+def denoise_photo(
+    model: Autoencoder,
+    image: torch.Tensor,
+    noise: str | None = None,
+    seed: int = 0,
+    tile: int | None = DEFAULT_TILE,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One uint8 (C, H, W) image -> (model input, denoised), [0, 1] floats (C, H, W)."""
+    if image.dtype != torch.uint8 or image.dim() != 3:
+        raise AekitError(
+            f"denoise takes uint8 (C, H, W) images, got {image.dtype} {tuple(image.shape)}"
+        )
+    check_input(model, tuple(image.shape), "the given")
     spec = parse_noise(noise, "noise")
-    if spec:
-        x = corrupt(x, spec, model.value_range, torch.Generator(device).manual_seed(seed))
-    y = model.eval()(x).recon
-    return to_unit_scale(x, model.config.arch), to_unit_scale(y, model.config.arch)
+    noisy = add_noise(image, spec, seed) if spec else image.float() / 255.0
+    return noisy, denoise_image(model, noisy, tile)
 
 
 @torch.no_grad()

@@ -32,6 +32,9 @@ MAX_DEPTH = 16
 MAX_BATCH = 65_536
 MAX_EPOCHS = 100_000
 MAX_SEED = 2**63 - 1  # torch.manual_seed takes 64-bit seeds
+MAX_MINUTES = 525_600  # --time-limit: a year
+DEFAULT_EPOCHS = 10
+SCHEDULES = ("constant", "cosine", "onecycle")
 
 
 def check_range(flag: str, value: int | float, low: int | float, high: int | float) -> None:
@@ -71,8 +74,13 @@ class DataConfig:
         default=None,
     )
     augment: str | None = _opt(
-        "training augmentation: crop,hflip,vflip or none "
-        "(default: the seed's for cifar10 and medmnist, none otherwise)",
+        "training augmentation: crop,hflip,vflip,rot90 or none (default: the seed's crop,"
+        "hflip,vflip for cifar10 and medmnist; hflip,vflip,rot90 with --patch-size; else none)",
+        default=None,
+    )
+    patch_size: int | None = _opt(
+        "train on random PxP patches cut from the images at their own sizes (photos of mixed "
+        "sizes in a folder: no resizing)",
         default=None,
     )
 
@@ -86,17 +94,25 @@ class DataConfig:
         if self.limit is not None and self.limit < 1:
             raise AekitError(f"--limit must be a positive number of images, got {self.limit}")
         check_side(self.image_size)
+        check_side(self.patch_size, "--patch-size")
+        if self.patch_size is not None and self.image_size is not None:
+            raise AekitError(
+                "--patch-size cuts patches from the images at their own sizes: drop --image-size"
+            )
         if self.augment is not None:
             from .data.augment import parse_augment
 
             parse_augment(self.augment)
 
     def augment_ops(self) -> tuple[str, ...]:
-        """The augmentation ops in effect: explicit, else the seed's default for the source."""
+        """The augmentation ops in effect: explicit, else the seed's default for the source
+        (and the 8 rotations and reflections for patches)."""
         from .data.augment import parse_augment
 
         if self.augment is not None:
             return parse_augment(self.augment)
+        if self.patch_size is not None:
+            return ("hflip", "vflip", "rot90")
         seeded = self.source == "cifar10" or self.source.startswith("medmnist/")
         return ("crop", "hflip", "vflip") if seeded else ()
 
@@ -140,7 +156,11 @@ class ModelConfig:
 class TrainConfig:
     """How a model is trained."""
 
-    epochs: int = _opt("number of passes over the training set", default=10)
+    epochs: int | None = _opt(
+        "number of passes over the training set (default 10; with --time-limit, as many as "
+        "the time allows)",
+        default=None,
+    )
     batch_size: int = _opt("images per step", default=64)
     lr: float = _opt("Adam learning rate", default=1e-3)
     loss: str | None = _opt(
@@ -156,6 +176,16 @@ class TrainConfig:
     kl_warmup: int = _opt(
         "epochs over which the KL weight rises linearly from 0 to --beta (vae)", default=0
     )
+    time_limit: float | None = _opt(
+        "stop after this many minutes of training (after the current step), evaluate and save "
+        "as at an epoch's end; the learning-rate schedule spans this budget",
+        default=None,
+    )
+    schedule: str | None = _opt(
+        "learning-rate schedule: constant, cosine or onecycle (default: cosine with "
+        "--time-limit, else constant)",
+        default=None,
+    )
     device: str = _opt("auto, cpu, cuda or mps", default="auto")
     seed: int = _opt("random seed (data order, augmentation, noise, weights)", default=0)
     amp: bool = _opt(
@@ -169,6 +199,23 @@ class TrainConfig:
     def __post_init__(self) -> None:
         from .objectives import parse_noise, parse_sparsity
 
+        if self.time_limit is not None:
+            real = isinstance(self.time_limit, int | float) and not isinstance(
+                self.time_limit, bool
+            )
+            if not (real and 0 < self.time_limit <= MAX_MINUTES):
+                raise AekitError(
+                    f"--time-limit is minutes of training, above 0 and at most {MAX_MINUTES:,} "
+                    f"(a year), got {self.time_limit!r}"
+                )
+        if self.epochs is None:
+            self.epochs = MAX_EPOCHS if self.time_limit is not None else DEFAULT_EPOCHS
+        if self.schedule is None:
+            self.schedule = "cosine" if self.time_limit is not None else "constant"
+        if self.schedule not in SCHEDULES:
+            raise AekitError(
+                f"unknown --schedule {self.schedule!r}: choose one of {', '.join(SCHEDULES)}"
+            )
         if self.epochs < 1 or self.batch_size < 1:
             raise AekitError("--epochs and --batch-size must be positive")
         check_range("--epochs", self.epochs, 1, MAX_EPOCHS)

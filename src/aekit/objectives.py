@@ -3,7 +3,9 @@ denoising autoencoders) and sparsity penalties (for sparse ones).
 
 Spec strings come from the CLI: ``--noise gaussian:25``, ``--sparsity kl:0.05:1e-3``. Noise
 levels are in pixel units, the same for every model family: ``gaussian:25`` is sigma = 25 on the
-0-255 scale (the denoising literature's convention; the tutorial's 0.2 on [-1, 1] is 25.5).
+0-255 scale (the denoising literature's convention; the tutorial's 0.2 on [-1, 1] is 25.5);
+``gaussian:0-55`` draws one sigma per image from that range (a blind denoiser's training);
+``poisson:PEAK`` is photon noise, a pixel of value v in [0, 1] becoming Poisson(PEAK * v) / PEAK.
 """
 
 from __future__ import annotations
@@ -16,18 +18,26 @@ import torch.nn.functional as F
 
 from .errors import AekitError
 
-NOISE_KINDS = ("gaussian", "saltpepper", "mask")
+NOISE_KINDS = ("gaussian", "poisson", "saltpepper", "mask")
 SPARSITY_KINDS = ("l1", "kl", "topk")
 ACTIVE_THRESHOLD = 1e-2  # a latent unit counts as active when its activation exceeds this
 # A gaussian sigma far beyond any use: 255 (the whole pixel range) already buries every image;
 # larger ones only overflow into inf/NaN pictures.
 MAX_GAUSSIAN_SIGMA = 1000.0
+# Photon counts per unit brightness: 1e6 is already indistinguishable from a clean image.
+MAX_POISSON_PEAK = 1e6
+NOISE_USAGE = (
+    "use gaussian:SIGMA, gaussian:LOW-HIGH (a sigma per image), poisson:PEAK, "
+    "saltpepper:FRACTION or mask:FRACTION"
+)
 
 
 @dataclass(frozen=True)
 class Noise:
     kind: str
-    amount: float  # gaussian: sigma in pixel units (0-255); saltpepper / mask: fraction of pixels
+    amount: float  # gaussian: sigma in pixel units (0-255); poisson: peak; saltpepper / mask:
+    # fraction of pixels
+    high: float | None = None  # gaussian:LOW-HIGH: sigma drawn per image from [amount, high]
 
 
 @dataclass(frozen=True)
@@ -50,23 +60,53 @@ def _numbers(spec: str, flag: str, count: int, usage: str) -> list[float]:
 
 
 def parse_noise(spec: str | None, flag: str = "--noise") -> Noise | None:
-    """``"gaussian:25"`` -> Noise("gaussian", 25.0); None -> None."""
+    """``"gaussian:25"`` -> Noise("gaussian", 25.0); ``"gaussian:0-55"`` -> Noise("gaussian",
+    0.0, 55.0); ``"poisson:30"`` -> Noise("poisson", 30.0); None -> None."""
     if not spec:
         return None
     kind = spec.split(":")[0]
     if kind not in NOISE_KINDS:
-        raise AekitError(
-            f"unknown {flag} {spec!r}: use gaussian:SIGMA, saltpepper:FRACTION or mask:FRACTION"
-        )
+        raise AekitError(f"unknown {flag} {spec!r}: {NOISE_USAGE}")
+    if kind == "gaussian" and "-" in spec.partition(":")[2].lstrip("-"):
+        return _sigma_range(spec, flag)
     (amount,) = _numbers(spec, flag, 1, f"{kind}:NUMBER")
-    if kind == "gaussian" and not 0 <= amount <= MAX_GAUSSIAN_SIGMA:
+    if kind == "gaussian":
+        _check_sigma(amount, spec, flag)
+    elif kind == "poisson":
+        if not 0 < amount <= MAX_POISSON_PEAK:
+            raise AekitError(
+                f"bad {flag} {spec!r}: the peak is the photon count of a white pixel, above 0 "
+                f"and at most {MAX_POISSON_PEAK:g} (poisson:30 is strong noise, 1000 faint)"
+            )
+    elif not 0 <= amount <= 1:
+        raise AekitError(f"bad {flag} {spec!r}: the amount is a fraction of pixels, 0 to 1")
+    return Noise(kind, amount)
+
+
+def _check_sigma(sigma: float, spec: str, flag: str) -> None:
+    if not 0 <= sigma <= MAX_GAUSSIAN_SIGMA:
         raise AekitError(
             f"bad {flag} {spec!r}: the sigma must be between 0 and {MAX_GAUSSIAN_SIGMA:g} "
             "(pixel units, 0-255 scale: gaussian:25 is the usual level)"
         )
-    if kind != "gaussian" and not 0 <= amount <= 1:
-        raise AekitError(f"bad {flag} {spec!r}: the amount is a fraction of pixels, 0 to 1")
-    return Noise(kind, amount)
+
+
+def _sigma_range(spec: str, flag: str) -> Noise:
+    """``gaussian:LOW-HIGH``: a sigma per image drawn uniformly from the range."""
+    low_text, _, high_text = spec.partition(":")[2].partition("-")
+    try:
+        low, high = float(low_text), float(high_text)
+    except ValueError:
+        raise AekitError(
+            f"bad {flag} {spec!r}: expected gaussian:LOW-HIGH, e.g. gaussian:0-55"
+        ) from None
+    for sigma in (low, high):
+        _check_sigma(sigma, spec, flag)
+    if low > high:
+        raise AekitError(
+            f"bad {flag} {spec!r}: the range goes from low to high: gaussian:{high:g}-{low:g}"
+        )
+    return Noise("gaussian", low, high)
 
 
 def parse_sparsity(spec: str | None) -> Sparsity | None:
@@ -103,14 +143,25 @@ def corrupt(
     """A corrupted copy of the (B, C, H, W) batch ``x`` for denoising training.
 
     gaussian: x + N(0, 1) * sigma (pixel units, scaled to ``value_range``), unclipped, as the
-    seed's ``add_noise``; saltpepper: that fraction of pixels (all channels together) set to the
-    low or high end of the range; mask: that fraction of pixels set to the low end (black), the
-    masking noise of Vincent et al.
+    seed's ``add_noise`` and the published tables; with a range, one sigma per image drawn
+    uniformly from it; poisson: Poisson(peak * v) / peak for each value v on [0, 1] (photon
+    noise: its variance grows with brightness); saltpepper: that fraction of pixels (all
+    channels together) set to the low or high end of the range; mask: that fraction of pixels
+    set to the low end (black), the masking noise of Vincent et al.
     """
     lo, hi = value_range
     if noise.kind == "gaussian":
         eps = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-        return x + eps * (noise.amount * (hi - lo) / 255.0)
+        if noise.high is None:
+            return x + eps * (noise.amount * (hi - lo) / 255.0)
+        # blind: one sigma per image, drawn from the range
+        u = torch.rand((len(x), 1, 1, 1), generator=generator, device=x.device)
+        sigma = noise.amount + u * (noise.high - noise.amount)
+        return x + eps * (sigma * ((hi - lo) / 255.0)).to(x.dtype)
+    if noise.kind == "poisson":
+        unit = ((x.float() - lo) / (hi - lo)).clamp_min(0)
+        counts = torch.poisson(unit * noise.amount, generator=generator)
+        return (counts / noise.amount * (hi - lo) + lo).to(x.dtype)
     b, _, h, w = x.shape
     u = torch.rand((b, 1, h, w), generator=generator, device=x.device)
     hit = u < noise.amount

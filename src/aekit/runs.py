@@ -242,7 +242,7 @@ def load_config(run: str | Path) -> RunConfig:
 
 # How a run is computed, not what it trains: these may change when it is resumed (a run begun
 # on a GPU machine continues on a CPU one); the others are the run's identity.
-RESUME_MAY_CHANGE = ("epochs", "device", "compile", "amp")
+RESUME_MAY_CHANGE = ("epochs", "time_limit", "device", "compile", "amp")
 
 
 def resume_config(run: str | Path, changes: dict[str, Any]) -> RunConfig:
@@ -265,20 +265,30 @@ def resume_config(run: str | Path, changes: dict[str, Any]) -> RunConfig:
             if given != getattr(part, f.name):
                 raise AekitError(
                     f"--resume continues {run} as it was configured "
-                    f"({f.name} = {getattr(part, f.name)!r}); only --epochs and how it runs "
-                    "(--device, --compile, --amp) may change"
+                    f"({f.name} = {getattr(part, f.name)!r}); only --epochs, --time-limit "
+                    "and how it runs (--device, --compile, --amp) may change"
                 )
-    done = load_checkpoint(Path(run), cfg.train.epochs)["epoch"]  # the checkpoint is the truth
+    ckpt = load_checkpoint(Path(run), cfg.train.epochs)  # the checkpoint is the truth
+    done = ckpt["epoch"]
     how = {k: changes[k] for k in RESUME_MAY_CHANGE
-           if k != "epochs" and changes.get(k) is not None}  # fmt: skip
-    epochs = changes.get("epochs", cfg.train.epochs)
+           if k not in ("epochs", "time_limit") and changes.get(k) is not None}  # fmt: skip
+    epochs = changes.get("epochs") or cfg.train.epochs
+    limit = changes.get("time_limit") or cfg.train.time_limit
     unfinished = weights_epoch(Path(run)) not in (done, -1) or not (Path(run) / LOSS_PLOT).exists()
-    if done >= epochs and not (done == epochs == cfg.train.epochs and unfinished):
+    same = done == epochs == cfg.train.epochs and unfinished
+    if done >= epochs and not same:
         raise AekitError(
             f"{run} has already finished {done} epochs: pass --epochs N (more "
             f"than {done}) with --resume to train further"
         )
-    return replace(cfg, train=replace(cfg.train, epochs=epochs, **how))
+    spent = ckpt.get("trained_seconds", 0.0) / 60
+    if limit is not None and spent >= limit and not (limit == cfg.train.time_limit and unfinished):
+        raise AekitError(
+            f"{run} has already trained for its --time-limit of {limit:g} minutes: pass "
+            f"--time-limit M (more than {limit:g}) with --resume to train further"
+        )
+    train = replace(cfg.train, epochs=epochs, time_limit=limit, **how)
+    return replace(cfg, train=train)
 
 
 def load(run: str | Path, device: str | torch.device = "cpu") -> Autoencoder:

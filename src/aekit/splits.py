@@ -6,6 +6,7 @@ import torch
 
 from .config import DataConfig
 from .data import ImageSet, available_splits, load_dataset
+from .data.photos import PhotoSet, load_photos
 from .errors import AekitError
 
 HOLDOUT_FRACTION = 0.1
@@ -52,4 +53,33 @@ def load_splits(cfg: DataConfig) -> tuple[ImageSet, ImageSet]:
         )
     if cfg.limit:
         train, held = train.subset(slice(0, cfg.limit)), held.subset(slice(0, cfg.limit))
+    return train, held
+
+
+def load_photo_splits(cfg: DataConfig) -> tuple[PhotoSet, PhotoSet]:
+    """(train, held-out) photos at their own sizes, for patch training: the held-out split as
+    ``load_splits`` chooses it, else the same fixed 10% of the training photos."""
+    train = load_photos(cfg.source, cfg.train_split, cfg.data_dir, cfg.limit)
+    held_name = cfg.heldout_split
+    if held_name is None:
+        splits = available_splits(cfg.source, cfg.data_dir)
+        held_name = next((s for s in ("test", "val") if s in splits and s != cfg.train_split), None)
+    if held_name is not None and held_name != cfg.train_split:
+        held = load_photos(cfg.source, held_name, cfg.data_dir, cfg.limit)
+    else:
+        if len(train) < 2:
+            raise AekitError(
+                f"{cfg.source} has {len(train)} photo: at least 2 are needed to hold one out "
+                "for evaluation"
+            )
+        perm = torch.randperm(len(train), generator=torch.Generator().manual_seed(0))
+        cut = max(1, round(len(train) * HOLDOUT_FRACTION))
+        train, held = (train.subset(sorted(perm[cut:].tolist())),
+                       train.subset(sorted(perm[:cut].tolist())))  # fmt: skip
+    if held.channels != train.channels:
+        raise AekitError(
+            f"the {held.split} photos have {held.channels} channel(s), the {train.split} photos "
+            f"{train.channels}: the splits must be all gray or all colour; fix the data, or "
+            "pass --heldout-split to choose another held-out split"
+        )
     return train, held

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,13 @@ from tqdm import tqdm
 
 from . import fastpath, runs
 from .data import ImageSet, augment
+from .data.photos import (
+    HELD_SIDE,
+    PhotoSet,
+    check_patch_size,
+    patch_batches,
+    patches_per_epoch,
+)
 from .devices import bf16_native, pick_device
 from .errors import AekitError
 from .files import folder_lock, remove_stale_temps
@@ -34,7 +42,8 @@ from .objectives import (
     sparsity_penalty,
 )
 from .runs import RunConfig
-from .splits import load_splits
+from .schedules import lr_factor
+from .splits import load_photo_splits, load_splits
 
 DEVICE_RESIDENT_BYTES = 8 * 2**30  # larger (memory-mapped) sets stay on the host, streamed
 
@@ -242,8 +251,8 @@ def train(
 
 
 def _train(cfg: RunConfig, run: Path, resume: bool, progress: bool | None) -> Path:
-    train_set, held = load_splits(cfg.data)
-    cfg = _fit_model_config(cfg, train_set)
+    data = _load_data(cfg)
+    cfg = _fit_model_config(cfg, data)
     device = pick_device(cfg.train.device)
     obj = Objective.from_config(cfg, device)
     torch.manual_seed(cfg.train.seed)
@@ -251,62 +260,153 @@ def _train(cfg: RunConfig, run: Path, resume: bool, progress: bool | None) -> Pa
     opt = torch.optim.Adam(model.parameters(), lr=cfg.train.lr)
     cpu_gen = torch.Generator().manual_seed(cfg.train.seed)
     dev_gen = torch.Generator(device).manual_seed(cfg.train.seed + 1)
-    start = 0
+    start, clock = 0, Clock(cfg.train.time_limit)
     if resume:
-        start = _restore(run, cfg, model, opt, cpu_gen, dev_gen)
+        start, clock.before = _restore(run, cfg, model, opt, cpu_gen, dev_gen)
         runs.keep_metrics(run, start)
     else:
         (run / runs.METRICS).unlink(missing_ok=True)  # from a run that never finished an epoch
     runs.save_config(run, cfg)  # on resume: the new number of epochs
-    images = train_set.images
-    if device.type != "cpu" and images.numel() <= DEVICE_RESIDENT_BYTES:
-        images = images.to(device)  # the whole set resident on the device, as uint8
-    held_images = held.images[:8]
-    n, bs = len(images), cfg.train.batch_size
+    data.to_device(device)
+    held_images = data.held.images[:8]
+    bs, steps = cfg.train.batch_size, data.steps(cfg.train.batch_size)
     fwd = fastpath.training_forward(model, device, cfg.train.compile)
-    for epoch in range(start + 1, cfg.train.epochs + 1):
+    total_steps = cfg.train.epochs * steps
+    epoch = start
+    while epoch < cfg.train.epochs and not clock.spent():
+        epoch += 1
         model.train()
         t0 = time.perf_counter()
-        perm = torch.randperm(n, generator=cpu_gen).to(images.device)
-        total = torch.zeros((), device=device)
+        total, seen = torch.zeros((), device=device), 0
         bar = tqdm(
-            total=n,
+            total=data.per_epoch,
             unit="img",
-            desc=f"epoch {epoch}/{cfg.train.epochs}",
+            desc=f"epoch {epoch}" + ("" if clock.limit else f"/{cfg.train.epochs}"),
             disable=None if progress is None else not progress,
             leave=False,
         )
-        steps = -(-n // bs)
-        for i, s in enumerate(range(0, n, bs)):
-            batch = images[perm[s : s + bs]].to(device, non_blocking=True)
+        for i, batch in enumerate(data.batches(bs, cpu_gen)):
+            batch = batch.to(device, non_blocking=True)
             warm = warmup_fraction(epoch, i, steps, obj.kl_warmup)
+            done = clock.fraction() if clock.limit else ((epoch - 1) * steps + i) / total_steps
+            for group in opt.param_groups:
+                group["lr"] = cfg.train.lr * lr_factor(cfg.train.schedule, done)
             res = step(fwd if len(batch) == bs else model, batch, obj, dev_gen, training=True,
                        warm=warm)  # fmt: skip
             opt.zero_grad(set_to_none=True)
             res.loss.backward()
             opt.step()
             total += res.loss.detach() * len(batch)
+            seen += len(batch)
             bar.update(len(batch))
             if not bar.disable and i % 20 == 0:  # a host sync, only when someone watches
-                bar.set_postfix(loss=f"{total.item() / (s + len(batch)):.4f}")
+                bar.set_postfix(loss=f"{total.item() / seen:.4f}")
+            if clock.spent():  # the time limit: this epoch ends here, saved as any other
+                break
         bar.close()
-        train_loss = total.item() / n
+        train_loss = total.item() / seen
         seconds = time.perf_counter() - t0
         _check_finite(train_loss, epoch, run)
-        ev = evaluate(model, held.images, obj, seed=cfg.train.seed)
-        runs.append_metrics(run, _epoch_row(epoch, train_loss, seconds, n, ev))
+        ev = evaluate(model, data.held.images, obj, seed=cfg.train.seed)
+        row = _epoch_row(epoch, train_loss, seconds, seen, ev)
+        if clock.spent():
+            row["stopped"] = f"time limit of {clock.limit:g} minutes"
+        runs.append_metrics(run, row)
         _save_samples(run, epoch, model, held_images, obj)
         runs.save_checkpoint(run, {
             "model": runs.state_dict(model), "optimizer": opt.state_dict(), "epoch": epoch,
             "cpu_rng": cpu_gen.get_state(), "device_rng": dev_gen.get_state(),
+            "trained_seconds": clock.seconds(),
         })  # fmt: skip
         runs.save_weights(run, model, epoch)  # after the checkpoint: a kill between is resumable
-    if start == cfg.train.epochs:  # resumed only to finish what a kill interrupted
+    if epoch == start:  # resumed only to finish what a kill interrupted
         runs.save_weights(run, model, start)
     from .viz import loss_plot
 
     loss_plot(runs.read_metrics(run), run / runs.LOSS_PLOT)
     return run
+
+
+class Clock:
+    """Training time against ``--time-limit`` (minutes, or None): ``before`` seconds from earlier
+    sessions of the run (its checkpoint) plus the time since this one started."""
+
+    def __init__(self, limit: float | None) -> None:
+        self.limit, self.before, self.t0 = limit, 0.0, time.perf_counter()
+
+    def seconds(self) -> float:
+        return self.before + time.perf_counter() - self.t0
+
+    def fraction(self) -> float:
+        """How much of the budget is spent (0 without a limit)."""
+        return self.seconds() / (60 * self.limit) if self.limit else 0.0
+
+    def spent(self) -> bool:
+        return self.limit is not None and self.fraction() >= 1.0
+
+
+@dataclass
+class TrainingData:
+    """What a run trains on: whole images, or random patches of photos (``--patch-size``); and
+    the held-out images scored at each epoch's end."""
+
+    held: ImageSet
+    images: torch.Tensor | None = None  # uint8 (N, C, H, W), whole-image training
+    photos: PhotoSet | None = None  # patch training
+    patch_size: int = 0
+
+    @property
+    def per_epoch(self) -> int:
+        """Images (or patches) per epoch."""
+        if self.photos is not None:
+            return patches_per_epoch(self.photos, self.patch_size, 1)
+        return len(self.images)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of what the model trains on."""
+        if self.photos is not None:
+            return self.photos.channels, self.patch_size, self.patch_size
+        _, c, h, w = self.images.shape
+        return int(c), int(h), int(w)
+
+    def steps(self, batch_size: int) -> int:
+        if self.photos is not None:
+            return -(-patches_per_epoch(self.photos, self.patch_size, batch_size) // batch_size)
+        return -(-len(self.images) // batch_size)
+
+    def to_device(self, device: torch.device) -> None:
+        """Keep the uint8 training data on an accelerator when it fits."""
+        if device.type == "cpu":
+            return
+        if self.photos is not None and self.photos.flat.numel() <= DEVICE_RESIDENT_BYTES:
+            self.photos = self.photos.to(device)
+        elif self.images is not None and self.images.numel() <= DEVICE_RESIDENT_BYTES:
+            self.images = self.images.to(device)
+
+    def batches(self, batch_size: int, gen: torch.Generator) -> Iterator[torch.Tensor]:
+        """One epoch of uint8 batches, in an order drawn from ``gen``."""
+        if self.photos is not None:
+            yield from patch_batches(self.photos, self.patch_size, batch_size, gen)
+            return
+        n = len(self.images)
+        perm = torch.randperm(n, generator=gen).to(self.images.device)
+        for s in range(0, n, batch_size):
+            yield self.images[perm[s : s + batch_size]]
+
+
+def _load_data(cfg: RunConfig) -> TrainingData:
+    if cfg.data.patch_size is None:
+        train_set, held = load_splits(cfg.data)
+        return TrainingData(held, images=train_set.images)
+    photos, held = load_photo_splits(cfg.data)
+    size = cfg.data.patch_size
+    check_patch_size(photos, size)
+    # held-out photos are scored on their centres: the patch size for a fixed-size family,
+    # else as much as all of them have (up to HELD_SIDE)
+    side = min(HELD_SIDE, held.smallest()[0]) if get_family(cfg.model.arch).any_size else size
+    check_patch_size(held, side)
+    return TrainingData(held.centre_crops(side), photos=photos, patch_size=size)
 
 
 def _open_run(out: str | Path, resume: bool) -> Path:
@@ -336,8 +436,9 @@ def _restore(
     opt: torch.optim.Optimizer,
     cpu_gen: torch.Generator,
     dev_gen: torch.Generator,
-) -> int:
-    """Load the checkpoint's weights, optimizer and RNG states; returns its epoch."""
+) -> tuple[int, float]:
+    """Load the checkpoint's weights, optimizer and RNG states; returns its epoch and the
+    seconds trained so far."""
     ckpt = runs.load_checkpoint(run, cfg.train.epochs)
     try:
         model.load_state_dict(ckpt["model"])
@@ -353,12 +454,12 @@ def _restore(
             f"{run / runs.CHECKPOINT} does not fit {run / runs.CONFIG} ({first}): it is "
             "another run's or damaged; start the run again"
         ) from e
-    return ckpt["epoch"]
+    return ckpt["epoch"], float(ckpt.get("trained_seconds", 0.0))
 
 
-def _fit_model_config(cfg: RunConfig, ds: ImageSet) -> RunConfig:
+def _fit_model_config(cfg: RunConfig, data: TrainingData) -> RunConfig:
     """Take channels and size from the data (and k from topk sparsity)."""
-    c, h, w = ds.shape
+    c, h, w = data.shape
     if h != w:
         raise AekitError(
             f"{cfg.data.source} has {h}x{w} images; the models need square ones: "

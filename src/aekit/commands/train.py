@@ -10,6 +10,7 @@ from typing import Any
 from ..config import (
     DEVICES,
     LOSSES,
+    SCHEDULES,
     DataConfig,
     ModelConfig,
     TrainConfig,
@@ -29,7 +30,11 @@ def add_parsers(sub: Any) -> None:
     add_max_pixels_flag(p)
     add_arguments(p, ModelConfig, skip=("in_channels", "image_size", "topk"),
                   choices={"arch": list_models(), "body": list_bodies()})  # fmt: skip
-    add_arguments(p, TrainConfig, choices={"loss": list(LOSSES), "device": list(DEVICES)})
+    add_arguments(
+        p,
+        TrainConfig,
+        choices={"loss": list(LOSSES), "device": list(DEVICES), "schedule": list(SCHEDULES)},
+    )
     p.set_defaults(func=cmd_train)
 
 

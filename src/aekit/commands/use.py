@@ -12,10 +12,11 @@ import torch
 
 from ..data.images import add_max_pixels_flag
 from ..errors import AekitError
+from ..fullsize import DEFAULT_TILE
 from ..metrics import psnr_per_image
-from ..models import Autoencoder
+from ..models import Autoencoder, get_family
 from ..objectives import parse_noise
-from .args import data_flags, out_dir, out_path, out_png, positive_int, seed
+from .args import bounded_int, data_flags, out_dir, out_path, out_png, positive_int, seed
 
 
 def add_parsers(sub: Any) -> None:
@@ -28,6 +29,23 @@ def add_parsers(sub: Any) -> None:
         help="split to score (default: the images the run held out while training)",
     )
     p.add_argument("--limit", type=positive_int, default=None, help="only the first N images")
+    p.add_argument("--noise", default=None, metavar="KIND:AMOUNT",
+                   help="score denoising of this noise (default: the run's own)")  # fmt: skip
+    p.add_argument(
+        "--full-size",
+        action="store_true",
+        help="denoise each photo at its own size (a fully convolutional run) and report noisy "
+        "and denoised PSNR and SSIM on the 0-255 scale",
+    )
+    p.add_argument("--per-image", action="store_true", help="with --full-size: each photo too")
+    p.add_argument("--seed", type=seed, default=0, help="seed of the noise (photo i: SEED + i)")
+    p.add_argument(
+        "--tile",
+        type=bounded_int(64, 65_536),
+        default=DEFAULT_TILE,
+        metavar="PIXELS",
+        help=f"with --full-size: tile side for large photos (default {DEFAULT_TILE})",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_eval)
 
@@ -49,7 +67,16 @@ def add_parsers(sub: Any) -> None:
         metavar="KIND:AMOUNT",
         help="corrupt the images first (e.g. gaussian:25, sigma in pixel units) and report PSNR",
     )
-    p.add_argument("--seed", type=seed, default=0, help="seed of the added noise")
+    p.add_argument("--seed", type=seed, default=0,
+                   help="seed of the added noise (image i of the list gets SEED + i)")  # fmt: skip
+    p.add_argument(
+        "--tile",
+        type=bounded_int(64, 65_536),
+        default=DEFAULT_TILE,
+        metavar="PIXELS",
+        help=f"process larger images in exact overlapping tiles of at most this side, to bound "
+        f"memory (default {DEFAULT_TILE})",
+    )
     p.set_defaults(func=cmd_denoise)
 
 
@@ -65,10 +92,23 @@ def cmd_eval(ns: argparse.Namespace) -> None:
     from ..api import evaluate
 
     source = getattr(ns, "source", None)
+    if ns.full_size and ns.image_size is not None:
+        raise AekitError("--full-size scores photos at their own size: drop --image-size")
     out = evaluate(ns.run, data=source, split=ns.split, data_dir=ns.data_dir,
-                   image_size=ns.image_size, limit=ns.limit)  # fmt: skip
+                   image_size=ns.image_size, limit=ns.limit, noise=ns.noise,
+                   full_size=ns.full_size, per_image=ns.per_image, seed=ns.seed,
+                   tile=ns.tile)  # fmt: skip
     if ns.json:
         print(json.dumps(out))
+    elif ns.full_size:
+        for row in out.get("images", []):
+            print(f"{row['path']} ({row['width']}x{row['height']}): PSNR {row['noisy_psnr']:.2f}"
+                  f" -> {row['denoised_psnr']:.2f} dB, SSIM {row['noisy_ssim']:.4f} -> "
+                  f"{row['denoised_ssim']:.4f}")  # fmt: skip
+        print(f"{out['source']} [{out['split']}], {out['count']} photos at full size, "
+              f"{out['noise']}: PSNR {out['noisy_psnr']:.2f} -> {out['denoised_psnr']:.2f} dB, "
+              f"SSIM {out['noisy_ssim']:.4f} -> {out['denoised_ssim']:.4f}, "
+              f"{out['seconds_per_image']:.2f} s/photo")  # fmt: skip
     else:
         vae = "".join(f", {k} {out[k]:.1f} nats" for k in ("kl", "nelbo") if k in out)
         print(f"{out['source']} [{out['split']}], {out['count']} images: MSE {out['mse']:.5f}, "
@@ -111,13 +151,17 @@ def _out_name(out: Path, path: str, tag: str, used: set[str]) -> Path:
 
 
 def cmd_denoise(ns: argparse.Namespace) -> None:
-    from ..api import denoise
+    from tqdm import tqdm
+
+    from ..api import denoise_photo
+    from ..data.images import read_image_file
+    from ..fullsize import check_full_size, to_uint8
     from ..viz import save_image
 
     out, used = out_dir(ns.out), set()
-    parse_noise(ns.add_noise, "--add-noise")  # a bad spec is refused before the model loads
+    noise = parse_noise(ns.add_noise, "--add-noise")  # a bad spec is refused before the model loads
     names = [(_out_name(out, path, "denoised", used),
-              _out_name(out, path, "noisy", used) if ns.add_noise else None)
+              _out_name(out, path, "noisy", used) if noise else None)
              for path in ns.images]  # fmt: skip
     for name in (n for pair in names for n in pair if n is not None):
         if name.is_dir():
@@ -125,15 +169,52 @@ def cmd_denoise(ns: argparse.Namespace) -> None:
                 f"{name} is a folder, so the picture cannot be written: choose another --out"
             )
     model, _ = _load(ns.run)
-    u8 = _read_images(model, ns.images)
-    noisy, den = (t.cpu() for t in denoise(model, u8, ns.add_noise, seed=ns.seed))
-    clean = u8.float() / 255
-    before, after = psnr_per_image(noisy, clean), psnr_per_image(den, clean)
-    for i, (path, (den_name, noisy_name)) in enumerate(zip(ns.images, names, strict=True)):
-        line = f"{path} -> {save_image(den[i], den_name)}"
+    _check_headers(model, ns.images)  # every file, before any output is written
+    before, after = [], []
+    bar = tqdm(ns.images, unit="photo", desc="denoise", disable=None, leave=False)
+    for i, (path, (den_name, noisy_name)) in enumerate(zip(bar, names, strict=False)):
+        u8, notes = read_image_file(path, model.config.in_channels)
+        for note in notes:
+            tqdm.write(f"note: {note} (as the model's training data)", file=sys.stderr)
+        if not get_family(model.config.arch).any_size and u8.shape[1:] != _side(model):
+            check_full_size(model, f", and {path} is {u8.shape[2]}x{u8.shape[1]}")
+        noisy, den = denoise_photo(model, u8, ns.add_noise, seed=ns.seed + i, tile=ns.tile)
+        line = f"{path} -> {save_image(to_uint8(den), den_name)}"
         if noisy_name is not None:
-            noisy_path = save_image(noisy[i], noisy_name)
-            line += f" (noisy copy {noisy_path}): PSNR {before[i]:.2f} dB -> {after[i]:.2f} dB"
-        print(line)
-    if ns.add_noise:
-        print(f"mean PSNR: noisy {before.mean():.2f} dB, denoised {after.mean():.2f} dB")
+            clean = u8.float() / 255
+            before.append(float(psnr_per_image(noisy[None], clean[None])))
+            after.append(float(psnr_per_image(to_uint8(den)[None].float() / 255, clean[None])))
+            noisy_path = save_image(to_uint8(noisy), noisy_name)
+            line += f" (noisy copy {noisy_path}): PSNR {before[-1]:.2f} dB -> {after[-1]:.2f} dB"
+        tqdm.write(line)
+    if noise:
+        mean = sum(before) / len(before), sum(after) / len(after)
+        print(f"mean PSNR: noisy {mean[0]:.2f} dB, denoised {mean[1]:.2f} dB")
+
+
+def _side(model: Autoencoder) -> tuple[int, int]:
+    return model.config.image_size, model.config.image_size
+
+
+def _check_headers(model: Autoencoder, paths: list[str]) -> None:
+    """Refuse, before any work, a missing or unreadable file, one over the pixel limit, and
+    one smaller than the model's stride (read from the headers only)."""
+    from ..data.images import KINDS, UNREADABLE, open_image, unreadable_reason
+
+    least = getattr(model, "stride", 1)
+    for path in map(Path, paths):
+        if not path.exists():
+            raise AekitError(f"image {path} does not exist: check the path")
+        if not path.is_file():
+            raise AekitError(f"{path} is not a file: give image files (png, jpg, ...)")
+        try:
+            with open_image(path, str(path)) as img:
+                w, h = img.size
+        except UNREADABLE as exc:
+            raise AekitError(
+                f"cannot read {path} as an image ({unreadable_reason(exc)}); give a {KINDS} file"
+            ) from exc
+        if min(w, h) < least:
+            raise AekitError(
+                f"{path} is {w}x{h} pixels: this model needs images of at least {least}x{least}"
+            )

@@ -30,8 +30,10 @@ import torch.nn.functional as F
 
 from aekit.errors import AekitError
 
-AUGMENTATIONS: tuple[str, ...] = ("crop", "hflip", "vflip")
-"""Valid augmentation names, in the order ``augment_batch`` applies them (the seed's order)."""
+AUGMENTATIONS: tuple[str, ...] = ("crop", "hflip", "vflip", "rot90")
+"""Valid augmentation names, in the order ``augment_batch`` applies them (the seed's order, then
+``rot90``: a random transpose of square images, which with both flips gives all 8 rotations and
+reflections, DnCNN's patch augmentation)."""
 
 _ATTEMPTS = 10  # torchvision's RandomResizedCrop.get_params tries 10 boxes before falling back
 
@@ -248,6 +250,20 @@ def random_vflip(
     return torch.where(flip[:, None, None, None], x.flip(-2), x)
 
 
+def random_transpose(
+    x: torch.Tensor, p: float = 0.5, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Swap height and width of each sample of a square batch with probability ``p`` (after
+    the flips, a rotation by 90 or 270 degrees)."""
+    if x.shape[-1] != x.shape[-2]:
+        raise AekitError(
+            f"rot90 turns square images only, got {x.shape[-2]}x{x.shape[-1]}: drop rot90 "
+            "from --augment"
+        )
+    flip = _flip_mask(x, p, generator)
+    return torch.where(flip[:, None, None, None], x.transpose(-1, -2), x)
+
+
 def _flip_mask(x: torch.Tensor, p: float, generator: torch.Generator | None) -> torch.Tensor:
     """Per-sample Bernoulli(p) bool mask of shape (B,) on ``x.device``."""
     _check_batch(x)
@@ -276,7 +292,7 @@ def augment_batch(
             x = random_hflip(x, generator=generator)
         if "vflip" in ops:
             x = random_vflip(x, generator=generator)
-        return x
+        return random_transpose(x, generator=generator) if "rot90" in ops else x
     _check_batch(x)
     height, width = x.shape[-2:]
     top, left, h, w = sample_crop_boxes(
@@ -286,7 +302,8 @@ def augment_batch(
     # resampling weights instead of costing two more passes over the batch.
     hflip = _flip_mask(x, 0.5, generator) if "hflip" in ops else None
     vflip = _flip_mask(x, 0.5, generator) if "vflip" in ops else None
-    return resized_crop(x, top, left, h, w, (height, width), hflip=hflip, vflip=vflip)
+    x = resized_crop(x, top, left, h, w, (height, width), hflip=hflip, vflip=vflip)
+    return random_transpose(x, generator=generator) if "rot90" in ops else x
 
 
 def _check_batch(x: torch.Tensor) -> None:

@@ -102,11 +102,16 @@ def _listing(paths: list[Path], base: Path) -> str:
     return ", ".join(names) + more
 
 
+NATIVE = -1  # image_size for "keep every image's own size" (photos cut into patches)
+
+
 def _decide(
     headers: list[tuple[str, tuple[int, int]]], image_size: int | None
-) -> tuple[bool, tuple[int, int]]:
-    """(gray?, (width, height)) for the whole set."""
+) -> tuple[bool, tuple[int, int] | None]:
+    """(gray?, (width, height), or None to keep each file's own size) for the whole set."""
     gray = all(mode in GRAY_MODES for mode, _ in headers)
+    if image_size == NATIVE:
+        return gray, None
     if image_size is not None:
         return gray, (image_size, image_size)
     return gray, Counter(size for _, size in headers).most_common(1)[0][0]
@@ -156,6 +161,22 @@ def _decode(
 
 def load_folder(root: Path, split: str, source: str, image_size: int | None = None) -> ImageSet:
     """Load one split of an image folder (see the module docstring for the layout rules)."""
+    files, arrays, labels, classes = read_folder(root, split, image_size)
+    return ImageSet(
+        images=torch.from_numpy(np.stack(arrays)),
+        labels=None if labels is None else torch.tensor(labels, dtype=torch.int64),
+        classes=classes,
+        source=source,
+        split=split,
+        paths=[str(f) for f in files],
+    )
+
+
+def read_folder(
+    root: Path, split: str, image_size: int | None = None
+) -> tuple[list[Path], list[np.ndarray], list[int] | None, list[str]]:
+    """(files, their (C, H, W) uint8 arrays, labels or None, class names) of one split, each
+    image resized to ``image_size`` (default: the most common size; ``NATIVE``: its own)."""
     root = _root(root)
     splits = folder_splits(root)
     if split not in splits:
@@ -182,11 +203,4 @@ def load_folder(root: Path, split: str, source: str, image_size: int | None = No
     if bad:
         warn(f"skipped {len(bad)} unreadable image file(s) in {where}: {listing}")
     kept_labels = None if labels is None else [labels[i] for i in keep]
-    return ImageSet(
-        images=torch.from_numpy(np.stack(arrays)),
-        labels=None if kept_labels is None else torch.tensor(kept_labels, dtype=torch.int64),
-        classes=classes,
-        source=source,
-        split=split,
-        paths=[str(files[i]) for i in keep],
-    )
+    return [files[i] for i in keep], arrays, kept_labels, classes

@@ -181,12 +181,13 @@ def upright(img: Image.Image) -> Image.Image:
     return ImageOps.exif_transpose(img) or img
 
 
-def load(path: Path, gray: bool, size_wh: tuple[int, int]) -> np.ndarray:
+def load(path: Path, gray: bool, size_wh: tuple[int, int] | None) -> np.ndarray:
     """Decode a file fully and return it as uint8 (C, H, W), converted to grayscale (C=1) or RGB
-    (C=3) and resized to ``size_wh`` (width, height); raises TooManyPixels or one of
-    UNREADABLE."""
+    (C=3) and resized to ``size_wh`` (width, height; None keeps its own size); raises
+    TooManyPixels or one of UNREADABLE."""
     with open_image(path, str(path)) as img:
-        return to_chw(fit(convert(upright(img), gray), size_wh))
+        img = convert(upright(img), gray)
+        return to_chw(img if size_wh is None else fit(img, size_wh))
 
 
 def convert(img: Image.Image, gray: bool) -> Image.Image:
@@ -240,7 +241,16 @@ def read_image_files(
     return torch.from_numpy(np.stack(arrays)), notes
 
 
-def _read_one(path: Path, channels: int, size_wh: tuple[int, int], notes: list[str]) -> np.ndarray:
+def read_image_file(path: str | Path, channels: int) -> tuple[torch.Tensor, list[str]]:
+    """One user-given image file at its own size: uint8 (C, H, W) with ``channels`` channels
+    (1 or 3), and a note when it was converted (see ``read_image_files``)."""
+    notes: list[str] = []
+    return torch.from_numpy(_read_one(Path(path), channels, None, notes).copy()), notes
+
+
+def _read_one(
+    path: Path, channels: int, size_wh: tuple[int, int] | None, notes: list[str]
+) -> np.ndarray:
     if not path.exists():
         raise AekitError(f"image {path} does not exist: check the path")
     if not path.is_file():
@@ -250,7 +260,8 @@ def _read_one(path: Path, channels: int, size_wh: tuple[int, int], notes: list[s
             img = upright(raw)
             mode, orig = img.mode, img.size
             has_alpha = "A" in mode or "transparency" in img.info
-            array = to_chw(fit(convert(img, channels == 1), size_wh))
+            img = convert(img, channels == 1)
+            array = to_chw(img if size_wh is None else fit(img, size_wh))
     except UNREADABLE as exc:
         raise AekitError(
             f"cannot read {path} as an image ({unreadable_reason(exc)}); give a {KINDS} file"
@@ -259,7 +270,7 @@ def _read_one(path: Path, channels: int, size_wh: tuple[int, int], notes: list[s
     if mode != target:
         alpha = " (transparency dropped)" if has_alpha else ""
         notes.append(f"converted {path} from {mode_name(mode)} to {mode_name(target)}{alpha}")
-    if orig != size_wh:
+    if size_wh is not None and orig != size_wh:
         notes.append(f"resized {path} from {orig[0]}×{orig[1]} to {size_wh[0]}×{size_wh[1]}")
     return array
 

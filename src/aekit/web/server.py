@@ -17,11 +17,12 @@ from fastapi import FastAPI, File, Form, HTTPException, Query, Request, UploadFi
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from ..api import denoise, reconstruct
+from ..api import denoise_photo, reconstruct
 from ..config import MAX_SEED
 from ..devices import pick_device
 from ..embed import Embeddings, encode
 from ..errors import AekitError
+from ..fullsize import denoise_image, to_uint8
 from ..generate import MAX_TEMPERATURE, generate, interpolate
 from ..metrics import psnr_per_image
 from ..models import get_family
@@ -32,8 +33,9 @@ from .limits import BodyLimit
 from .uploads import MAX_PIXELS, MAX_UPLOAD_BYTES, UploadError, data_url, decode_upload, png_bytes
 
 MAX_PAGE = 200  # gallery items per page: bounds the answer's size
-# noise when the request names no level: gaussian sigma in pixel units, else a fraction of pixels
-DEFAULT_LEVELS = {"gaussian": 25.0, "saltpepper": 0.2, "mask": 0.2}
+# noise when the request names no level: gaussian sigma in pixel units, poisson the photon count
+# of white, else a fraction of pixels
+DEFAULT_LEVELS = {"gaussian": 25.0, "poisson": 30.0, "saltpepper": 0.2, "mask": 0.2}
 DEFAULT_K = 7  # results per search when the request names no k (fewer in a smaller gallery)
 MAX_GENERATE = 64  # samples per request, and points of an interpolation: bound the answer's size
 MAX_STEPS = 32
@@ -71,10 +73,12 @@ def create_app(
     def _bad_request(request: Request, exc: AekitError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=400)
 
-    def read(upload: UploadFile) -> torch.Tensor:
+    def read(upload: UploadFile, own_size: bool = False) -> torch.Tensor:
+        """The upload as uint8 (C, H, W): at the model's size, or at its own (``own_size``, for
+        a fully convolutional family)."""
         # read one byte past the limit: enough to know it is over without reading it all
         data = upload.file.read(max_upload_bytes + 1)
-        size = model.config.image_size
+        size = None if own_size and family.any_size else model.config.image_size
         return decode_upload(data, model.config.in_channels, size, max_upload_bytes, max_pixels)
 
     # concurrent queries share one encoder pass and one scan of the store
@@ -109,6 +113,7 @@ def create_app(
             "gallery_size": 0 if shelf is None else len(shelf),
             "generative": family.generative,  # /api/generate samples its prior
             "decodable": family.decodable,  # /api/interpolate decodes between codes
+            "full_size": family.any_size,  # reconstruct and denoise take photos at their size
             "limits": {
                 "max_upload_bytes": max_upload_bytes,
                 "max_pixels": max_pixels,
@@ -119,8 +124,11 @@ def create_app(
     @app.post("/api/reconstruct")
     def api_reconstruct(image: Annotated[UploadFile, File()]) -> dict[str, Any]:
         """The upload as the model sees it, its reconstruction and their PSNR (dB)."""
-        u8 = read(image)[None]
-        rec = reconstruct(model, u8).cpu()
+        u8 = read(image, own_size=True)[None]
+        if family.any_size:  # a photo at its own size: in tiles, as aekit denoise runs it
+            rec = denoise_image(model, u8[0].float() / 255)[None]
+        else:
+            rec = reconstruct(model, u8).cpu()
         orig = u8.float() / 255
         return {"original": data_url(u8[0]), "reconstruction": data_url(rec[0]),
                 "psnr": float(psnr_per_image(rec, orig)[0])}  # fmt: skip
@@ -128,19 +136,30 @@ def create_app(
     @app.post("/api/denoise")
     def api_denoise(
         image: Annotated[UploadFile, File()],
-        noise: Annotated[Literal["gaussian", "saltpepper", "mask"], Form()] = "gaussian",
+        noise: Annotated[
+            Literal["gaussian", "poisson", "saltpepper", "mask", "none"], Form()
+        ] = "gaussian",
         level: Annotated[float | None, Form()] = None,
     ) -> dict[str, Any]:
-        """The upload, a noisy copy (fixed seed) and its denoising, with PSNR vs the upload."""
-        u8 = read(image)[None]
-        level = DEFAULT_LEVELS[noise] if level is None else level
-        noisy, clean = denoise(model, u8, noise=f"{noise}:{level}", seed=0)
-        orig = u8.float() / 255
-        noisy, clean = noisy.cpu(), clean.cpu()
-        return {"original": data_url(u8[0]), "noisy": data_url(noisy[0]),
-                "denoised": data_url(clean[0]),
-                "psnr_noisy": float(psnr_per_image(noisy, orig)[0]),
-                "psnr_denoised": float(psnr_per_image(clean, orig)[0])}  # fmt: skip
+        """The upload, a noisy copy (fixed seed; ``none``: the upload is the noisy photo) and
+        its denoising, with PSNR against the upload when noise was added. A fully
+        convolutional run (``full_size`` in /api/info) keeps the upload's own size."""
+        u8 = read(image, own_size=True)
+        spec = None
+        if noise != "none":
+            spec = f"{noise}:{DEFAULT_LEVELS[noise] if level is None else level}"
+        noisy, den = denoise_photo(model, u8, spec, seed=0)
+        den8 = to_uint8(den)
+        clean = u8.float()[None] / 255
+        answer: dict[str, Any] = {
+            "original": data_url(u8), "noisy": data_url(to_uint8(noisy)),
+            "denoised": data_url(den8), "width": int(u8.shape[2]), "height": int(u8.shape[1]),
+            "psnr_noisy": None, "psnr_denoised": None,
+        }  # fmt: skip
+        if spec is not None:
+            answer["psnr_noisy"] = float(psnr_per_image(noisy[None], clean)[0])
+            answer["psnr_denoised"] = float(psnr_per_image(den8[None].float() / 255, clean)[0])
+        return answer
 
     @app.post("/api/search")
     def api_search(

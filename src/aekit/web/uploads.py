@@ -47,16 +47,18 @@ class UploadError(Exception):
 
 
 def decode_upload(
-    data: bytes, channels: int, size: int, max_bytes: int, max_pixels: int
+    data: bytes, channels: int, size: int | None, max_bytes: int, max_pixels: int
 ) -> torch.Tensor:
-    """Image file bytes -> uint8 (C, size, size) for a model with ``channels`` (1 or 3)."""
+    """Image file bytes -> uint8 (C, size, size) for a model with ``channels`` (1 or 3);
+    ``size`` None keeps the image's own size."""
     if len(data) > max_bytes:
         raise UploadError(413, f"the upload is over the limit of {max_bytes} bytes")
     if not data:
         raise UploadError(400, f"the upload is empty: send a {KINDS} file")
     try:
         with _DECODING, open_image(io.BytesIO(data), "the upload", max_pixels) as raw:
-            array = to_chw(fit(convert(upright(raw), channels == 1), (size, size)))
+            img = convert(upright(raw), channels == 1)
+            array = to_chw(img if size is None else fit(img, (size, size)))
             return torch.from_numpy(array.copy())  # np.asarray of a Pillow image is read-only
     except TooManyPixels as exc:
         raise UploadError(

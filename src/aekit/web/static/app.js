@@ -13,6 +13,7 @@ const state = {
   denoiseSeq: 0,
   interpolateSeq: 0,
   decodable: false, // the run's codes decode on their own: offer interpolation
+  fullSize: false, // the run denoises photos at their own size: show the before/after panel
 };
 
 function setStatus(text, isError = false) {
@@ -101,9 +102,34 @@ async function denoise() {
   if (seq !== state.denoiseSeq) return;
   $("img-noisy").src = body.noisy;
   $("img-denoised").src = body.denoised;
-  $("psnr-noisy").textContent = db(body.psnr_noisy);
-  $("psnr-denoised").textContent = db(body.psnr_denoised);
+  // no PSNR when the upload itself is the noisy photo: its clean version is unknown
+  const known = body.psnr_noisy !== null;
+  $("psnr-noisy").textContent = known ? db(body.psnr_noisy) : "";
+  $("psnr-denoised").textContent = known ? db(body.psnr_denoised) : "";
+  if (state.fullSize) showCompare(body, known);
 }
+
+// --- before/after at full size ---
+
+function showCompare(body, known) {
+  $("compare-panel").hidden = false;
+  $("cmp-before").src = body.noisy;
+  $("cmp-after").src = body.denoised;
+  $("compare").style.aspectRatio = `${body.width} / ${body.height}`;
+  $("compare-size").textContent = `${body.width}×${body.height}`;
+  $("compare-psnr").textContent = known
+    ? `Noisy ${db(body.psnr_noisy)} → denoised ${db(body.psnr_denoised)}.`
+    : "The upload was taken as the noisy photo (no clean version: no PSNR).";
+  $("download").href = body.denoised;
+  moveCompare();
+}
+
+function moveCompare() {
+  const x = Number($("cmp-slider").value);
+  $("cmp-before").style.clipPath = `inset(0 ${100 - x}% 0 0)`;
+  $("cmp-line").style.left = `${x}%`;
+}
+$("cmp-slider").addEventListener("input", moveCompare);
 
 // --- search ---
 
@@ -205,6 +231,7 @@ async function start() {
   const info = await api("/api/info");
   state.gallerySize = info.gallery_size;
   state.decodable = info.decodable && info.gallery_size > 0;
+  state.fullSize = info.full_size;
   $("generate-panel").hidden = !info.generative;
   const m = info.config.model;
   $("info").textContent = `${info.run} · ${m.arch} ${info.image_size}px × `
@@ -229,8 +256,10 @@ zone.addEventListener("drop", (e) => {
 // gaussian: sigma in pixel units (0-255 scale); salt & pepper and mask: a fraction of pixels
 const LEVELS = {
   gaussian: { min: 0, max: 100, step: 1, value: 25, digits: 0 },
+  poisson: { min: 1, max: 1000, step: 1, value: 30, digits: 0 }, // photons of a white pixel
   saltpepper: { min: 0, max: 1, step: 0.05, value: 0.2, digits: 2 },
   mask: { min: 0, max: 1, step: 0.05, value: 0.2, digits: 2 },
+  none: { min: 0, max: 0, step: 1, value: 0, digits: 0 }, // the upload is the noisy photo
 };
 const showLevel = () => {
   const digits = LEVELS[$("noise-kind").value].digits;
@@ -243,6 +272,7 @@ $("noise-kind").addEventListener("change", () => {
   const level = LEVELS[$("noise-kind").value];
   Object.assign($("noise-level"), { min: level.min, max: level.max, step: level.step });
   $("noise-level").value = level.value;
+  $("noise-level").disabled = $("noise-kind").value === "none";
   showLevel();
   redenoise();
 });

@@ -1,0 +1,157 @@
+"""Denoising whole photos at their own size: synthetic noise with a fixed seed per image, and a
+fully convolutional model run over overlapping tiles.
+
+Tiles are exact, not blended approximations: each tile is read with a margin of the model's
+reach (its receptive-field radius, rounded up to its stride) on every side and only its core is
+kept, and tile origins fall on multiples of the stride, so every kept pixel sees exactly what
+it sees in one pass over the whole photo. Tiled and untiled outputs agree to float rounding, and
+no seam can show.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import torch
+
+from .data.photos import PhotoSet
+from .errors import AekitError
+from .models import Autoencoder, get_family
+from .objectives import Noise, corrupt
+
+DEFAULT_TILE = 1024  # pixels a side; a 1024x1024 tile of the default unet needs ~1 GB
+
+
+def add_noise(clean: torch.Tensor, noise: Noise, seed: int) -> torch.Tensor:
+    """A noisy copy of a uint8 (C, H, W) image on the [0, 1] scale, unclipped (as the published
+    tables add it), drawn on the CPU from ``seed``: the same noisy image on every device and for
+    every method compared."""
+    unit = clean.float()[None] / 255.0
+    return corrupt(unit, noise, (0.0, 1.0), torch.Generator().manual_seed(seed))[0]
+
+
+def to_uint8(unit: torch.Tensor) -> torch.Tensor:
+    """[0, 1] floats -> uint8 pixels, rounded (the image as it is saved)."""
+    return (unit * 255.0).round().clamp(0, 255).to(torch.uint8)
+
+
+def reach(model: Autoencoder) -> int:
+    """How far (in pixels, on each side) a tile must extend past the pixels kept from it."""
+    radius = getattr(model, "receptive_radius", None)
+    if radius is None:
+        raise AekitError(
+            f"--arch {model.config.arch} cannot be run in tiles: give images of its "
+            f"{model.config.image_size}x{model.config.image_size} size"
+        )
+    stride = model.stride
+    return -(-radius() // stride) * stride
+
+
+def check_full_size(model: Autoencoder, what: str = "") -> None:
+    """Refuse a family that takes only its training size (a fixed-size bottleneck)."""
+    if not get_family(model.config.arch).any_size:
+        s = model.config.image_size
+        raise AekitError(
+            f"--arch {model.config.arch} takes {s}x{s} images only (its bottleneck is a "
+            f"fixed-size vector){what}: resize the photos to {s}x{s}, or train a fully "
+            "convolutional run (--arch unet) to denoise them at their own size"
+        )
+
+
+def _spans(length: int, core: int, margin: int) -> Iterator[tuple[int, int, int, int]]:
+    """(read from, read to, keep from, keep to) along one axis, in image coordinates."""
+    for a in range(0, length, core):
+        b = min(a + core, length)
+        yield max(0, a - margin), min(length, b + margin), a, b
+
+
+@torch.no_grad()
+def denoise_image(
+    model: Autoencoder, noisy: torch.Tensor, tile: int | None = DEFAULT_TILE
+) -> torch.Tensor:
+    """The model's output for one (C, H, W) image on the [0, 1] scale (noisy, possibly outside
+    [0, 1]), at its own size: (C, H, W) floats on [0, 1] on the CPU. Images larger than ``tile``
+    pixels a side are processed in exact overlapping tiles (None: in one pass)."""
+    model.eval()
+    device = next(model.parameters()).device
+    lo, hi = model.value_range
+    c, h, w = noisy.shape
+    x = noisy.to(device, torch.float32) * (hi - lo) + lo
+    if tile is None or (h <= tile and w <= tile) or not get_family(model.config.arch).any_size:
+        y = model(x[None]).recon[0]
+        return ((y.float() - lo) / (hi - lo)).clamp(0, 1).cpu()
+    margin = reach(model)
+    core = tile - 2 * margin
+    if core < model.stride:
+        raise AekitError(
+            f"--tile {tile} is too small for this model, which sees {margin} pixels around "
+            f"each pixel: use --tile {2 * margin + 8 * model.stride} or more"
+        )
+    core -= core % model.stride
+    out = torch.empty((c, h, w))
+    for r0, r1, k0, k1 in _spans(h, core, margin):
+        for c0, c1, j0, j1 in _spans(w, core, margin):
+            y = model(x[None, :, r0:r1, c0:c1]).recon[0]
+            part = y[:, k0 - r0 : k1 - r0, j0 - c0 : j1 - c0]
+            out[:, k0:k1, j0:j1] = ((part.float() - lo) / (hi - lo)).clamp(0, 1).cpu()
+    return out
+
+
+def score_photos(
+    model: Autoencoder,
+    photos: PhotoSet,
+    noise: Noise,
+    seed: int = 0,
+    tile: int | None = DEFAULT_TILE,
+    per_image: bool = False,
+    progress: bool | None = None,
+) -> dict[str, Any]:
+    """Add ``noise`` to each photo (photo i from ``seed + i``), denoise it at its own size and
+    score it: ``{"count", "noisy_psnr", "denoised_psnr", "noisy_ssim", "denoised_ssim",
+    "seconds_per_image"}``, means over the photos, PSNR in dB and SSIM on the 0-255 scale
+    (the denoised photo as saved, rounded to 8 bits; the noisy one unclipped, as the published
+    tables), plus ``"images"``: the same per photo with its path, when ``per_image``."""
+    from tqdm import tqdm
+
+    from .metrics import psnr_per_image, ssim_per_image
+
+    rows, seconds = [], 0.0
+    for i in tqdm(range(len(photos)), unit="photo", desc="eval", leave=False,
+                  disable=None if progress is None else not progress):  # fmt: skip
+        clean8 = matching_channels(photos.photo(i).cpu(), model.config.in_channels)
+        clean = clean8.float()[None] / 255.0
+        noisy = add_noise(clean8, noise, seed + i)
+        t0 = time.perf_counter()
+        den = to_uint8(denoise_image(model, noisy, tile)).float()[None] / 255.0
+        seconds += time.perf_counter() - t0
+        h, w = clean8.shape[1:]
+        rows.append({
+            "path": photos.paths[i], "width": w, "height": h,
+            "noisy_psnr": float(psnr_per_image(noisy[None], clean)[0]),
+            "denoised_psnr": float(psnr_per_image(den, clean)[0]),
+            "noisy_ssim": float(ssim_per_image(noisy[None], clean)[0]),
+            "denoised_ssim": float(ssim_per_image(den, clean)[0]),
+        })  # fmt: skip
+    keys = ("noisy_psnr", "denoised_psnr", "noisy_ssim", "denoised_ssim")
+    result: dict[str, Any] = {"count": len(rows)}
+    result.update({k: sum(r[k] for r in rows) / len(rows) for k in keys})
+    result["seconds_per_image"] = seconds / len(rows)
+    if per_image:
+        result["images"] = rows
+    return result
+
+
+def matching_channels(image: torch.Tensor, channels: int) -> torch.Tensor:
+    """A uint8 (C, H, W) image with ``channels`` channels, converted as training data is
+    (Pillow's RGB -> L weights for gray; gray repeated for colour)."""
+    if image.shape[0] == channels:
+        return image
+    if channels == 3:
+        return image.expand(3, -1, -1).contiguous()
+    from PIL import Image
+
+    rgb = Image.fromarray(image.permute(1, 2, 0).numpy())
+    return torch.from_numpy(np.asarray(rgb.convert("L")).copy())[None]
