@@ -14,18 +14,7 @@
 # Environment: VARIANTS (train_speed's --variants), REPEATS (its --repeats), SEARCH_SIZES
 # (bench/search.py's --sizes; "none" skips the search step), SEARCH_METHODS (its --methods),
 # SUITE_S, TRAIN_S, SEARCH_S (each step's time limit in seconds).
-set -u
-OUT=${1:-gpu-out}
-mkdir -p "$OUT"
-PY=${PYTHON:-python3}
-export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
-if [ -d .whl ]; then
-    $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-        --target /tmp/site .whl/*.whl && export PYTHONPATH="$PYTHONPATH:/tmp/site"
-fi
-if [ ! -d ../shared/data ] && [ -d .gpu/data ]; then
-    mkdir -p ../shared && cp -r .gpu/data ../shared/data
-fi
+source "$(dirname "$0")/gpu_env.sh" "${1:-gpu-out}"
 
 echo "== 1. machine"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader

@@ -7,18 +7,7 @@
 #   3. patch training on the GPU: `aekit train --patch-size 64` on Kodak24 for one minute.
 # Usage, in the repository root: bash bench/gpu_denoise.sh OUT_DIR  (wheels in .whl/, data in
 # ../shared/data or .gpu/data, as bench/gpu_check.sh). Environment: JOBS, SUITE_S.
-set -u
-OUT=${1:-gpu-out}
-mkdir -p "$OUT"
-PY=${PYTHON:-python3}
-export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
-if [ -d .whl ]; then
-    $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-        --target /tmp/site .whl/*.whl && export PYTHONPATH="$PYTHONPATH:/tmp/site"
-fi
-if [ ! -d ../shared/data ] && [ -d .gpu/data ]; then
-    mkdir -p ../shared && cp -r .gpu/data ../shared/data
-fi
+source "$(dirname "$0")/gpu_env.sh" "${1:-gpu-out}"
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$OUT/machine.txt"
 nproc | tee -a "$OUT/machine.txt"
 K=../shared/data/photos/Kodak24
@@ -28,7 +17,7 @@ K=../shared/data/photos/Kodak24
     --out "$OUT/bm3d_gray.json" > "$OUT/bm3d.txt" 2>&1) &
 CLASSIC=$!
 echo "== tests with CUDA"
-timeout ${SUITE_S:-240} $PY -m pytest -q -p no:cacheprovider -n 4 --dist loadfile -v \
+timeout ${SUITE_S:-240} $PY -m pytest -v -p no:cacheprovider -n 4 --dist loadfile \
     tests/test_photo_denoise.py tests/test_unet.py tests/test_model_contract.py \
     tests/test_train.py tests/test_web_api.py > "$OUT/pytest.txt" 2>&1
 tail -n 25 "$OUT/pytest.txt"

@@ -93,7 +93,7 @@ def test_data_describe_and_preview(cli, tmp_path: Path) -> None:
     (["train", "--data", "nope", "--out", "{new}"], "nope"),
     (["train", "--data", "shapes", "--out", "{new}", "--epochs", "0"], "positive"),
     (["train", "--data", "shapes", "--out", "{new}", "--device", "cuda"], "cuda"),
-    (["train", "--out", "{run}", "--resume", "--lr", "0.5"], "only --epochs and how it runs"),
+    (["train", "--out", "{run}", "--resume", "--lr", "0.5"], "only --epochs, --time-limit and"),
     (["train", "--out", "{new}", "--resume"], "does not exist"),
     (["reconstruct", "{run}", "{missing}", "--out", "{new}.png"], "missing"),
     (["reconstruct", "{run}", "{text}", "--out", "{new}.png"], "text.png"),

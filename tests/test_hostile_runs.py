@@ -398,7 +398,7 @@ def test_resume_may_move_a_run_to_another_device(cli, run2) -> None:
     assert load_checkpoint(run2)["epoch"] == 3
     assert json.loads((run2 / "config.json").read_text())["train"]["device"] == "cpu"
     code, _, err = cli("train", "--out", run2, "--resume", "--epochs", "4", "--lr", "0.5")
-    _one_line(code, err, "only --epochs and how it runs")
+    _one_line(code, err, "only --epochs, --time-limit and how it runs")
 
 
 # --- one writer per run folder and per store ----------------------------------------------------

@@ -264,7 +264,9 @@ def test_denoise_cli_keeps_every_photos_size_and_mode(cli, photo_dir: Path, tmp_
         assert img.size == (150, 90)
     assert "mean PSNR: noisy" in stdout and stdout.count("->") >= 2
     # the same numbers from the API and from eval --full-size
-    model = aekit.runs.load(run)
+    from aekit.devices import pick_device
+
+    model = aekit.runs.load(run, device=pick_device("auto"))  # where the command ran it
     u8 = torch.from_numpy(np.array(Image.open(big).convert("RGB"))).permute(2, 0, 1)
     _, den = aekit.api.denoise_photo(model, u8, "gaussian:25", seed=0, tile=160)
     saved = torch.from_numpy(np.array(Image.open(out / "big_denoised.png"))).permute(2, 0, 1)
@@ -329,3 +331,24 @@ def test_photoset_packs_tensors_of_mixed_sizes() -> None:
     ps = PhotoSet.from_arrays([a, b], "x", "train", ["a", "b"])
     assert torch.equal(ps.photo(0), a) and torch.equal(ps.photo(1), b)
     assert ps.pixels == 35 + 36 and ps.smallest() == (4, "b (4x9)")
+
+
+def test_a_budget_shorter_than_one_step_still_trains_one(photo_dir: Path, tmp_path: Path) -> None:
+    run = aekit.train(tmp_path / "r", data=f"folder:{photo_dir}", arch="unet", base_channels=8,
+                      patch_size=32, time_limit=1e-6, progress=False)  # fmt: skip
+    rows = aekit.runs.read_metrics(run)
+    assert len(rows) == 1 and "stopped" in rows[0]
+    assert round(rows[0]["images_per_s"] * rows[0]["seconds"]) == 16  # one batch of 16
+
+
+def test_a_patch_run_resumes_bit_for_bit(photo_dir: Path, tmp_path: Path) -> None:
+    opts = {"data": f"folder:{photo_dir}", "arch": "unet", "base_channels": 8, "patch_size": 32,
+            "noise": "gaussian:0-55", "progress": False}  # fmt: skip
+    whole = aekit.train(tmp_path / "whole", epochs=2, **opts)
+    part = aekit.train(tmp_path / "part", epochs=1, **opts)
+    aekit.train(part, resume=True, epochs=2, progress=False)
+    a, b = aekit.runs.load(whole).state_dict(), aekit.runs.load(part).state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert aekit.runs.read_metrics(whole)[-1]["denoised_psnr"] == pytest.approx(
+        aekit.runs.read_metrics(part)[-1]["denoised_psnr"], abs=0
+    )

@@ -66,9 +66,25 @@ def shrink(args: list[str]) -> list[str]:
     args = list(args)
     if "--epochs" in args:
         args[args.index("--epochs") + 1] = "1"
+    if "--time-limit" in args:  # the photo recipe's 30 minutes: a second here
+        args[args.index("--time-limit") + 1] = "0.02"
     if args[0] == "train":
         args += ["--limit", "300"]
     return args
+
+
+def photo_folders() -> None:
+    """PHOTOS/ and KODAK/ (photos of mixed sizes) and my-photo.jpg in the current folder, for
+    the photo-denoising commands."""
+    rng = np.random.default_rng(0)
+    for folder, sizes in (("PHOTOS", [(120, 80), (80, 120), (96, 96), (100, 70)]),
+                          ("KODAK", [(128, 96), (96, 128)])):  # fmt: skip
+        Path(folder).mkdir()
+        for i, (w, h) in enumerate(sizes):
+            small = rng.integers(0, 256, (h // 8, w // 8, 3), dtype=np.uint8)
+            Image.fromarray(small).resize((w, h), Image.BICUBIC).save(f"{folder}/{i}.png")
+    small = rng.integers(0, 256, (9, 12, 3), dtype=np.uint8)
+    Image.fromarray(small).resize((300, 200), Image.BICUBIC).save("my-photo.jpg")
 
 
 def serve_briefly(args: list[str]) -> None:
@@ -93,7 +109,8 @@ def serve_briefly(args: list[str]) -> None:
             except httpx.HTTPError:
                 time.sleep(0.2)
         assert info is not None, proc.stderr.read().decode() if proc.poll() is not None else ""
-        assert info["gallery_size"] > 0
+        assert (info["gallery_size"] > 0) == ("--gallery" in args)  # a photo denoiser has none
+        assert info["full_size"] == (info["config"]["model"]["arch"] == "unet")
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -112,6 +129,7 @@ def test_every_readme_command_runs(cli, fake_downloads, tmp_path, monkeypatch) -
     ds = aekit.load_dataset("shapes", "test")
     for name in ("my1.png", "my2.png"):
         Image.fromarray(ds.images[len(name)].permute(1, 2, 0).numpy()).save(name)
+    photo_folders()
     cmds = commands()
     assert len(cmds) >= 12
     for args in cmds:
@@ -132,6 +150,10 @@ def test_every_readme_command_runs(cli, fake_downloads, tmp_path, monkeypatch) -
     cfg = aekit.runs.load_config("runs/cifar10")
     assert cfg.data.augment_ops() == ("crop", "hflip", "vflip")
     assert aekit.runs.load_config("runs/mnist-keras").model.arch == "keras"
+    photo = aekit.runs.load_config("runs/photo-denoiser")
+    assert (photo.model.arch, photo.data.patch_size, photo.train.time_limit) == ("unet", 64, 0.02)
+    with Image.open("cleaned/my-photo_denoised.png") as img:
+        assert img.size == (300, 200)  # the photo's own size
 
 
 def test_readme_python_example(tmp_path, monkeypatch, capsys) -> None:

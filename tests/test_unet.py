@@ -92,3 +92,14 @@ def test_a_plain_unet_copies_and_reports_a_finite_psnr(cli, tmp_path) -> None:
     code, out, err = cli("eval", run, "--json", "--limit", 20)
     assert code == 0, err
     assert json.loads(out)["psnr"] == 100.0 and "Infinity" not in out  # the cap: identical
+
+
+def test_training_output_is_unclamped_so_a_saturated_model_still_learns() -> None:
+    model = unet().train()
+    torch.nn.init.constant_(model.head.bias, 5.0)  # every output far past the value range
+    x = torch.rand(2, 3, 16, 16) * 2 - 1
+    out = model(x).recon
+    assert out.max() > 1  # not clamped while training
+    ((out - x) ** 2).mean().backward()
+    assert model.head.bias.grad.abs().sum() > 0  # so the loss still pulls it back
+    assert model.eval()(x).recon.max() <= 1  # clamped when used

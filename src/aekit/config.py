@@ -161,8 +161,11 @@ class TrainConfig:
         "the time allows)",
         default=None,
     )
-    batch_size: int = _opt("images per step", default=64)
-    lr: float = _opt("Adam learning rate", default=1e-3)
+    batch_size: int | None = _opt(
+        "images per step (default: the family's; 64, unet 16)", default=None
+    )
+    lr: float | None = _opt("Adam learning rate (default: the family's; 1e-3, unet 2e-3)",
+                            default=None)  # fmt: skip
     loss: str | None = _opt(
         "reconstruction loss (default: the family's; mse for conv, bce for keras)", default=None
     )
@@ -216,11 +219,12 @@ class TrainConfig:
             raise AekitError(
                 f"unknown --schedule {self.schedule!r}: choose one of {', '.join(SCHEDULES)}"
             )
-        if self.epochs < 1 or self.batch_size < 1:
+        if self.epochs < 1 or (self.batch_size is not None and self.batch_size < 1):
             raise AekitError("--epochs and --batch-size must be positive")
         check_range("--epochs", self.epochs, 1, MAX_EPOCHS)
-        check_range("--batch-size", self.batch_size, 1, MAX_BATCH)
-        if not (self.lr > 0 and math.isfinite(self.lr)):
+        if self.batch_size is not None:
+            check_range("--batch-size", self.batch_size, 1, MAX_BATCH)
+        if self.lr is not None and not (self.lr > 0 and math.isfinite(self.lr)):
             raise AekitError(f"--lr must be a positive number, got {self.lr}")
         check_range("--seed", self.seed, 0, MAX_SEED)
         if self.loss is not None and self.loss not in LOSSES:

@@ -52,6 +52,11 @@ class RunConfig:
         if sparsity and sparsity.kind == "topk":
             self.model.topk = sparsity.k  # the model keeps the k largest: its family must allow
         check_config(self.model)  # the family's rules, for every way a run config is made
+        family = get_family(self.model.arch)
+        if self.train.batch_size is None:
+            self.train.batch_size = family.batch_size
+        if self.train.lr is None:
+            self.train.lr = family.lr
         if get_family(self.model.arch).generative and sparsity:
             raise AekitError("a vae's code is kept in check by its KL term (--beta): drop "
                              "--sparsity")  # fmt: skip

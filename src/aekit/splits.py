@@ -19,9 +19,25 @@ def carve_holdout(ds: ImageSet, fraction: float = HOLDOUT_FRACTION) -> tuple[Ima
             f"{ds.source} has {len(ds)} image(s): at least 2 are needed to hold "
             "one out for evaluation"
         )
-    perm = torch.randperm(len(ds), generator=torch.Generator().manual_seed(0))
-    cut = max(1, round(len(ds) * fraction))
-    return ds.subset(perm[cut:].sort().values), ds.subset(perm[:cut].sort().values)
+    keep, held = holdout_indices(len(ds), fraction)
+    return ds.subset(torch.tensor(keep)), ds.subset(torch.tensor(held))
+
+
+def holdout_indices(n: int, fraction: float = HOLDOUT_FRACTION) -> tuple[list[int], list[int]]:
+    """(kept, held out) indices of ``n`` items, by a fixed random permutation, each sorted."""
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(0))
+    cut = max(1, round(n * fraction))
+    return sorted(perm[cut:].tolist()), sorted(perm[:cut].tolist())
+
+
+def heldout_name(cfg: DataConfig) -> str | None:
+    """The split held out for evaluation: ``heldout_split``, else test, else val; None when
+    it is the training split or there is none (then 10% of the training split is held out)."""
+    name = cfg.heldout_split
+    if name is None:
+        splits = available_splits(cfg.source, cfg.data_dir)
+        name = next((s for s in ("test", "val") if s in splits and s != cfg.train_split), None)
+    return None if name == cfg.train_split else name
 
 
 def load_splits(cfg: DataConfig) -> tuple[ImageSet, ImageSet]:
@@ -32,11 +48,8 @@ def load_splits(cfg: DataConfig) -> tuple[ImageSet, ImageSet]:
         return load_dataset(cfg.source, split, data_dir=cfg.data_dir, image_size=cfg.image_size)
 
     train = load(cfg.train_split)
-    held_name = cfg.heldout_split
+    held_name = heldout_name(cfg)
     if held_name is None:
-        splits = available_splits(cfg.source, cfg.data_dir)
-        held_name = next((s for s in ("test", "val") if s in splits and s != cfg.train_split), None)
-    if held_name is None or held_name == cfg.train_split:
         train, held = carve_holdout(train)
     else:
         held = load(held_name)
@@ -60,11 +73,8 @@ def load_photo_splits(cfg: DataConfig) -> tuple[PhotoSet, PhotoSet]:
     """(train, held-out) photos at their own sizes, for patch training: the held-out split as
     ``load_splits`` chooses it, else the same fixed 10% of the training photos."""
     train = load_photos(cfg.source, cfg.train_split, cfg.data_dir, cfg.limit)
-    held_name = cfg.heldout_split
-    if held_name is None:
-        splits = available_splits(cfg.source, cfg.data_dir)
-        held_name = next((s for s in ("test", "val") if s in splits and s != cfg.train_split), None)
-    if held_name is not None and held_name != cfg.train_split:
+    held_name = heldout_name(cfg)
+    if held_name is not None:
         held = load_photos(cfg.source, held_name, cfg.data_dir, cfg.limit)
     else:
         if len(train) < 2:
@@ -72,10 +82,8 @@ def load_photo_splits(cfg: DataConfig) -> tuple[PhotoSet, PhotoSet]:
                 f"{cfg.source} has {len(train)} photo: at least 2 are needed to hold one out "
                 "for evaluation"
             )
-        perm = torch.randperm(len(train), generator=torch.Generator().manual_seed(0))
-        cut = max(1, round(len(train) * HOLDOUT_FRACTION))
-        train, held = (train.subset(sorted(perm[cut:].tolist())),
-                       train.subset(sorted(perm[:cut].tolist())))  # fmt: skip
+        keep, out = holdout_indices(len(train))
+        train, held = train.subset(keep), train.subset(out)
     if held.channels != train.channels:
         raise AekitError(
             f"the {held.split} photos have {held.channels} channel(s), the {train.split} photos "

@@ -273,11 +273,14 @@ def _train(cfg: RunConfig, run: Path, resume: bool, progress: bool | None) -> Pa
     fwd = fastpath.training_forward(model, device, cfg.train.compile)
     total_steps = cfg.train.epochs * steps
     epoch = start
-    while epoch < cfg.train.epochs and not clock.spent():
+    clock.start()  # the budget counts training, not loading the data or building the model
+    # a fresh run trains at least one step, however short its budget; a resumed one whose
+    # budget is spent only finishes saving
+    while epoch < cfg.train.epochs and not (clock.spent() and (resume or epoch > start)):
         epoch += 1
         model.train()
         t0 = time.perf_counter()
-        total, seen = torch.zeros((), device=device), 0
+        total, seen, cut = torch.zeros((), device=device), 0, False
         bar = tqdm(
             total=data.per_epoch,
             unit="img",
@@ -302,6 +305,7 @@ def _train(cfg: RunConfig, run: Path, resume: bool, progress: bool | None) -> Pa
             if not bar.disable and i % 20 == 0:  # a host sync, only when someone watches
                 bar.set_postfix(loss=f"{total.item() / seen:.4f}")
             if clock.spent():  # the time limit: this epoch ends here, saved as any other
+                cut = True
                 break
         bar.close()
         train_loss = total.item() / seen
@@ -309,7 +313,7 @@ def _train(cfg: RunConfig, run: Path, resume: bool, progress: bool | None) -> Pa
         _check_finite(train_loss, epoch, run)
         ev = evaluate(model, data.held.images, obj, seed=cfg.train.seed)
         row = _epoch_row(epoch, train_loss, seconds, seen, ev)
-        if clock.spent():
+        if cut:
             row["stopped"] = f"time limit of {clock.limit:g} minutes"
         runs.append_metrics(run, row)
         _save_samples(run, epoch, model, held_images, obj)
@@ -333,6 +337,9 @@ class Clock:
 
     def __init__(self, limit: float | None) -> None:
         self.limit, self.before, self.t0 = limit, 0.0, time.perf_counter()
+
+    def start(self) -> None:
+        self.t0 = time.perf_counter()
 
     def seconds(self) -> float:
         return self.before + time.perf_counter() - self.t0

@@ -199,21 +199,11 @@ def _side(model: Autoencoder) -> tuple[int, int]:
 def _check_headers(model: Autoencoder, paths: list[str]) -> None:
     """Refuse, before any work, a missing or unreadable file, one over the pixel limit, and
     one smaller than the model's stride (read from the headers only)."""
-    from ..data.images import KINDS, UNREADABLE, open_image, unreadable_reason
+    from ..data.images import image_size
 
     least = getattr(model, "stride", 1)
     for path in map(Path, paths):
-        if not path.exists():
-            raise AekitError(f"image {path} does not exist: check the path")
-        if not path.is_file():
-            raise AekitError(f"{path} is not a file: give image files (png, jpg, ...)")
-        try:
-            with open_image(path, str(path)) as img:
-                w, h = img.size
-        except UNREADABLE as exc:
-            raise AekitError(
-                f"cannot read {path} as an image ({unreadable_reason(exc)}); give a {KINDS} file"
-            ) from exc
+        w, h = image_size(path)
         if min(w, h) < least:
             raise AekitError(
                 f"{path} is {w}x{h} pixels: this model needs images of at least {least}x{least}"

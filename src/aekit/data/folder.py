@@ -5,9 +5,10 @@ flat folder is unlabelled. ``train/``, ``val/``, ``test/`` subfolders, if any, a
 otherwise the whole folder is the "train" split. Images are resized (antialiased bicubic) to
 ``image_size`` or else to the most common size among the files of all splits; all-gray folders
 give C=1, any colour image (in any split) makes the whole set RGB, so splits always agree in
-shape. Unreadable files (and files in formats other than the raster ones) are skipped with one
-warning; a file over the pixel limit (``--max-pixels``) is refused from its header, before it
-is decoded.
+shape. Patch training (``--patch-size``) reads the files at their own sizes instead
+(``read_folder(..., NATIVE)``, :mod:`aekit.data.photos`). Unreadable files (and files in
+formats other than the raster ones) are skipped with one warning; a file over the pixel limit
+(``--max-pixels``) is refused from its header, before it is decoded.
 """
 
 from __future__ import annotations

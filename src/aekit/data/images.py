@@ -248,13 +248,30 @@ def read_image_file(path: str | Path, channels: int) -> tuple[torch.Tensor, list
     return torch.from_numpy(_read_one(Path(path), channels, None, notes).copy()), notes
 
 
-def _read_one(
-    path: Path, channels: int, size_wh: tuple[int, int] | None, notes: list[str]
-) -> np.ndarray:
+def image_size(path: Path) -> tuple[int, int]:
+    """(width, height) of a user-given image file, from its header: a missing or unreadable
+    file, or one over the pixel limit, is an AekitError naming it."""
+    _check_file(path)
+    try:
+        with open_image(path, str(path)) as img:
+            return img.size
+    except UNREADABLE as exc:
+        raise AekitError(
+            f"cannot read {path} as an image ({unreadable_reason(exc)}); give a {KINDS} file"
+        ) from exc
+
+
+def _check_file(path: Path) -> None:
     if not path.exists():
         raise AekitError(f"image {path} does not exist: check the path")
     if not path.is_file():
         raise AekitError(f"{path} is not a file: give image files (png, jpg, ...)")
+
+
+def _read_one(
+    path: Path, channels: int, size_wh: tuple[int, int] | None, notes: list[str]
+) -> np.ndarray:
+    _check_file(path)
     try:
         with open_image(path, str(path)) as raw:
             img = upright(raw)

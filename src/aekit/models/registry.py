@@ -23,6 +23,8 @@ class Family:
     decodable: bool = True  # its code decodes on its own (interpolation between codes)
     generative: bool = False  # has a prior to sample (aekit generate); forward takes eps
     body: tuple[type, type] | None = None  # (encoder, decoder) classes a vae can be built on
+    batch_size: int = 64  # training defaults, where --batch-size and --lr are not given
+    lr: float = 1e-3
 
 
 _FAMILIES: dict[str, Family] = {}
