@@ -261,7 +261,7 @@ def test_denoise_cli_keeps_every_photos_size_and_mode(cli, photo_dir: Path, tmp_
     with Image.open(out / "big_noisy.png") as img:
         assert img.size == (300, 200)
     with Image.open(out / "gray_denoised.png") as img:
-        assert img.size == (150, 90)
+        assert img.size == (150, 90) and img.mode == "L"  # the input's mode, again
     assert "mean PSNR: noisy" in stdout and stdout.count("->") >= 2
     # the same numbers from the API and from eval --full-size
     from aekit.devices import pick_device

@@ -61,6 +61,18 @@ def check_full_size(model: Autoencoder, what: str = "") -> None:
         )
 
 
+def check_tile(model: Autoencoder, tile: int | None) -> None:
+    """Refuse a tile too small to keep any pixel once its margins are taken off."""
+    if tile is None or not get_family(model.config.arch).any_size:
+        return
+    margin = reach(model)
+    if tile - 2 * margin < model.stride:
+        raise AekitError(
+            f"--tile {tile} is too small for this model, which sees {margin} pixels around "
+            f"each pixel: use --tile {2 * margin + 8 * model.stride} or more"
+        )
+
+
 def _spans(length: int, core: int, margin: int) -> Iterator[tuple[int, int, int, int]]:
     """(read from, read to, keep from, keep to) along one axis, in image coordinates."""
     for a in range(0, length, core):
@@ -84,12 +96,8 @@ def denoise_image(
         y = model(x[None]).recon[0]
         return ((y.float() - lo) / (hi - lo)).clamp(0, 1).cpu()
     margin = reach(model)
+    check_tile(model, tile)
     core = tile - 2 * margin
-    if core < model.stride:
-        raise AekitError(
-            f"--tile {tile} is too small for this model, which sees {margin} pixels around "
-            f"each pixel: use --tile {2 * margin + 8 * model.stride} or more"
-        )
     core -= core % model.stride
     out = torch.empty((c, h, w))
     for r0, r1, k0, k1 in _spans(h, core, margin):

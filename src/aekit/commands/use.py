@@ -154,8 +154,8 @@ def cmd_denoise(ns: argparse.Namespace) -> None:
     from tqdm import tqdm
 
     from ..api import denoise_photo
-    from ..data.images import read_image_file
-    from ..fullsize import check_full_size, to_uint8
+    from ..data.images import GRAY_MODES, peek, read_image_file
+    from ..fullsize import check_full_size, check_tile, matching_channels, to_uint8
     from ..viz import save_image
 
     out, used = out_dir(ns.out), set()
@@ -169,6 +169,7 @@ def cmd_denoise(ns: argparse.Namespace) -> None:
                 f"{name} is a folder, so the picture cannot be written: choose another --out"
             )
     model, _ = _load(ns.run)
+    check_tile(model, ns.tile)
     _check_headers(model, ns.images)  # every file, before any output is written
     before, after = [], []
     bar = tqdm(ns.images, unit="photo", desc="denoise", disable=None, leave=False)
@@ -179,7 +180,10 @@ def cmd_denoise(ns: argparse.Namespace) -> None:
         if not get_family(model.config.arch).any_size and u8.shape[1:] != _side(model):
             check_full_size(model, f", and {path} is {u8.shape[2]}x{u8.shape[1]}")
         noisy, den = denoise_photo(model, u8, ns.add_noise, seed=ns.seed + i, tile=ns.tile)
-        line = f"{path} -> {save_image(to_uint8(den), den_name)}"
+        out8 = to_uint8(den)
+        if peek(Path(path))[0] in GRAY_MODES:  # a gray photo through a colour model: gray again
+            out8 = matching_channels(out8, 1)
+        line = f"{path} -> {save_image(out8, den_name)}"
         if noisy_name is not None:
             clean = u8.float() / 255
             before.append(float(psnr_per_image(noisy[None], clean[None])))
