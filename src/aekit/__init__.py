@@ -8,7 +8,7 @@ search, generate.
 
 __version__ = "0.1.0"
 
-from .api import denoise, evaluate, make_config, reconstruct, train
+from .api import denoise, evaluate, make_config, reconstruct, score, train
 from .config import DataConfig, ModelConfig, TrainConfig
 from .data import ImageSet, load_dataset
 from .embed import Embeddings, embed
@@ -37,5 +37,6 @@ __all__ = [
     "load_dataset",
     "make_config",
     "reconstruct",
+    "score",
     "train",
 ]

@@ -15,6 +15,7 @@ from .fullsize import DEFAULT_TILE, add_noise, denoise_image
 from .models import Autoencoder, check_input, to_model_scale, to_unit_scale
 from .objectives import parse_noise
 from .runs import RunConfig, load, load_config, resume_config
+from .scoring import score  # noqa: F401  (aekit.api.score, re-exported as aekit.score)
 from .train import Objective
 from .train import evaluate as _evaluate
 from .train import train as _train

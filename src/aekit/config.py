@@ -78,6 +78,11 @@ class DataConfig:
         "hflip,vflip for cifar10 and medmnist; hflip,vflip,rot90 with --patch-size; else none)",
         default=None,
     )
+    classes: str | None = _opt(
+        "train on these classes only, by number or name (e.g. 3 or 3,5): the normal images "
+        "of an anomaly detector; held-out images are kept to them too",
+        default=None,
+    )
     patch_size: int | None = _opt(
         "train on random PxP patches cut from the images at their own sizes (photos of mixed "
         "sizes in a folder: no resizing)",
@@ -99,6 +104,15 @@ class DataConfig:
             raise AekitError(
                 "--patch-size cuts patches from the images at their own sizes: drop --image-size"
             )
+        if self.classes is not None:
+            from .data.classes import parse_classes
+
+            parse_classes(self.classes)
+            if self.patch_size is not None:
+                raise AekitError(
+                    "--classes picks labelled images; --patch-size trains on unlabelled photos: "
+                    "drop one of them"
+                )
         if self.augment is not None:
             from .data.augment import parse_augment
 

@@ -6,6 +6,7 @@ import torch
 
 from .config import DataConfig
 from .data import ImageSet, available_splits, load_dataset
+from .data.classes import class_names, keep_classes
 from .data.photos import PhotoSet, load_photos
 from .errors import AekitError
 
@@ -42,7 +43,8 @@ def heldout_name(cfg: DataConfig) -> str | None:
 
 def load_splits(cfg: DataConfig) -> tuple[ImageSet, ImageSet]:
     """(train, held-out): the held-out split is ``heldout_split``, else test, else val, else 10%
-    of the training split. ``limit`` keeps the first N images of each."""
+    of the training split. ``classes`` keeps the images of those classes in both; ``limit``
+    then keeps the first N images of each."""
 
     def load(split: str) -> ImageSet:
         return load_dataset(cfg.source, split, data_dir=cfg.data_dir, image_size=cfg.image_size)
@@ -64,6 +66,9 @@ def load_splits(cfg: DataConfig) -> tuple[ImageSet, ImageSet]:
             f"the {held.split} images are {'x'.join(map(str, held.shape))}, the {train.split} "
             f"images {'x'.join(map(str, train.shape))}: {fix}"
         )
+    if cfg.classes is not None:
+        wanted = class_names(train, cfg.classes)
+        train, held = keep_classes(train, wanted), keep_classes(held, wanted)
     if cfg.limit:
         train, held = train.subset(slice(0, cfg.limit)), held.subset(slice(0, cfg.limit))
     return train, held

@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from . import fastpath, runs
 from .data import ImageSet, augment
+from .data.classes import class_names
 from .data.photos import (
     HELD_SIDE,
     PhotoSet,
@@ -361,6 +362,7 @@ class TrainingData:
     images: torch.Tensor | None = None  # uint8 (N, C, H, W), whole-image training
     photos: PhotoSet | None = None  # patch training
     patch_size: int = 0
+    normal: list[str] | None = None  # the class names --classes kept
 
     @property
     def per_epoch(self) -> int:
@@ -405,7 +407,8 @@ class TrainingData:
 def _load_data(cfg: RunConfig) -> TrainingData:
     if cfg.data.patch_size is None:
         train_set, held = load_splits(cfg.data)
-        return TrainingData(held, images=train_set.images)
+        normal = None if cfg.data.classes is None else class_names(train_set, cfg.data.classes)
+        return TrainingData(held, images=train_set.images, normal=normal)
     photos, held = load_photo_splits(cfg.data)
     size = cfg.data.patch_size
     check_patch_size(photos, size)
@@ -465,7 +468,8 @@ def _restore(
 
 
 def _fit_model_config(cfg: RunConfig, data: TrainingData) -> RunConfig:
-    """Take channels and size from the data (and k from topk sparsity)."""
+    """Take channels and size from the data (and k from topk sparsity); ``--classes`` is
+    saved by class name (a folder's splits number their classes each on its own)."""
     c, h, w = data.shape
     if h != w:
         raise AekitError(
@@ -474,4 +478,8 @@ def _fit_model_config(cfg: RunConfig, data: TrainingData) -> RunConfig:
         )
     sp = parse_sparsity(cfg.train.sparsity)
     topk = sp.k if sp and sp.kind == "topk" else None
-    return replace(cfg, model=replace(cfg.model, in_channels=c, image_size=h, topk=topk))
+    data_cfg = cfg.data
+    if data.normal and not any("," in name for name in data.normal):
+        data_cfg = replace(cfg.data, classes=",".join(data.normal))
+    model = replace(cfg.model, in_channels=c, image_size=h, topk=topk)
+    return replace(cfg, data=data_cfg, model=model)

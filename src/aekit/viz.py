@@ -43,7 +43,7 @@ def _show(ax: Any, img: np.ndarray) -> None:
     )
 
 
-def _save(fig: Any, path: str | Path) -> Path:
+def save_figure(fig: Any, path: str | Path) -> Path:
     path = Path(path)
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight"))
     plt.close(fig)
@@ -66,7 +66,7 @@ def image_rows(
         ax.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=9)
     if title:
         fig.suptitle(title, fontsize=10)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def image_grid(
@@ -85,7 +85,7 @@ def image_grid(
     ax.axis("off")
     if title:
         ax.set_title(title, fontsize=10)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def interpolation_strip(
@@ -121,7 +121,7 @@ def labelled_grid(
             ax.set_title(captions[i], fontsize=7, y=-0.22)
     if title:
         fig.suptitle(title, fontsize=10)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def loss_plot(metrics: Sequence[dict[str, Any]], path: str | Path) -> Path:
@@ -141,7 +141,7 @@ def loss_plot(metrics: Sequence[dict[str, Any]], path: str | Path) -> Path:
     lines2 = ax2.get_legend_handles_labels()
     ax.legend(lines[0] + lines2[0], lines[1] + lines2[1], fontsize=8, loc="center right")
     ax.grid(alpha=0.3)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def save_image(image: torch.Tensor, path: str | Path) -> Path:
@@ -178,4 +178,4 @@ def search_grid(
             elif c - 1 < len(imgs):
                 _show(ax, imgs[c - 1])
                 ax.set_title(captions[c - 1], fontsize=7, y=-0.32)
-    return _save(fig, path)
+    return save_figure(fig, path)

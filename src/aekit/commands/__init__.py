@@ -10,10 +10,11 @@ from collections.abc import Sequence
 from .. import __version__
 from ..data.images import pixel_limit
 from ..errors import AekitError
-from . import data, demo, generate, search, serve, train, use
+from . import anomaly, data, demo, generate, search, serve, train, use
 from .args import Parser
 
-GROUPS = (train, use, generate, data, search, serve, demo)  # in the order --help lists them
+# in the order --help lists them
+GROUPS = (train, use, anomaly, generate, data, search, serve, demo)
 
 
 def build_parser() -> Parser:

@@ -8,6 +8,7 @@ gallery items are addressed by index only.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -17,8 +18,11 @@ from fastapi import FastAPI, File, Form, HTTPException, Query, Request, UploadFi
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
+from ..anomaly import DEFAULT_METHOD, anomaly_maps, map_kind
+from ..anomaly_plots import overlay
 from ..api import denoise_photo, reconstruct
 from ..config import MAX_SEED
+from ..detector import Detector, load_detector
 from ..devices import pick_device
 from ..embed import Embeddings, encode
 from ..errors import AekitError
@@ -86,6 +90,17 @@ def create_app(
         lambda images: list(encode(model, torch.stack(images), progress=False))
     )
     searcher = MicroBatcher(lambda queries: need_gallery().search_many(queries))
+    detector: list[Detector] = []  # made on first use: it reads the run's training images once
+    detector_lock = threading.Lock()
+
+    def need_detector() -> Detector:
+        with detector_lock:
+            if not detector:
+                if cfg.data.patch_size is not None:
+                    raise HTTPException(409, "this run was trained on photo patches: anomaly "
+                                        "scores need a run trained on whole images")  # fmt: skip
+                detector.append(load_detector(run, device=dev, progress=False))
+            return detector[0]
 
     def need_gallery() -> Gallery:
         if shelf is None:
@@ -114,6 +129,8 @@ def create_app(
             "generative": family.generative,  # /api/generate samples its prior
             "decodable": family.decodable,  # /api/interpolate decodes between codes
             "full_size": family.any_size,  # reconstruct and denoise take photos at their size
+            "anomaly": cfg.data.patch_size is None,  # /api/anomaly scores images
+            "normal_classes": cfg.data.classes,
             "limits": {
                 "max_upload_bytes": max_upload_bytes,
                 "max_pixels": max_pixels,
@@ -224,6 +241,44 @@ def create_app(
         path = interpolate(model, a, g.image(to), steps=steps)
         return {"from": data_url(a), "to": data_url(g.image(to)), "steps": steps,
                 "images": [data_url(x) for x in path]}  # fmt: skip
+
+    @app.post("/api/anomaly")
+    def api_anomaly(
+        image: Annotated[UploadFile | None, File()] = None,
+        index: Annotated[int | None, Form()] = None,
+        method: Annotated[Literal["recon", "ssim", "latent-knn", "combined"], Form()] = (
+            DEFAULT_METHOD
+        ),
+    ) -> dict[str, Any]:
+        """The anomaly score of an upload (or gallery item ``index``) under the run, its
+        verdict against the run's calibrated threshold, and a heatmap of where it is unusual
+        (as ``aekit score`` computes them)."""
+        if (image is None) == (index is None):
+            raise HTTPException(400, "send either an image file (field image) or an index")
+        if index is not None:
+            g = need_gallery()
+            if not 0 <= index < len(g):
+                raise HTTPException(
+                    400, f"index {index} is out of range: the gallery holds {len(g)} items"
+                )
+            u8 = g.image(index)
+        else:
+            u8 = read(image)  # type: ignore[arg-type]
+        det = need_detector()
+        value = float(det.scores(u8[None], method)[0])
+        threshold = det.threshold(method)
+        kind = map_kind(method)
+        recon, maps = anomaly_maps(det.model, u8[None], kind)
+        heat = (maps[0] / det.map_scale[kind]).clamp(0, 1).numpy()
+        shown = overlay(u8.permute(1, 2, 0).float().numpy() / 255.0, heat)
+        return {
+            "method": method, "score": value, "threshold": threshold, "fpr": det.fpr,
+            "verdict": "anomalous" if value > threshold else "normal",
+            "normal_classes": det.normal, "original": data_url(u8),
+            "reconstruction": data_url(recon[0]),
+            "heatmap": data_url(torch.from_numpy(shown).permute(2, 0, 1).float()),
+            "map": "1 - SSIM" if kind == "ssim" else "squared error",
+        }  # fmt: skip
 
     @app.get("/api/gallery")
     def api_gallery(

@@ -12,6 +12,8 @@ const state = {
   searchSeq: 0, // answers to superseded requests are dropped
   denoiseSeq: 0,
   interpolateSeq: 0,
+  anomalySeq: 0,
+  anomaly: false, // the run scores images as normal or anomalous
   decodable: false, // the run's codes decode on their own: offer interpolation
   fullSize: false, // the run denoises photos at their own size: show the before/after panel
 };
@@ -79,7 +81,7 @@ async function runQuery() {
   setStatus("Working…");
   $("views").hidden = false;
   try {
-    await Promise.all([reconstruct(), denoise(), search()]);
+    await Promise.all([reconstruct(), denoise(), search(), anomaly()]);
     setStatus("");
   } catch (err) {
     setStatus(err.message, true);
@@ -107,6 +109,29 @@ async function denoise() {
   $("psnr-noisy").textContent = known ? db(body.psnr_noisy) : "";
   $("psnr-denoised").textContent = known ? db(body.psnr_denoised) : "";
   if (state.fullSize) showCompare(body, known);
+}
+
+// --- anomaly score and heatmap ---
+
+async function anomaly() {
+  if (!state.anomaly) return;
+  const seq = ++state.anomalySeq;
+  const query = state.index === null ? { image: state.blob } : { index: state.index };
+  const fields = { ...query, method: $("anomaly-method").value };
+  const body = await api("/api/anomaly", { method: "POST", body: form(fields) });
+  if (seq !== state.anomalySeq) return;
+  $("anomaly-panel").hidden = false;
+  $("anomaly-verdict").textContent = body.verdict;
+  $("anomaly-verdict").className = `verdict ${body.verdict}`;
+  $("anomaly-score").textContent = `score ${body.score.toPrecision(4)} · threshold `
+    + `${body.threshold.toPrecision(4)} (${(body.fpr * 100).toFixed(1)}% of held-out normal `
+    + `images above it) · ${body.method}`;
+  $("anomaly-normal").textContent = body.normal_classes
+    ? `(classes ${body.normal_classes.join(", ")})` : "";
+  $("anomaly-original").src = body.original;
+  $("anomaly-reconstruction").src = body.reconstruction;
+  $("anomaly-heatmap").src = body.heatmap;
+  $("anomaly-map").textContent = body.map;
 }
 
 // --- before/after at full size ---
@@ -232,6 +257,7 @@ async function start() {
   state.gallerySize = info.gallery_size;
   state.decodable = info.decodable && info.gallery_size > 0;
   state.fullSize = info.full_size;
+  state.anomaly = info.anomaly;
   $("generate-panel").hidden = !info.generative;
   const m = info.config.model;
   $("info").textContent = `${info.run} · ${m.arch} ${info.image_size}px × `
@@ -278,6 +304,8 @@ $("noise-kind").addEventListener("change", () => {
 });
 const research = () => state.blob && search().catch((err) => setStatus(err.message, true));
 $("k").addEventListener("change", research);
+$("anomaly-method").addEventListener("change",
+  () => state.blob && anomaly().catch((err) => setStatus(err.message, true)));
 $("metric").addEventListener("change", research);
 
 $("generate").addEventListener("click", () => generateSamples()

@@ -1,0 +1,232 @@
+"""Anomaly scores of images under an autoencoder trained on normal ones, and how well they
+separate normal from anomalous: pure functions of tensors and arrays.
+
+Methods (higher = more anomalous):
+
+- ``recon``: the mean squared reconstruction error of the image ([0, 1] pixels);
+- ``ssim``: 1 - the SSIM of the image and its reconstruction (structure, not brightness);
+- ``latent-knn``: the mean distance of the image's code to its ``KNN_K`` nearest codes of the
+  training images (through :func:`aekit.search.exact_search`);
+- ``combined``: the sum of the three above, each standardised by the mean and spread of its
+  scores on held-out normal images.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .errors import AekitError
+from .models import Autoencoder, to_model_scale, to_unit_scale
+from .search import exact_search
+
+METHODS = ("recon", "ssim", "latent-knn", "combined")
+PARTS = ("recon", "ssim", "latent-knn")  # what ``combined`` adds up
+MAP_KINDS = ("recon", "ssim")  # the per-pixel maps (see ``error_map``)
+DEFAULT_METHOD = "combined"
+KNN_K = 5
+
+# SSIM constants of Wang et al. (2004) for a data range of 1, with its 11x11 Gaussian window
+_C1, _C2 = 0.01**2, 0.03**2
+SSIM_WINDOW, SSIM_SIGMA = 11, 1.5
+
+
+def check_method(method: str) -> str:
+    if method not in METHODS:
+        raise AekitError(f"unknown --method {method!r}: choose one of {', '.join(METHODS)}")
+    return method
+
+
+def gaussian_blur(x: torch.Tensor, sigma: float, size: int | None = None) -> torch.Tensor:
+    """(B, C, H, W) blurred by a separable Gaussian of ``sigma`` pixels, edges replicated
+    (the window: ``size`` pixels, default the odd number nearest 6 sigma + 1)."""
+    size = size or 2 * round(3 * sigma) + 1
+    r = torch.arange(size, dtype=torch.float32, device=x.device) - (size - 1) / 2
+    g = torch.exp(-(r**2) / (2 * sigma**2))
+    g = (g / g.sum()).to(x.dtype)
+    c = x.shape[1]
+    pad = size // 2
+    x = F.pad(x, (pad, pad, pad, pad), mode="replicate")
+    x = F.conv2d(x, g.view(1, 1, 1, -1).expand(c, 1, 1, size), groups=c)
+    return F.conv2d(x, g.view(1, 1, -1, 1).expand(c, 1, size, 1), groups=c)
+
+
+def ssim_map(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """(B, H, W) local SSIM of [0, 1] image pairs (B, C, H, W), averaged over channels.
+
+    The same statistics as :func:`aekit.metrics.ssim_per_image` (pytorch_msssim), kept as a map
+    of the image's size (edges replicated): pytorch_msssim returns only the mean.
+    """
+    win = min(SSIM_WINDOW, a.shape[-1], a.shape[-2])
+    win -= 1 - win % 2
+    a, b = a.float(), b.float()
+
+    def blur(x: torch.Tensor) -> torch.Tensor:
+        return gaussian_blur(x, SSIM_SIGMA, win)
+
+    mu_a, mu_b = blur(a), blur(b)
+    var_a = blur(a * a) - mu_a**2
+    var_b = blur(b * b) - mu_b**2
+    cov = blur(a * b) - mu_a * mu_b
+    s = ((2 * mu_a * mu_b + _C1) * (2 * cov + _C2)) / (
+        (mu_a**2 + mu_b**2 + _C1) * (var_a + var_b + _C2)
+    )
+    return s.mean(dim=1)
+
+
+def error_map(x: torch.Tensor, recon: torch.Tensor, kind: str) -> torch.Tensor:
+    """(B, H, W) per-pixel anomaly of [0, 1] images and their reconstructions: the squared
+    error averaged over channels (``recon``), or 1 - local SSIM (``ssim``)."""
+    if kind == "ssim":
+        return (1 - ssim_map(x, recon)).clamp_min(0)
+    return (x.float() - recon.float()).pow(2).mean(dim=1)
+
+
+def heatmap_sigma(side: int) -> float:
+    """How much a heatmap is smoothed: 1 pixel at 28x28, growing with the image (4 at 128)."""
+    return max(1.0, side / 32)
+
+
+def map_kind(method: str) -> str:
+    """The error map that shows where ``method`` finds an image anomalous: SSIM's for ssim and
+    combined, the squared error for recon and latent-knn (a code has no pixels of its own)."""
+    return "ssim" if method in ("ssim", "combined") else "recon"
+
+
+@torch.no_grad()
+def reconstruct_scores(
+    model: Autoencoder, images: torch.Tensor, batch_size: int = 256
+) -> dict[str, np.ndarray]:
+    """uint8 (N, C, H, W) -> ``{"recon": (N,), "ssim": (N,), "codes": (N, D)}``: the two
+    pixel scores and the latent codes, in one pass of the model (eval mode, float32)."""
+    model.eval()
+    device = next(model.parameters()).device
+    arch = model.config.arch
+    recon, ssim, codes = [], [], []
+    for s in range(0, len(images), batch_size):
+        batch = images[s : s + batch_size].to(device)
+        out = model(to_model_scale(batch, arch))
+        x = batch.float() / 255.0
+        y = to_unit_scale(out.recon.float(), arch).clamp(0, 1)
+        if not torch.isfinite(y).all():
+            raise AekitError(
+                "the model gives NaN or infinite reconstructions: its weights are broken; "
+                "train it again"
+            )
+        recon.append((x - y).pow(2).flatten(1).mean(1).cpu())
+        ssim.append(error_map(x, y, "ssim").flatten(1).mean(1).cpu())
+        codes.append(out.code.float().flatten(1).cpu())
+    return {
+        "recon": torch.cat(recon).numpy(),
+        "ssim": torch.cat(ssim).numpy(),
+        "codes": torch.cat(codes).numpy(),
+    }
+
+
+@torch.no_grad()
+def anomaly_maps(
+    model: Autoencoder, images: torch.Tensor, kind: str, batch_size: int = 256
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """uint8 (B, C, H, W) -> (reconstructions in [0, 1], (B, H, W) anomaly maps of ``kind``
+    smoothed by :func:`heatmap_sigma`), both on the CPU."""
+    model.eval()
+    device = next(model.parameters()).device
+    arch = model.config.arch
+    recons, maps = [], []
+    for s in range(0, len(images), batch_size):
+        x = images[s : s + batch_size].to(device)
+        y = to_unit_scale(model(to_model_scale(x, arch)).recon.float(), arch).clamp(0, 1)
+        m = error_map(x.float() / 255.0, y, kind)
+        m = gaussian_blur(m[:, None], heatmap_sigma(images.shape[-1]))[:, 0]
+        recons.append(y.cpu())
+        maps.append(m.cpu())
+    return torch.cat(recons), torch.cat(maps)
+
+
+def map_scale(maps: torch.Tensor) -> float:
+    """The map value shown at full heat: twice the 99th percentile of normal images' map
+    pixels, so that normal images stay dim and what they never show glows (the same for
+    every image of a run: heats compare)."""
+    pixels = maps.flatten().float().numpy()
+    if len(pixels) > 4_000_000:  # a quantile needs no more
+        pixels = pixels[:: len(pixels) // 4_000_000]
+    return max(2 * float(np.quantile(pixels, 0.99)), 1e-6)
+
+
+def knn_distance(
+    codes: np.ndarray, train_codes: np.ndarray, k: int = KNN_K, exclude_self: bool = False
+) -> np.ndarray:
+    """(N,) mean L2 distance of each code to its ``k`` nearest training codes (fewer when there
+    are fewer); ``exclude_self`` leaves out row i of ``train_codes`` for query i (scoring the
+    training codes themselves)."""
+    k = min(k, len(train_codes) - int(exclude_self))
+    if k < 1:
+        raise AekitError("latent-knn needs at least 2 training images")
+    exclude = np.arange(len(codes)) if exclude_self else None
+    distances, _ = exact_search(codes, np.ascontiguousarray(train_codes), k, exclude=exclude)
+    return distances.mean(axis=1)
+
+
+def standardise(scores: np.ndarray, stats: tuple[float, float]) -> np.ndarray:
+    """``(scores - mean) / spread`` with a (mean, spread) measured on normal images."""
+    mean, spread = stats
+    return (scores - mean) / max(spread, 1e-12)
+
+
+def spread_stats(scores: np.ndarray) -> tuple[float, float]:
+    """(mean, standard deviation) of scores of normal images, for :func:`standardise`."""
+    return float(np.mean(scores)), float(np.std(scores))
+
+
+def combine(parts: dict[str, np.ndarray], stats: dict[str, tuple[float, float]]) -> np.ndarray:
+    """The ``combined`` score: the standardised ``PARTS`` added up."""
+    return sum(standardise(parts[name], stats[name]) for name in PARTS)  # type: ignore[return-value]
+
+
+def method_scores(
+    method: str, parts: dict[str, np.ndarray], stats: dict[str, tuple[float, float]] | None
+) -> np.ndarray:
+    """The scores of ``method`` from the parts (``recon``, ``ssim``, ``latent-knn``)."""
+    if method == "combined":
+        if stats is None:
+            raise ValueError("combined scores need the normal images' stats")
+        return combine(parts, stats)
+    return parts[method]
+
+
+def calibrate(normal_scores: np.ndarray, fpr: float) -> float:
+    """The threshold above which at most a fraction ``fpr`` of these normal images lie."""
+    if not 0 < fpr < 1:
+        raise AekitError(f"--fpr is a false positive rate between 0 and 1 (e.g. 0.01), got {fpr}")
+    if len(normal_scores) == 0:
+        raise AekitError("no held-out normal images to calibrate a threshold on")
+    return float(np.quantile(normal_scores, 1 - fpr, method="higher"))
+
+
+def detection_metrics(scores: np.ndarray, anomalous: np.ndarray) -> dict[str, Any]:
+    """AUROC (0-1), average precision (AUPR) and the best F1 with its threshold, anomalous
+    images being the positives (scikit-learn's definitions)."""
+    from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score
+
+    anomalous = np.asarray(anomalous, dtype=bool)
+    n_bad = int(anomalous.sum())
+    if n_bad in (0, len(anomalous)):
+        kind = "anomalous" if n_bad else "normal"
+        raise AekitError(
+            f"all {len(anomalous)} images are {kind}: AUROC and AUPR are undefined without "
+            "both kinds; score a split with normal and anomalous images, or check --normal"
+        )
+    precision, recall, thresholds = precision_recall_curve(anomalous, scores)
+    f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
+    best = int(np.argmax(f1[:-1]))  # the last point (recall 0) has no threshold
+    return {
+        "auroc": float(roc_auc_score(anomalous, scores)),
+        "aupr": float(average_precision_score(anomalous, scores)),
+        "f1": float(f1[best]),
+        "threshold": float(thresholds[best]),
+        "count": len(anomalous),
+        "anomalous": n_bad,
+    }

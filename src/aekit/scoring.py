@@ -1,0 +1,243 @@
+"""``aekit score`` and ``aekit.score``: anomaly scores of a dataset split or of image files under
+a run, with verdicts against the run's calibrated threshold, detection metrics when the images
+are labelled, and (``out``) a report folder: scores.csv, ROC curve, histograms, heatmaps."""
+
+from __future__ import annotations
+
+import csv
+import io
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .anomaly import (
+    DEFAULT_METHOD,
+    anomaly_maps,
+    calibrate,
+    check_method,
+    detection_metrics,
+    map_kind,
+)
+from .data.classes import class_names, in_classes
+from .detector import Detector, load_detector
+from .errors import AekitError
+from .files import write_text
+from .models import check_input
+
+SHOWN = 8  # images in each heatmap picture
+
+
+@dataclass
+class Batch:
+    """What is scored: uint8 images, their names, class names and which are anomalous."""
+
+    images: torch.Tensor
+    items: list[str]
+    labels: list[str | None]
+    anomalous: np.ndarray | None  # (N,) bool, when the images are labelled
+    normal: list[str] | None
+    source: str | None = None
+    split: str | None = None
+
+
+def check_fpr(fpr: float | None) -> None:
+    if fpr is not None:
+        calibrate(np.zeros(1), fpr)  # the one rule for --fpr: (0, 1)
+
+
+def score(
+    run: str | Path,
+    images: list[str | Path] | torch.Tensor | None = None,
+    data: str | None = None,
+    *,
+    split: str | None = None,
+    method: str = DEFAULT_METHOD,
+    normal: str | None = None,
+    limit: int | None = None,
+    fpr: float | None = None,
+    out: str | Path | None = None,
+    data_dir: str | None = None,
+    image_size: int | None = None,
+) -> dict[str, Any]:
+    """Anomaly scores under ``run`` (higher = more anomalous), as ``aekit score`` gives them.
+
+    Score ``images`` (image files, or a uint8 (N, C, H, W) batch) or the ``split`` of a dataset
+    ``data`` (default split: test, else the first). ``method``: recon, ssim, latent-knn or
+    combined (see :mod:`aekit.anomaly`). With labels, ``normal`` (class names or numbers,
+    default: the run's ``--classes``) says which images are normal, and the result has
+    ``auroc``, ``aupr``, ``f1`` and ``threshold`` (the best F1's). Each item gets a verdict
+    against the run's threshold (``verdict_threshold``), calibrated so that a fraction ``fpr``
+    of the run's held-out normal images lie above it; a given ``fpr`` is saved in the run.
+    Without images or data: only calibrates. ``out``: a folder for the report.
+    """
+    check_method(method)
+    check_fpr(fpr)
+    if images is not None and data is not None:
+        raise AekitError("score either image files or --data SOURCE, not both")
+    if limit is not None and limit < 1:
+        raise AekitError(f"limit must be a positive number of images, got {limit}")
+    det = load_detector(run)
+    batch = None
+    if images is not None or data is not None:  # read (and check) before anything is saved
+        batch = _batch(det, images, data, split, normal, limit, data_dir, image_size)
+    if fpr is not None:
+        det.set_fpr(fpr)
+    threshold = det.threshold(method)
+    result: dict[str, Any] = {"method": method, "fpr": det.fpr, "verdict_threshold": threshold,
+                              "calibration": det.about}  # fmt: skip
+    if batch is None:
+        return result
+    scores = det.scores(batch.images, method)
+    flagged = scores > threshold
+    result.update(count=len(scores), flagged=int(flagged.sum()))
+    if batch.source is not None:
+        result.update(source=batch.source, split=batch.split)
+    if batch.anomalous is not None:
+        result.update(detection_metrics(scores, batch.anomalous), normal=batch.normal)
+    result["items"] = [
+        {"item": item, "label": label, "score": float(s), "verdict": _verdict(bad)}
+        for item, label, s, bad in zip(batch.items, batch.labels, scores, flagged, strict=True)
+    ]
+    if out is not None:
+        write_report(Path(out), det, batch, scores, threshold, method, result)
+    return result
+
+
+def _verdict(flagged: bool) -> str:
+    return "anomalous" if flagged else "normal"
+
+
+def _batch(
+    det: Detector,
+    images: list[str | Path] | torch.Tensor | None,
+    data: str | None,
+    split: str | None,
+    normal: str | None,
+    limit: int | None,
+    data_dir: str | None,
+    image_size: int | None,
+) -> Batch:
+    model = det.model
+    if isinstance(images, torch.Tensor):
+        if images.dtype != torch.uint8 or images.dim() != 4:
+            raise AekitError(f"score takes uint8 (N, C, H, W) images, got {images.dtype} "
+                             f"{tuple(images.shape)}")  # fmt: skip
+        check_input(model, tuple(images.shape[1:]), "the given", det.run)
+        if normal is not None:
+            raise AekitError("--normal says which labelled images are normal: these have none")
+        images = images[:limit] if limit else images
+        n = len(images)
+        return Batch(images, [str(i) for i in range(n)], [None] * n, None, None)
+    if images is not None:
+        from .data import read_image_files
+
+        if normal is not None:
+            raise AekitError("--normal says which images of a labelled --data source are "
+                             "normal; image files have no labels")  # fmt: skip
+        paths = [str(p) for p in images][:limit]
+        size = model.config.image_size
+        u8, notes = read_image_files(paths, model.config.in_channels, (size, size))
+        for note in notes:
+            print(f"note: {note} (as the model's training data)", file=sys.stderr)
+        return Batch(u8, paths, [None] * len(paths), None, None)
+    return _dataset_batch(det, data, split, normal, limit, data_dir, image_size)
+
+
+def _dataset_batch(
+    det: Detector,
+    data: str | None,
+    split: str | None,
+    normal: str | None,
+    limit: int | None,
+    data_dir: str | None,
+    image_size: int | None,
+) -> Batch:
+    from .data import available_splits, load_dataset
+
+    cfg = det.config.data
+    data_dir = data_dir or cfg.data_dir
+    if split is None:
+        splits = available_splits(data, data_dir)
+        split = "test" if "test" in splits else splits[0]
+    ds = load_dataset(data, split, data_dir=data_dir, image_size=image_size or cfg.image_size,
+                      limit=limit)  # fmt: skip
+    check_input(det.model, ds.shape, f"{ds.source} [{ds.split}]", det.run)
+    names: list[str] | None = None
+    if normal is not None:
+        names = class_names(ds, normal, "--normal")
+    elif det.normal and ds.labels is not None and not ds.multi_label:
+        if all(c in ds.classes for c in det.normal):
+            names = det.normal
+        else:
+            print(f"note: {ds.source} lacks the run's normal classes ({', '.join(det.normal)}): "
+                  "scores without metrics; pass --normal to name its normal ones",
+                  file=sys.stderr)  # fmt: skip
+    anomalous = None
+    if names is not None:
+        anomalous = ~in_classes(ds, names).numpy()
+        if anomalous.all() or not anomalous.any():
+            kind = "anomalous" if anomalous.all() else "normal"
+            raise AekitError(
+                f"all {len(ds)} images of {ds.source} [{ds.split}] are {kind} (normal: "
+                f"{', '.join(names)}): AUROC is undefined with one kind; score a split with "
+                "both, or name other normal classes with --normal"
+            )
+    labels: list[str | None] = [None] * len(ds)
+    if ds.labels is not None and not ds.multi_label:
+        labels = [ds.classes[i] if i < len(ds.classes) else str(i) for i in ds.labels.tolist()]
+    items = ds.paths or [f"{ds.split}:{i}" for i in range(len(ds))]
+    return Batch(ds.images, items, labels, anomalous, names, ds.source, ds.split)
+
+
+def write_report(
+    out: Path,
+    det: Detector,
+    batch: Batch,
+    scores: np.ndarray,
+    threshold: float,
+    method: str,
+    result: dict[str, Any],
+) -> list[Path]:
+    """scores.csv, histogram.png, roc.png (labelled images), anomalous.png and normal.png."""
+    from sklearn.metrics import roc_curve
+
+    from .anomaly_plots import heatmap_grid, roc_plot, score_histogram
+
+    out.mkdir(parents=True, exist_ok=True)
+    what = f"{batch.source} [{batch.split}]" if batch.source else f"{len(scores)} images"
+    written = [out / "scores.csv"]
+    write_text(written[0], _csv(result["items"]))
+    title = f"{det.run.name}: {method} scores of {what}"
+    written.append(score_histogram(scores, batch.anomalous, threshold, out / "histogram.png",
+                                   title))  # fmt: skip
+    if batch.anomalous is not None:
+        fpr, tpr, _ = roc_curve(batch.anomalous, scores)
+        written.append(roc_plot(fpr, tpr, result["auroc"], out / "roc.png", title))
+    order = np.argsort(-scores, kind="stable")
+    picks = {"anomalous": order[:SHOWN], "normal": order[::-1][:SHOWN]}
+    kind_of_map = map_kind(method)
+    recon_maps = {k: anomaly_maps(det.model, batch.images[torch.as_tensor(v.copy())], kind_of_map)
+                  for k, v in picks.items()}  # fmt: skip
+    vmax = det.map_scale[kind_of_map]
+    for kind, idx in picks.items():
+        recons, maps = recon_maps[kind]
+        captions = [f"{scores[i]:.3g}" + (f" {batch.labels[i]}" if batch.labels[i] else "")
+                    for i in idx]  # fmt: skip
+        name = f"the {len(idx)} most {kind} of {what} ({method}; heat: "
+        name += f"{'1 - SSIM' if map_kind(method) == 'ssim' else 'squared error'})"
+        written.append(heatmap_grid(batch.images[torch.as_tensor(idx.copy())], recons, maps,
+                                    captions, out / f"{kind}.png", name, vmax))  # fmt: skip
+    return written
+
+
+def _csv(items: list[dict[str, Any]]) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["item", "label", "score", "verdict"])
+    for row in items:
+        writer.writerow([row["item"], row["label"] or "", f"{row['score']:.6g}", row["verdict"]])
+    return buf.getvalue()
