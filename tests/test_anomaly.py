@@ -110,7 +110,7 @@ def test_combined_adds_standardised_parts() -> None:
              "latent-knn": np.array([10.0, 30.0])}  # fmt: skip
     stats = {"recon": spread_stats(np.array([1.0, 3.0])), "ssim": (0.5, 0.1),
              "latent-knn": (20.0, 10.0)}  # fmt: skip
-    np.testing.assert_allclose(combine(parts, stats), [-2.0, 2.0])
+    np.testing.assert_allclose(combine(parts, stats), [-1.0, 1.0])  # ssim and latent-knn
 
 
 # --- --classes ---

@@ -6,6 +6,7 @@ MD5s patched in, as no network is reachable); epochs are cut to 1 and images to 
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 from pathlib import Path
@@ -87,6 +88,19 @@ def photo_folders() -> None:
     Image.fromarray(small).resize((300, 200), Image.BICUBIC).save("my-photo.jpg")
 
 
+def parts_folder() -> None:
+    """PARTS/: train/good/ and test/{good,bad}/, 32x32 gray parts (dark, or with a bright flaw),
+    for the anomaly commands."""
+    rng = np.random.default_rng(1)
+    for split, kind, n in (("train", "good", 12), ("test", "good", 4), ("test", "bad", 4)):
+        Path("PARTS", split, kind).mkdir(parents=True)
+        for i in range(n):
+            a = rng.integers(20, 60, (32, 32), dtype=np.uint8)
+            if kind == "bad":
+                a[8:16, 8:16] = 250
+            Image.fromarray(a).save(f"PARTS/{split}/{kind}/{i}.png")
+
+
 def serve_briefly(args: list[str]) -> None:
     """Start ``aekit ARGS`` on a free loopback port, wait for /api/info, stop it."""
     import socket
@@ -130,6 +144,7 @@ def test_every_readme_command_runs(cli, fake_downloads, tmp_path, monkeypatch) -
     for name in ("my1.png", "my2.png"):
         Image.fromarray(ds.images[len(name)].permute(1, 2, 0).numpy()).save(name)
     photo_folders()
+    parts_folder()
     cmds = commands()
     assert len(cmds) >= 12
     for args in cmds:
@@ -154,6 +169,11 @@ def test_every_readme_command_runs(cli, fake_downloads, tmp_path, monkeypatch) -
     assert (photo.model.arch, photo.data.patch_size, photo.train.time_limit) == ("unet", 64, 0.02)
     with Image.open("cleaned/my-photo_denoised.png") as img:
         assert img.size == (300, 200)  # the photo's own size
+    assert aekit.runs.load_config("runs/mnist-3").data.classes == "3"
+    assert aekit.runs.load_config("runs/parts").data.classes == "good"
+    for name in ("scores.csv", "roc.png", "histogram.png", "anomalous.png", "normal.png"):
+        assert Path("report", name).is_file(), name
+    assert json.loads(Path("runs/mnist-3/anomaly.json").read_text())["fpr"] == 0.01
 
 
 def test_readme_python_example(tmp_path, monkeypatch, capsys) -> None:
@@ -163,6 +183,7 @@ def test_readme_python_example(tmp_path, monkeypatch, capsys) -> None:
         exec(compile(code, str(README), "exec"), namespace)
     printed = capsys.readouterr().out
     assert "'count': 200" in printed and "'psnr'" in printed
+    assert "{'item': 'test:0', 'label': 'triangle', 'score': " in printed
     claimed = re.search(r"print\(aekit.list_models\(\).*# (.*)", README.read_text()).group(1)
     assert claimed in printed  # what the README says the example prints
     assert Path("runs/py-shapes/model.safetensors").is_file()

@@ -353,3 +353,50 @@ def test_a_run_without_a_prior_says_so(client: TestClient, store: aekit.Embeddin
     r = client.post("/api/interpolate", data={"index": 0, "to": 1, "steps": 3})
     assert r.status_code == 200 and len(r.json()["images"]) == 3  # conv codes decode
     assert_serving(client, store)
+
+
+@pytest.fixture(scope="module")
+def anomaly_client(tiny_run: Path, store: aekit.Embeddings, tmp_path_factory) -> TestClient:
+    import shutil
+
+    # a copy: scoring keeps the run's held-out scores in it (tiny_run is read-only)
+    run = shutil.copytree(tiny_run, tmp_path_factory.mktemp("anomaly-web") / "run")
+    return TestClient(create_app(run, store.path, device="cpu"))
+
+
+def test_anomaly_scores_an_upload_or_a_gallery_item(
+    anomaly_client: TestClient, store: aekit.Embeddings
+) -> None:
+    client = anomaly_client
+    assert client.get("/api/info").json()["anomaly"] is True
+    image = store.images([5])[0]
+    run = Path(client.get("/api/info").json()["run"])
+    for method in ("combined", "recon", "latent-knn"):
+        by_upload = client.post("/api/anomaly", files=upload(png(image)), data={"method": method})
+        assert by_upload.status_code == 200, by_upload.text
+        body = by_upload.json()
+        expected = aekit.score(run, images=image[None], method=method)
+        assert body["score"] == pytest.approx(expected["items"][0]["score"], rel=1e-4, abs=1e-6)
+        assert body["threshold"] == pytest.approx(expected["verdict_threshold"])
+        assert body["verdict"] == ("anomalous" if body["score"] > body["threshold"] else "normal")
+        assert body["fpr"] == 0.05 and body["method"] == method
+        heat = decode(body["heatmap"])
+        assert heat.shape == (32, 32, 3)
+        assert (decode(body["original"]) == image.permute(1, 2, 0).numpy()).all()
+        by_index = client.post("/api/anomaly", data={"index": "5", "method": method}).json()
+        assert by_index["score"] == pytest.approx(body["score"], rel=1e-4, abs=1e-6)
+    assert body["map"] == "squared error"
+
+
+def test_bad_anomaly_requests(anomaly_client: TestClient, store: aekit.Embeddings) -> None:
+    client = anomaly_client
+    image = png(store.images([0])[0])
+    assert client.post("/api/anomaly").status_code == 400
+    both = client.post("/api/anomaly", files=upload(image), data={"index": "1"})
+    assert both.status_code == 400 and "either" in both.json()["detail"]
+    far = client.post("/api/anomaly", data={"index": str(GALLERY)})
+    assert far.status_code == 400 and "out of range" in far.json()["detail"]
+    bad = client.post("/api/anomaly", files=upload(image), data={"method": "psychic"})
+    assert bad.status_code == 422
+    good = client.post("/api/anomaly", files=upload(image))
+    assert good.status_code == 200

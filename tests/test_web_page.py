@@ -60,8 +60,10 @@ def gallery(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def url(tiny_run: Path, gallery: Path) -> Iterator[str]:
-    yield from serve(create_app(tiny_run, gallery, device="cpu"))
+def url(tiny_run: Path, gallery: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    # a copy: the page's anomaly panel keeps the run's scores in it (tiny_run is read-only)
+    run = shutil.copytree(tiny_run, tmp_path_factory.mktemp("page-run") / "run")
+    yield from serve(create_app(run, gallery, device="cpu"))
 
 
 @pytest.fixture(scope="module")
@@ -208,6 +210,27 @@ def test_upload_search_click_and_page(page: sync_api.Page, tmp_path: Path) -> No
     assert shot.stat().st_size > 10_000
     if os.environ.get("AEKIT_SCREENSHOT"):  # a copy to look at by eye
         shutil.copy(shot, os.environ["AEKIT_SCREENSHOT"])
+
+
+def test_the_anomaly_panel_scores_the_query(page: sync_api.Page) -> None:
+    expect = sync_api.expect
+    expect(page.locator("#gallery [data-testid=thumb]")).to_have_count(24)
+    page.locator("#gallery [data-testid=thumb]").nth(3).click()
+    expect(page.locator("#anomaly-panel")).to_be_visible()
+    verdict = page.locator("#anomaly-verdict")
+    expect(verdict).to_have_text(re.compile(r"^(normal|anomalous)$"))
+    score = page.locator("#anomaly-score")
+    pattern = r"^score (-?[\d.e+-]+) · threshold (-?[\d.e+-]+) \(5\.0% of held-out normal"
+    expect(score).to_have_text(re.compile(pattern + r".* · combined$"))
+    expect(page.locator("#anomaly-heatmap")).to_have_attribute(
+        "src", re.compile(r"^data:image/png;base64,")
+    )
+    value, threshold = (float(x) for x in re.match(pattern, score.inner_text()).groups())
+    assert verdict.inner_text() == ("anomalous" if value > threshold else "normal")
+    page.select_option("#anomaly-method", "recon")
+    expect(score).to_have_text(re.compile(r" · recon$"))
+    recon = float(re.match(pattern, score.inner_text()).group(1))
+    assert recon >= 0 and recon != value  # a squared error, not the combined z-scores
 
 
 def test_a_vae_run_generates_and_interpolates(vae_page: sync_api.Page, tmp_path: Path) -> None:

@@ -7,8 +7,9 @@ Methods (higher = more anomalous):
 - ``ssim``: 1 - the SSIM of the image and its reconstruction (structure, not brightness);
 - ``latent-knn``: the mean distance of the image's code to its ``KNN_K`` nearest codes of the
   training images (through :func:`aekit.search.exact_search`);
-- ``combined``: the sum of the three above, each standardised by the mean and spread of its
-  scores on held-out normal images.
+- ``combined``: ``ssim`` + ``latent-knn``, each standardised by the mean and spread of its
+  scores on held-out normal images: what an image looks like and where its code lies. (Adding
+  ``recon`` as well scored lower on both one-class benchmarks: BENCHMARKS.md.)
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from .models import Autoencoder, to_model_scale, to_unit_scale
 from .search import exact_search
 
 METHODS = ("recon", "ssim", "latent-knn", "combined")
-PARTS = ("recon", "ssim", "latent-knn")  # what ``combined`` adds up
+PARTS = ("recon", "ssim", "latent-knn")  # the scores computed for every image
+COMBINED = ("ssim", "latent-knn")  # what ``combined`` adds up
 MAP_KINDS = ("recon", "ssim")  # the per-pixel maps (see ``error_map``)
 DEFAULT_METHOD = "combined"
 KNN_K = 5
@@ -182,8 +184,8 @@ def spread_stats(scores: np.ndarray) -> tuple[float, float]:
 
 
 def combine(parts: dict[str, np.ndarray], stats: dict[str, tuple[float, float]]) -> np.ndarray:
-    """The ``combined`` score: the standardised ``PARTS`` added up."""
-    return sum(standardise(parts[name], stats[name]) for name in PARTS)  # type: ignore[return-value]
+    """The ``combined`` score: the standardised ``COMBINED`` parts added up."""
+    return sum(standardise(parts[name], stats[name]) for name in COMBINED)  # type: ignore[return-value]
 
 
 def method_scores(

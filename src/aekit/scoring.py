@@ -44,6 +44,16 @@ class Batch:
     split: str | None = None
 
 
+@dataclass
+class Split:
+    """Which dataset split to score, and how it is read."""
+
+    source: str
+    split: str | None = None  # default: test, else the source's first
+    data_dir: str | None = None
+    image_size: int | None = None
+
+
 def check_fpr(fpr: float | None) -> None:
     if fpr is not None:
         calibrate(np.zeros(1), fpr)  # the one rule for --fpr: (0, 1)
@@ -83,7 +93,8 @@ def score(
     det = load_detector(run)
     batch = None
     if images is not None or data is not None:  # read (and check) before anything is saved
-        batch = _batch(det, images, data, split, normal, limit, data_dir, image_size)
+        where = None if data is None else Split(data, split, data_dir, image_size)
+        batch = _batch(det, images, where, normal, limit)
     if fpr is not None:
         det.set_fpr(fpr)
     threshold = det.threshold(method)
@@ -114,12 +125,9 @@ def _verdict(flagged: bool) -> str:
 def _batch(
     det: Detector,
     images: list[str | Path] | torch.Tensor | None,
-    data: str | None,
-    split: str | None,
+    where: Split | None,
     normal: str | None,
     limit: int | None,
-    data_dir: str | None,
-    image_size: int | None,
 ) -> Batch:
     model = det.model
     if isinstance(images, torch.Tensor):
@@ -144,27 +152,23 @@ def _batch(
         for note in notes:
             print(f"note: {note} (as the model's training data)", file=sys.stderr)
         return Batch(u8, paths, [None] * len(paths), None, None)
-    return _dataset_batch(det, data, split, normal, limit, data_dir, image_size)
+    assert where is not None  # score() checked that images or data is given
+    return _dataset_batch(det, where, normal, limit)
 
 
-def _dataset_batch(
-    det: Detector,
-    data: str | None,
-    split: str | None,
-    normal: str | None,
-    limit: int | None,
-    data_dir: str | None,
-    image_size: int | None,
-) -> Batch:
+def _dataset_batch(det: Detector, where: Split, normal: str | None, limit: int | None) -> Batch:
     from .data import available_splits, load_dataset
 
     cfg = det.config.data
-    data_dir = data_dir or cfg.data_dir
+    data_dir = where.data_dir or cfg.data_dir
+    split = where.split
     if split is None:
-        splits = available_splits(data, data_dir)
+        splits = available_splits(where.source, data_dir)
         split = "test" if "test" in splits else splits[0]
-    ds = load_dataset(data, split, data_dir=data_dir, image_size=image_size or cfg.image_size,
-                      limit=limit)  # fmt: skip
+    size = where.image_size or cfg.image_size
+    if size is None and where.source.startswith("folder:"):  # resized as the training folder was
+        size = det.model.config.image_size
+    ds = load_dataset(where.source, split, data_dir=data_dir, image_size=size, limit=limit)
     check_input(det.model, ds.shape, f"{ds.source} [{ds.split}]", det.run)
     names: list[str] | None = None
     if normal is not None:
@@ -176,6 +180,9 @@ def _dataset_batch(
             print(f"note: {ds.source} lacks the run's normal classes ({', '.join(det.normal)}): "
                   "scores without metrics; pass --normal to name its normal ones",
                   file=sys.stderr)  # fmt: skip
+    elif ds.labels is not None and not ds.multi_label:
+        print(f"note: {ds.source} is labelled; pass --normal CLASSES (the normal ones) for "
+              "AUROC, AUPR and F1", file=sys.stderr)  # fmt: skip
     anomalous = None
     if names is not None:
         anomalous = ~in_classes(ds, names).numpy()
