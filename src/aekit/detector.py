@@ -41,6 +41,7 @@ from .runs import RunConfig, load, load_config
 
 ANOMALY, CODES = "anomaly.json", "anomaly-codes.npy"
 DEFAULT_FPR = 0.05
+MAP_SAMPLE = 512  # held-out images whose maps set the heatmaps' colour scale
 
 
 @dataclass
@@ -126,10 +127,15 @@ def _build(
     heldout = {k: parts[k].astype(np.float64) for k in PARTS}
     about = {"source": held.source, "split": held.split, "count": len(held),
              "train_count": len(train)}  # fmt: skip
-    scale = {kind: map_scale(anomaly_maps(model, held.images, kind)[1]) for kind in MAP_KINDS}
+    shown = held.images[:MAP_SAMPLE]
+    scale = {kind: map_scale(anomaly_maps(model, shown, kind)[1]) for kind in MAP_KINDS}
     det = Detector(run, cfg, model, codes, heldout, fpr, about, scale)
-    atomic_write(run / CODES, lambda tmp: _save_npy(tmp, codes))
-    _save(det, digest)
+    try:
+        atomic_write(run / CODES, lambda tmp: _save_npy(tmp, codes))
+        _save(det, digest)
+    except OSError as e:  # a read-only run still scores; it computes this again next time
+        print(f"note: could not keep the scores in {run} ({e.strerror or e}): they are "
+              "computed again on each use", file=sys.stderr)  # fmt: skip
     return det
 
 

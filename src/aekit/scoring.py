@@ -24,6 +24,7 @@ from .anomaly import (
 )
 from .data.classes import class_names, in_classes
 from .detector import Detector, load_detector
+from .devices import pick_device
 from .errors import AekitError
 from .files import write_text
 from .models import check_input
@@ -72,6 +73,7 @@ def score(
     out: str | Path | None = None,
     data_dir: str | None = None,
     image_size: int | None = None,
+    device: str = "auto",
 ) -> dict[str, Any]:
     """Anomaly scores under ``run`` (higher = more anomalous), as ``aekit score`` gives them.
 
@@ -82,7 +84,8 @@ def score(
     ``auroc``, ``aupr``, ``f1`` and ``threshold`` (the best F1's). Each item gets a verdict
     against the run's threshold (``verdict_threshold``), calibrated so that a fraction ``fpr``
     of the run's held-out normal images lie above it; a given ``fpr`` is saved in the run.
-    Without images or data: only calibrates. ``out``: a folder for the report.
+    Without images or data: only calibrates. ``out``: a folder for the report. ``device``:
+    where the model runs (auto: a GPU when there is one).
     """
     check_method(method)
     check_fpr(fpr)
@@ -90,7 +93,7 @@ def score(
         raise AekitError("score either image files or --data SOURCE, not both")
     if limit is not None and limit < 1:
         raise AekitError(f"limit must be a positive number of images, got {limit}")
-    det = load_detector(run)
+    det = load_detector(run, device=pick_device(device))
     batch = None
     if images is not None or data is not None:  # read (and check) before anything is saved
         where = None if data is None else Split(data, split, data_dir, image_size)
@@ -215,7 +218,11 @@ def write_report(
     from .anomaly_plots import heatmap_grid, roc_plot, score_histogram
 
     out.mkdir(parents=True, exist_ok=True)
-    what = f"{batch.source} [{batch.split}]" if batch.source else f"{len(scores)} images"
+    what = f"{len(scores)} images"
+    if batch.source:  # a folder or file by its name: a title, not a path
+        kind, _, name = batch.source.partition(":")
+        short = f"{kind}:{Path(name).name}" if kind in ("folder", "npz") else batch.source
+        what = f"{short} [{batch.split}]"
     written = [out / "scores.csv"]
     write_text(written[0], _csv(result["items"]))
     title = f"{det.run.name}: {method} scores of {what}"

@@ -36,7 +36,10 @@ def add_parsers(sub: Any) -> None:
     )
     p.add_argument("run")
     p.add_argument("images", nargs="*", metavar="IMAGE", help="image files to score")
-    data_flags(p)
+    p.add_argument("--data", dest="source", default=None, metavar="SOURCE",
+                   help="score a dataset split (e.g. mnist, folder:DIR); without --data or "
+                   "images: only calibrate (--fpr) and print the threshold")  # fmt: skip
+    data_flags(p, source_flag=False)
     p.add_argument("--split", default=None, help="split of --data (default: test, else the first)")
     p.add_argument("--limit", type=positive_int, default=None, help="only the first N images")
     p.add_argument(
@@ -67,7 +70,7 @@ def add_parsers(sub: Any) -> None:
 def cmd_score(ns: argparse.Namespace) -> None:
     from ..scoring import score
 
-    source = getattr(ns, "source", None)
+    source = ns.source
     if ns.images and source is not None:
         raise AekitError("score either image files or --data SOURCE, not both")
     if ns.out is not None:
