@@ -239,13 +239,22 @@ def write_report(
     vmax = det.map_scale[kind_of_map]
     for kind, idx in picks.items():
         recons, maps = recon_maps[kind]
-        captions = [f"{scores[i]:.3g}" + (f" {batch.labels[i]}" if batch.labels[i] else "")
-                    for i in idx]  # fmt: skip
+        captions = [f"{scores[i]:.3g}\n{_short(batch, i)}".strip() for i in idx]
         name = f"the {len(idx)} most {kind} of {what} ({method}; heat: "
         name += f"{'1 - SSIM' if map_kind(method) == 'ssim' else 'squared error'})"
         written.append(heatmap_grid(batch.images[torch.as_tensor(idx.copy())], recons, maps,
                                     captions, out / f"{kind}.png", name, vmax))  # fmt: skip
     return written
+
+
+def _short(batch: Batch, i: int) -> str:
+    """What a heatmap's caption names: the image's class, else its file's name (shortened)."""
+    if batch.labels[i]:
+        return str(batch.labels[i])
+    if batch.source is None:
+        name = Path(batch.items[i]).name
+        return name if len(name) <= 16 else name[:7] + "…" + name[-8:]
+    return ""
 
 
 def _csv(items: list[dict[str, Any]]) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 from ..anomaly import DEFAULT_METHOD, METHODS
@@ -102,6 +103,6 @@ def cmd_score(ns: argparse.Namespace) -> None:
               f"AUPR {result['aupr']:.4f}, best F1 {result['f1']:.4f} at threshold "
               f"{result['threshold']:.6g}")  # fmt: skip
     if ns.out is not None:
-        print(f"wrote {ns.out}/: scores.csv, histogram.png"
+        print(f"wrote {Path(ns.out)}/: scores.csv, histogram.png"
               f"{', roc.png' if 'auroc' in result else ''}, anomalous.png, normal.png",
               file=sys.stderr)  # fmt: skip
