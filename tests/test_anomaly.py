@@ -332,6 +332,12 @@ def test_bad_fpr_is_a_usage_error(cli, circle_run, fpr) -> None:
     assert code == 2 and "--fpr" in err and err.count("\n") == 1
 
 
+def test_no_images_is_one_line(circle_run) -> None:
+    for empty in ([], torch.zeros(0, 3, 32, 32, dtype=torch.uint8)):
+        with pytest.raises(AekitError, match="no images to score"):
+            aekit.score(circle_run, images=empty)
+
+
 def test_normal_needs_labels(cli, circle_run, tmp_path) -> None:
     for i in range(3):
         Image.new("RGB", (32, 32), (10 * i, 0, 0)).save(tmp_path / f"{i}.png")

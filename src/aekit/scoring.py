@@ -93,6 +93,8 @@ def score(
         raise AekitError("score either image files or --data SOURCE, not both")
     if limit is not None and limit < 1:
         raise AekitError(f"limit must be a positive number of images, got {limit}")
+    if images is not None and len(images) == 0:
+        raise AekitError("no images to score: give image files, a batch, or --data SOURCE")
     det = load_detector(run, device=pick_device(device))
     batch = None
     if images is not None or data is not None:  # read (and check) before anything is saved
