@@ -259,6 +259,7 @@ def test_fpr_calibrates_and_is_kept_in_the_run(cli, circle_run: Path, tmp_path: 
     det = load_detector(run, progress=False)
     flagged = (det.scores(held.images, "combined") > result["verdict_threshold"]).mean()
     assert 0.1 <= flagged <= 0.2  # about the chosen share of held-out normal images
+    assert result["heldout_above"] == pytest.approx(flagged)
     again = aekit.score(run, images=held.images[:5])
     assert again["fpr"] == 0.2 and again["verdict_threshold"] == result["verdict_threshold"]
 
@@ -371,3 +372,88 @@ def test_a_run_that_cannot_be_written_still_scores(circle_run, tmp_path, monkeyp
     result = aekit.score(run, images=aekit.load_dataset("shapes", "test").images[:4])
     assert result["count"] == 4 and not (run / ANOMALY).exists()
     assert "could not keep the scores" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda b: b["heldout"].update(recon=["x"] * len(b["heldout"]["recon"])),
+        lambda b: b.update(about=5),
+        lambda b: b["heldout"].update(ssim=b["heldout"]["ssim"][:3]),
+        lambda b: b["heldout"]["ssim"].__setitem__(0, float("nan")),
+        lambda b: b.update(heldout={"recon": [], "ssim": [], "latent-knn": []}),
+        lambda b: b.update(fpr=2.0),
+        lambda b: b["map_scale"].update(ssim=-1.0),
+    ],
+)
+def test_any_damage_to_the_saved_scores_makes_them_again(circle_run, tmp_path, damage) -> None:
+    import shutil
+
+    run = shutil.copytree(circle_run, tmp_path / "copy")
+    good = load_detector(run, progress=False)
+    body = json.loads((run / ANOMALY).read_text())
+    damage(body)
+    (run / ANOMALY).write_text(json.dumps(body))
+    det = load_detector(run, progress=False)
+    np.testing.assert_allclose(det.heldout["ssim"], good.heldout["ssim"], rtol=1e-5)
+    assert json.loads((run / ANOMALY).read_text())["about"] == good.about  # saved anew
+
+
+@pytest.mark.parametrize("shape", [(1, 16), (0, 16), (600, 7)])
+def test_training_codes_of_another_shape_are_made_again(circle_run, tmp_path, shape) -> None:
+    import shutil
+
+    from aekit.detector import CODES
+
+    run = shutil.copytree(circle_run, tmp_path / "copy")
+    load_detector(run, progress=False)
+    np.save(run / CODES, np.ones(shape, np.float32))
+    det = load_detector(run, progress=False)
+    assert det.train_codes.shape == (600, 16)
+    assert np.load(run / CODES).shape == (600, 16)
+
+
+def test_an_image_scores_the_same_alone_or_in_a_batch(circle_run) -> None:
+    images = aekit.load_dataset("shapes", "test").images[:40]
+    batch = [it["score"] for it in aekit.score(circle_run, images=images)["items"]]
+    alone = [aekit.score(circle_run, images=images[i : i + 1])["items"][0]["score"]
+             for i in (0, 17, 39)]  # fmt: skip
+    np.testing.assert_allclose(alone, [batch[0], batch[17], batch[39]], rtol=1e-5, atol=1e-6)
+
+
+def test_a_chosen_fpr_outlives_new_weights(circle_run, tmp_path) -> None:
+    import shutil
+
+    run = shutil.copytree(circle_run, tmp_path / "copy")
+    aekit.score(run, fpr=0.2)
+    body = json.loads((run / ANOMALY).read_text())
+    body["model_hash"] = "0" * 64  # as if the run had been trained further
+    (run / ANOMALY).write_text(json.dumps(body))
+    assert load_detector(run, progress=False).fpr == 0.2
+
+
+def test_one_held_out_image(tmp_path, cli) -> None:
+    ds = aekit.load_dataset("shapes", "train").subset(slice(0, 300))
+    test = aekit.load_dataset("shapes", "test")
+    one = torch.cat([test.images[test.labels == 0][:1], test.images[test.labels != 0][:20]])
+    labels = torch.cat([torch.zeros(1, dtype=torch.int64), torch.ones(20, dtype=torch.int64)])
+    np.savez(tmp_path / "one.npz", x_train=ds.images.permute(0, 2, 3, 1).numpy(),
+             y_train=ds.labels.numpy(), x_test=one.permute(0, 2, 3, 1).numpy(),
+             y_test=labels.numpy())  # fmt: skip
+    source = f"npz:{tmp_path / 'one.npz'}"
+    aekit.train(tmp_path / "run", data=source, classes="0", arch="resnet", base_channels=8,
+                latent_dim=16, epochs=1, progress=False)  # fmt: skip
+    code, _, err = cli("score", tmp_path / "run", "--data", source)
+    assert code != 0 and "holds out 1 normal image: combined needs" in err
+    code, out, err = cli("score", tmp_path / "run", "--data", source, "--method", "recon")
+    assert code == 0 and "only 1 normal image(s)" in err and "AUROC" in out
+
+
+def test_api_score_takes_one_path_and_checks_out_first(circle_run, tmp_path) -> None:
+    Image.fromarray(aekit.load_dataset("shapes", "test").images[0].permute(1, 2, 0).numpy()).save(
+        tmp_path / "a.png"
+    )
+    result = aekit.score(circle_run, images=str(tmp_path / "a.png"))
+    assert [it["item"] for it in result["items"]] == [str(tmp_path / "a.png")]
+    with pytest.raises(AekitError, match="is a file, not a folder"):
+        aekit.score(circle_run, data="shapes", out=tmp_path / "a.png")

@@ -168,8 +168,12 @@ def knn_distance(
     if k < 1:
         raise AekitError("latent-knn needs at least 2 training images")
     exclude = np.arange(len(codes)) if exclude_self else None
-    distances, _ = exact_search(codes, np.ascontiguousarray(train_codes), k, exclude=exclude)
-    return distances.mean(axis=1)
+    _, nearest = exact_search(codes, np.ascontiguousarray(train_codes), k, exclude=exclude)
+    # the distances again, from the differences: the search's |q|^2 - 2qx + |x|^2 loses digits
+    # when codes lie close together, and then an image's score would depend on its batch
+    found = torch.from_numpy(np.ascontiguousarray(train_codes))[torch.from_numpy(nearest)]
+    diff = found.double() - torch.from_numpy(codes).double()[:, None]
+    return diff.norm(dim=2).mean(dim=1).numpy()
 
 
 def standardise(scores: np.ndarray, stats: tuple[float, float]) -> np.ndarray:

@@ -4,6 +4,7 @@ threshold), all kept in the run so that scoring new images needs neither dataset
 
 RUN/anomaly.json          the held-out normal images' scores, the FPR and the thresholds
 RUN/anomaly-codes.npy     the codes of the training images (for latent-knn)
+RUN/.anomaly.lock         held while they are made or changed
 
 Both are made on first use and made again when the weights change (their sha256 differs).
 """
@@ -21,6 +22,7 @@ import torch
 
 from .anomaly import (
     MAP_KINDS,
+    METHODS,
     PARTS,
     anomaly_maps,
     calibrate,
@@ -35,12 +37,13 @@ from .data.classes import parse_classes
 from .devices import pick_device
 from .embed import model_hash
 from .errors import AekitError
-from .files import atomic_write, write_text
+from .files import atomic_write, waiting_lock, write_text
 from .models import Autoencoder
 from .runs import RunConfig, load, load_config
 
-ANOMALY, CODES = "anomaly.json", "anomaly-codes.npy"
+ANOMALY, CODES, LOCK = "anomaly.json", "anomaly-codes.npy", ".anomaly.lock"
 DEFAULT_FPR = 0.05
+FEW_HELDOUT = 10  # fewer held-out normal images than this: the threshold is rough (a note)
 MAP_SAMPLE = 512  # held-out images whose maps set the heatmaps' colour scale
 
 
@@ -64,6 +67,12 @@ class Detector:
 
     @property
     def stats(self) -> dict[str, tuple[float, float]]:
+        """Each part's (mean, spread) on the held-out normal images (what ``combined`` needs)."""
+        if self.about["count"] < 2:
+            raise AekitError(
+                f"{self.run} holds out {self.about['count']} normal image: combined needs the "
+                "spread of at least 2; use --method recon, ssim or latent-knn, or hold out more"
+            )
         return {name: spread_stats(self.heldout[name]) for name in PARTS}
 
     def parts(self, images: torch.Tensor) -> dict[str, np.ndarray]:
@@ -73,24 +82,33 @@ class Detector:
         return out
 
     def scores(self, images: torch.Tensor, method: str) -> np.ndarray:
-        return method_scores(check_method(method), self.parts(images), self.stats)
+        stats = self.stats if check_method(method) == "combined" else None
+        return method_scores(method, self.parts(images), stats)
 
     def threshold(self, method: str) -> float:
         """The verdict threshold of ``method``: at most ``fpr`` of held-out normal images above."""
-        return calibrate(method_scores(method, self.heldout, self.stats), self.fpr)
+        stats = self.stats if method == "combined" else None
+        return calibrate(method_scores(method, self.heldout, stats), self.fpr)
+
+    def heldout_above(self, method: str, threshold: float) -> float:
+        """The share of held-out normal images above ``threshold`` (at most ``fpr``)."""
+        stats = self.stats if method == "combined" else None
+        return float(np.mean(method_scores(method, self.heldout, stats) > threshold))
 
     def set_fpr(self, fpr: float) -> None:
         """Calibrate at another false positive rate (saved in the run)."""
         calibrate(self.heldout["recon"], fpr)  # refuses fpr outside (0, 1)
         self.fpr = fpr
-        _save(self)
+        with waiting_lock(self.run / LOCK):
+            _save(self)
 
 
 def load_detector(
     run: str | Path, device: str | torch.device | None = None, progress: bool = True
 ) -> Detector:
     """The detector of a run folder, from its saved scores when they match its weights, else
-    computed (the training and held-out images are read once) and saved."""
+    computed (the training and held-out images are read once) and saved. Two processes
+    scoring a fresh run compute it once: the second waits and reads what the first saved."""
     run = Path(run)
     cfg = load_config(run)
     if cfg.data.patch_size is not None:
@@ -100,26 +118,46 @@ def load_detector(
         )
     model = load(run, device=device or pick_device("auto"))
     digest = model_hash(run)
+    det = _saved(run, cfg, model, digest)
+    if det is None:
+        with waiting_lock(run / LOCK):
+            det = _saved(run, cfg, model, digest) or _build(run, cfg, model, digest, progress)
+    if det.about["count"] < FEW_HELDOUT:
+        print(f"note: {run} holds out only {det.about['count']} normal image(s): its threshold "
+              "and combined's standardisation are rough (more held-out images: more data, or "
+              "--heldout-split)", file=sys.stderr)  # fmt: skip
+    return det
+
+
+def _saved(run: Path, cfg: RunConfig, model: Autoencoder, digest: str) -> Detector | None:
+    """The detector saved in the run, or None when there is none, it is of other weights, or
+    any part of it is damaged (then it is made again)."""
     saved = _read(run)
-    fpr = DEFAULT_FPR
-    if saved is not None:
-        fpr = saved.get("fpr", DEFAULT_FPR)
-        codes = _read_codes(run)
-        if saved.get("model_hash") == digest and codes is not None:
-            heldout = {k: np.asarray(saved["heldout"][k], dtype=np.float64) for k in PARTS}
-            return Detector(run, cfg, model, codes, heldout, fpr, saved["about"],
-                            saved["map_scale"])  # fmt: skip
-    return _build(run, cfg, model, digest, fpr, progress)
+    if saved is None or saved["model_hash"] != digest:
+        return None
+    codes = _read_codes(run, saved["about"]["train_count"], _code_size(model))
+    if codes is None:
+        return None
+    heldout = {k: np.asarray(saved["heldout"][k], dtype=np.float64) for k in PARTS}
+    return Detector(run, cfg, model, codes, heldout, saved["fpr"], saved["about"],
+                    saved["map_scale"])  # fmt: skip
 
 
-def _build(
-    run: Path, cfg: RunConfig, model: Autoencoder, digest: str, fpr: float, progress: bool
-) -> Detector:
+@torch.no_grad()
+def _code_size(model: Autoencoder) -> int:
+    """How many numbers the model's code of one image has (flattened)."""
+    c, s = model.config.in_channels, model.config.image_size
+    x = torch.zeros(1, c, s, s, device=next(model.parameters()).device)
+    return int(model.eval().encode(x).numel())
+
+
+def _build(run: Path, cfg: RunConfig, model: Autoencoder, digest: str, progress: bool) -> Detector:
     from .splits import load_splits
 
     if progress:
         print(f"scoring {run}'s training and held-out images (once; kept in {run / ANOMALY})",
               file=sys.stderr)  # fmt: skip
+    fpr = _previous_fpr(run)
     train, held = load_splits(cfg.data)
     codes = reconstruct_scores(model, train.images)["codes"]
     parts = reconstruct_scores(model, held.images)
@@ -139,11 +177,22 @@ def _build(
     return det
 
 
+def _previous_fpr(run: Path) -> float:
+    """The FPR a user chose for the run's earlier weights (kept across retraining)."""
+    try:
+        fpr = json.loads((run / ANOMALY).read_text()).get("fpr")
+    except (OSError, ValueError, AttributeError):
+        return DEFAULT_FPR
+    return fpr if isinstance(fpr, float) and 0 < fpr < 1 else DEFAULT_FPR
+
+
 def _save(det: Detector, digest: str | None = None) -> None:
+    few = det.about["count"] < 2  # combined needs a spread
+    thresholds = {m: det.threshold(m) for m in METHODS if not (few and m == "combined")}
     body = {
         "model_hash": digest or model_hash(det.run),
         "fpr": det.fpr,
-        "thresholds": {m: det.threshold(m) for m in ("recon", "ssim", "latent-knn", "combined")},
+        "thresholds": thresholds,
         "about": det.about,
         "map_scale": det.map_scale,
         "heldout": {k: det.heldout[k].tolist() for k in PARTS},
@@ -157,26 +206,50 @@ def _save_npy(path: str, array: np.ndarray) -> None:
 
 
 def _read(run: Path) -> dict[str, Any] | None:
-    """The saved scores, or None when missing or damaged (then they are made again)."""
+    """The saved scores, or None when missing or damaged in any way (then they are made
+    again): every field of the type and size ``_save`` writes, every number finite."""
     try:
         body = json.loads((run / ANOMALY).read_text())
-        ok = isinstance(body, dict) and all(k in body.get("heldout", {}) for k in PARTS)
-        fpr = body.get("fpr")
-        scales = body.get("map_scale")
-        if not ok or not isinstance(fpr, float) or not 0 < fpr < 1 or "about" not in body:
-            return None
-        if not isinstance(scales, dict) or not all(
-            isinstance(scales.get(k), float) and scales[k] > 0 for k in MAP_KINDS
-        ):
-            return None
-        return body
-    except (OSError, ValueError, AttributeError):
+    except (OSError, ValueError):
         return None
+    if not isinstance(body, dict) or not isinstance(body.get("model_hash"), str):
+        return None
+    fpr, about, scales = body.get("fpr"), body.get("about"), body.get("map_scale")
+    if not (isinstance(fpr, float) and 0 < fpr < 1):
+        return None
+    if not (isinstance(about, dict) and all(isinstance(about.get(k), str)
+                                            for k in ("source", "split"))):  # fmt: skip
+        return None
+    count, train_count = about.get("count"), about.get("train_count")
+    if not (_whole(count) and count >= 1 and _whole(train_count) and train_count >= 1):
+        return None
+    if not isinstance(scales, dict) or not all(_number(scales.get(k)) and scales[k] > 0
+                                               for k in MAP_KINDS):  # fmt: skip
+        return None
+    heldout = body.get("heldout")
+    if not isinstance(heldout, dict):
+        return None
+    for k in PARTS:
+        values = heldout.get(k)
+        if not (isinstance(values, list) and len(values) == count
+                and all(_number(v) for v in values)):  # fmt: skip
+            return None
+    return body
 
 
-def _read_codes(run: Path) -> np.ndarray | None:
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and np.isfinite(value)
+
+
+def _read_codes(run: Path, rows: int, size: int) -> np.ndarray | None:
+    """The saved training codes: (rows, size) finite float32, else None (made again)."""
     try:
         codes = np.load(run / CODES, allow_pickle=False)
     except (OSError, ValueError):
         return None
-    return codes if codes.ndim == 2 and codes.dtype == np.float32 else None
+    ok = codes.dtype == np.float32 and codes.shape == (rows, size)
+    return codes if ok and np.isfinite(codes).all() else None

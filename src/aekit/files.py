@@ -97,3 +97,20 @@ def folder_lock(folder: Path, what: str) -> Iterator[None]:
         if created and folder.is_dir() and not any(folder.iterdir()):
             folder.rmdir()  # a command that failed leaves no empty folder of its own behind
         raise
+
+
+@contextmanager
+def waiting_lock(path: Path) -> Iterator[None]:
+    """Hold the lock file ``path``, waiting for another process that holds it (short critical
+    sections, e.g. a run's anomaly scores). A folder that cannot be written is not locked."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:
+        yield
+        return
+    try:
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock

@@ -93,6 +93,10 @@ def score(
         raise AekitError("score either image files or --data SOURCE, not both")
     if limit is not None and limit < 1:
         raise AekitError(f"limit must be a positive number of images, got {limit}")
+    if isinstance(images, str | Path):  # one file
+        images = [images]
+    if out is not None and Path(out).exists() and not Path(out).is_dir():
+        raise AekitError(f"out {out} is a file, not a folder; choose a folder for the report")
     if images is not None and len(images) == 0:
         raise AekitError("no images to score: give image files, a batch, or --data SOURCE")
     det = load_detector(run, device=pick_device(device))
@@ -104,6 +108,7 @@ def score(
         det.set_fpr(fpr)
     threshold = det.threshold(method)
     result: dict[str, Any] = {"method": method, "fpr": det.fpr, "verdict_threshold": threshold,
+                              "heldout_above": det.heldout_above(method, threshold),
                               "calibration": det.about}  # fmt: skip
     if batch is None:
         return result
@@ -112,6 +117,11 @@ def score(
     result.update(count=len(scores), flagged=int(flagged.sum()))
     if batch.source is not None:
         result.update(source=batch.source, split=batch.split)
+        if (batch.source, batch.split) == (det.about["source"], det.about["split"]):
+            print(f"note: {batch.source} [{batch.split}] is where {det.run} holds out its "
+                  "normal images: the threshold was set on them, so its false alarms here are "
+                  "fewer than on new images (train with --heldout-split train to keep them "
+                  "apart)", file=sys.stderr)  # fmt: skip
     if batch.anomalous is not None:
         result.update(detection_metrics(scores, batch.anomalous), normal=batch.normal)
     result["items"] = [
@@ -185,7 +195,10 @@ def _dataset_batch(det: Detector, where: Split, normal: str | None, limit: int |
             print(f"note: {ds.source} lacks the run's normal classes ({', '.join(det.normal)}): "
                   "scores without metrics; pass --normal to name its normal ones",
                   file=sys.stderr)  # fmt: skip
-    elif ds.labels is not None and not ds.multi_label:
+    elif ds.multi_label:
+        print(f"note: {ds.source} gives each image several labels: scores without metrics",
+              file=sys.stderr)  # fmt: skip
+    elif ds.labels is not None:
         print(f"note: {ds.source} is labelled; pass --normal CLASSES (the normal ones) for "
               "AUROC, AUPR and F1", file=sys.stderr)  # fmt: skip
     anomalous = None

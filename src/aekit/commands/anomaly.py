@@ -89,8 +89,8 @@ def cmd_score(ns: argparse.Namespace) -> None:
         return
     cal = result["calibration"]
     print(f"threshold {result['verdict_threshold']:.6g} ({result['method']}): "
-          f"{result['fpr']:.1%} of {cal['count']} held-out normal images of {cal['source']} "
-          f"[{cal['split']}] lie above it")  # fmt: skip
+          f"{result['heldout_above']:.1%} of {cal['count']} held-out normal images of "
+          f"{cal['source']} [{cal['split']}] lie above it (--fpr {result['fpr']:g})")  # fmt: skip
     if ns.images:
         for row in items:
             print(f"{row['item']}: {row['score']:.6g} {row['verdict']}")

@@ -22,7 +22,7 @@ from ..anomaly import DEFAULT_METHOD, anomaly_maps, map_kind
 from ..anomaly_plots import overlay
 from ..api import denoise_photo, reconstruct
 from ..config import MAX_SEED
-from ..detector import Detector, load_detector
+from ..detector import ANOMALY, Detector, load_detector
 from ..devices import pick_device
 from ..embed import Embeddings, encode
 from ..errors import AekitError
@@ -90,17 +90,26 @@ def create_app(
         lambda images: list(encode(model, torch.stack(images), progress=False))
     )
     searcher = MicroBatcher(lambda queries: need_gallery().search_many(queries))
-    detector: list[Detector] = []  # made on first use: it reads the run's training images once
+    # made on first use (it reads the run's training images once), read again when the run's
+    # anomaly.json changes (e.g. aekit score --fpr from the command line)
+    detector: dict[str, Any] = {}
     detector_lock = threading.Lock()
+
+    def stamp() -> int | None:
+        try:
+            return (run / ANOMALY).stat().st_mtime_ns
+        except OSError:
+            return None
 
     def need_detector() -> Detector:
         with detector_lock:
-            if not detector:
+            if "det" not in detector or detector["stamp"] != stamp():
                 if cfg.data.patch_size is not None:
                     raise HTTPException(409, "this run was trained on photo patches: anomaly "
                                         "scores need a run trained on whole images")  # fmt: skip
-                detector.append(load_detector(run, device=dev, progress=False))
-            return detector[0]
+                detector["det"] = load_detector(run, device=dev, progress=False)
+                detector["stamp"] = stamp()
+            return detector["det"]
 
     def need_gallery() -> Gallery:
         if shelf is None:
