@@ -259,7 +259,9 @@ def test_fpr_calibrates_and_is_kept_in_the_run(cli, circle_run: Path, tmp_path: 
     det = load_detector(run, progress=False)
     flagged = (det.scores(held.images, "combined") > result["verdict_threshold"]).mean()
     assert 0.1 <= flagged <= 0.2  # about the chosen share of held-out normal images
-    assert result["heldout_above"] == pytest.approx(flagged)
+    # what the command says it flags: measured on the saved held-out scores (a GPU's numerics
+    # may move an image or two across the threshold when they are scored again, as above)
+    assert result["heldout_above"] <= 0.2 and abs(result["heldout_above"] - flagged) <= 0.02
     again = aekit.score(run, images=held.images[:5])
     assert again["fpr"] == 0.2 and again["verdict_threshold"] == result["verdict_threshold"]
 
@@ -415,8 +417,10 @@ def test_training_codes_of_another_shape_are_made_again(circle_run, tmp_path, sh
 
 def test_an_image_scores_the_same_alone_or_in_a_batch(circle_run) -> None:
     images = aekit.load_dataset("shapes", "test").images[:40]
-    batch = [it["score"] for it in aekit.score(circle_run, images=images)["items"]]
-    alone = [aekit.score(circle_run, images=images[i : i + 1])["items"][0]["score"]
+    # on the CPU: a GPU's convolutions themselves differ by 1e-4 with the batch size (measured
+    # on an H200); what this checks is that the scoring adds no batch dependence of its own
+    batch = [it["score"] for it in aekit.score(circle_run, images=images, device="cpu")["items"]]
+    alone = [aekit.score(circle_run, images=images[i : i + 1], device="cpu")["items"][0]["score"]
              for i in (0, 17, 39)]  # fmt: skip
     np.testing.assert_allclose(alone, [batch[0], batch[17], batch[39]], rtol=1e-5, atol=1e-6)
 
