@@ -203,10 +203,16 @@ def method_scores(
     return parts[method]
 
 
-def calibrate(normal_scores: np.ndarray, fpr: float) -> float:
-    """The threshold above which at most a fraction ``fpr`` of these normal images lie."""
+def check_fpr(fpr: float) -> float:
+    """A false positive rate strictly between 0 and 1 (NaN refused)."""
     if not 0 < fpr < 1:
         raise AekitError(f"--fpr is a false positive rate between 0 and 1 (e.g. 0.01), got {fpr}")
+    return fpr
+
+
+def calibrate(normal_scores: np.ndarray, fpr: float) -> float:
+    """The threshold above which at most a fraction ``fpr`` of these normal images lie."""
+    check_fpr(fpr)
     if len(normal_scores) == 0:
         raise AekitError("no held-out normal images to calibrate a threshold on")
     return float(np.quantile(normal_scores, 1 - fpr, method="higher"))

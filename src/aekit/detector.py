@@ -26,6 +26,7 @@ from .anomaly import (
     PARTS,
     anomaly_maps,
     calibrate,
+    check_fpr,
     check_method,
     knn_distance,
     map_scale,
@@ -35,7 +36,7 @@ from .anomaly import (
 )
 from .data.classes import parse_classes
 from .devices import pick_device
-from .embed import model_hash
+from .embed import encode, model_hash
 from .errors import AekitError
 from .files import atomic_write, waiting_lock, write_text
 from .models import Autoencoder
@@ -97,7 +98,7 @@ class Detector:
 
     def set_fpr(self, fpr: float) -> None:
         """Calibrate at another false positive rate (saved in the run)."""
-        calibrate(self.heldout["recon"], fpr)  # refuses fpr outside (0, 1)
+        check_fpr(fpr)
         self.fpr = fpr
         with waiting_lock(self.run / LOCK):
             _save(self)
@@ -135,20 +136,12 @@ def _saved(run: Path, cfg: RunConfig, model: Autoencoder, digest: str) -> Detect
     saved = _read(run)
     if saved is None or saved["model_hash"] != digest:
         return None
-    codes = _read_codes(run, saved["about"]["train_count"], _code_size(model))
+    codes = _read_codes(run, saved["about"]["train_count"], model.config.latent_dim)
     if codes is None:
         return None
     heldout = {k: np.asarray(saved["heldout"][k], dtype=np.float64) for k in PARTS}
     return Detector(run, cfg, model, codes, heldout, saved["fpr"], saved["about"],
                     saved["map_scale"])  # fmt: skip
-
-
-@torch.no_grad()
-def _code_size(model: Autoencoder) -> int:
-    """How many numbers the model's code of one image has (flattened)."""
-    c, s = model.config.in_channels, model.config.image_size
-    x = torch.zeros(1, c, s, s, device=next(model.parameters()).device)
-    return int(model.eval().encode(x).numel())
 
 
 def _build(run: Path, cfg: RunConfig, model: Autoencoder, digest: str, progress: bool) -> Detector:
@@ -159,7 +152,7 @@ def _build(run: Path, cfg: RunConfig, model: Autoencoder, digest: str, progress:
               file=sys.stderr)  # fmt: skip
     fpr = _previous_fpr(run)
     train, held = load_splits(cfg.data)
-    codes = reconstruct_scores(model, train.images)["codes"]
+    codes = encode(model, train.images, progress=False)  # their codes only: no pixel scores
     parts = reconstruct_scores(model, held.images)
     parts["latent-knn"] = knn_distance(parts["codes"], codes)
     heldout = {k: parts[k].astype(np.float64) for k in PARTS}

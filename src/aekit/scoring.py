@@ -17,7 +17,7 @@ import torch
 from .anomaly import (
     DEFAULT_METHOD,
     anomaly_maps,
-    calibrate,
+    check_fpr,
     check_method,
     detection_metrics,
     map_kind,
@@ -55,11 +55,6 @@ class Split:
     image_size: int | None = None
 
 
-def check_fpr(fpr: float | None) -> None:
-    if fpr is not None:
-        calibrate(np.zeros(1), fpr)  # the one rule for --fpr: (0, 1)
-
-
 def score(
     run: str | Path,
     images: list[str | Path] | torch.Tensor | None = None,
@@ -88,7 +83,8 @@ def score(
     where the model runs (auto: a GPU when there is one).
     """
     check_method(method)
-    check_fpr(fpr)
+    if fpr is not None:
+        check_fpr(fpr)
     if images is not None and data is not None:
         raise AekitError("score either image files or --data SOURCE, not both")
     if limit is not None and limit < 1:
