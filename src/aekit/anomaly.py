@@ -27,7 +27,8 @@ from .search import exact_search
 METHODS = ("recon", "ssim", "latent-knn", "combined")
 PARTS = ("recon", "ssim", "latent-knn")  # the scores computed for every image
 COMBINED = ("ssim", "latent-knn")  # what ``combined`` adds up
-MAP_KINDS = ("recon", "ssim")  # the per-pixel maps (see ``error_map``)
+MAP_NAMES = {"recon": "squared error", "ssim": "1 - SSIM"}  # the per-pixel maps (error_map)
+MAP_KINDS = tuple(MAP_NAMES)
 DEFAULT_METHOD = "combined"
 KNN_K = 5
 

@@ -16,6 +16,7 @@ import torch
 
 from .anomaly import (
     DEFAULT_METHOD,
+    MAP_NAMES,
     anomaly_maps,
     check_fpr,
     check_method,
@@ -244,17 +245,14 @@ def write_report(
         written.append(roc_plot(fpr, tpr, result["auroc"], out / "roc.png", title))
     order = np.argsort(-scores, kind="stable")
     picks = {"anomalous": order[:SHOWN], "normal": order[::-1][:SHOWN]}
-    kind_of_map = map_kind(method)
-    recon_maps = {k: anomaly_maps(det.model, batch.images[torch.as_tensor(v.copy())], kind_of_map)
-                  for k, v in picks.items()}  # fmt: skip
-    vmax = det.map_scale[kind_of_map]
+    heat = map_kind(method)
     for kind, idx in picks.items():
-        recons, maps = recon_maps[kind]
+        shown = batch.images[torch.as_tensor(idx.copy())]
+        recons, maps = anomaly_maps(det.model, shown, heat)
         captions = [f"{scores[i]:.3g}\n{_short(batch, i)}".strip() for i in idx]
-        name = f"the {len(idx)} most {kind} of {what} ({method}; heat: "
-        name += f"{'1 - SSIM' if map_kind(method) == 'ssim' else 'squared error'})"
-        written.append(heatmap_grid(batch.images[torch.as_tensor(idx.copy())], recons, maps,
-                                    captions, out / f"{kind}.png", name, vmax))  # fmt: skip
+        name = f"the {len(idx)} most {kind} of {what} ({method}; heat: {MAP_NAMES[heat]})"
+        written.append(heatmap_grid(shown, recons, maps, captions, out / f"{kind}.png", name,
+                                    det.map_scale[heat]))  # fmt: skip
     return written
 
 

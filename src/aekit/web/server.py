@@ -18,7 +18,7 @@ from fastapi import FastAPI, File, Form, HTTPException, Query, Request, UploadFi
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from ..anomaly import DEFAULT_METHOD, anomaly_maps, map_kind
+from ..anomaly import DEFAULT_METHOD, MAP_NAMES, anomaly_maps, map_kind
 from ..anomaly_plots import overlay
 from ..api import denoise_photo, reconstruct
 from ..config import MAX_SEED
@@ -286,7 +286,7 @@ def create_app(
             "normal_classes": det.normal, "original": data_url(u8),
             "reconstruction": data_url(recon[0]),
             "heatmap": data_url(torch.from_numpy(shown).permute(2, 0, 1).float()),
-            "map": "1 - SSIM" if kind == "ssim" else "squared error",
+            "map": MAP_NAMES[kind],
         }  # fmt: skip
 
     @app.get("/api/gallery")
