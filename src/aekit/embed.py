@@ -21,6 +21,7 @@ import torch
 from tqdm import tqdm
 
 from .data import ImageSet, load_dataset, same_source
+from .distributed import SINGLE, Group
 from .errors import AekitError
 from .models import Autoencoder, check_input, to_model_scale
 from .runs import WEIGHTS
@@ -234,14 +235,18 @@ def embed(
     progress: bool | None = None,
     data_dir: str | None = None,
     image_size: int | None = None,
+    group: Group = SINGLE,
 ) -> Embeddings:
     """Encode every image of ``data`` with ``model`` into an (unsaved) ``Embeddings`` store.
 
     ``run``, ``data_dir`` and ``image_size`` are recorded so that the store can encode new
-    query images and show its items' pictures later.
+    query images and show its items' pictures later. In a torchrun ``group`` each process
+    encodes its share of the images and every process gets all the vectors.
     """
     check_input(model, data.shape, f"{data.source} [{data.split}]", run)
-    vectors = encode(model, data.images, batch_size, progress)
+    part = encode(model, data.images[group.shard(len(data))], batch_size,
+                  progress if group.main else False)  # fmt: skip
+    vectors = group.gather_rows(torch.from_numpy(part)).numpy()
     part = {"source": data.source, "split": data.split, "count": len(data),
             "data_dir": data_dir, "image_size": image_size,
             "fingerprint": fingerprint(data.images, len(data))}  # fmt: skip

@@ -6,9 +6,11 @@ corrupted there, in batched tensor ops. Losses are summed on the device and read
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from . import fastpath, runs
+from . import distributed, fastpath, runs
 from .data import ImageSet, augment
 from .data.classes import class_names
 from .data.photos import (
@@ -26,7 +28,9 @@ from .data.photos import (
     patch_batches,
     patches_per_epoch,
 )
-from .devices import bf16_native, pick_device
+from .data.warn import warn
+from .devices import bf16_native
+from .distributed import SINGLE, Group, QuietExit
 from .errors import AekitError
 from .files import folder_lock, remove_stale_temps
 from .metrics import mse_per_image, psnr, ssim_per_image
@@ -100,11 +104,14 @@ def step(
     noisy: bool = True,
     sample: bool | None = None,
     warm: float = 1.0,
+    forward: Callable[..., Any] | None = None,
 ) -> StepOut:
     """Scale a uint8 batch, augment (training) and corrupt it, reconstruct, and score it.
 
     A family that samples its code (a vae) draws from ``gen`` when ``sample`` (default: when
     ``training``), else decodes its posterior mean; ``warm`` scales its KL term (warm-up).
+    ``forward`` runs the model in training: the compiled and/or DistributedDataParallel
+    wrapper of ``model`` (default ``model`` itself).
     """
     vr = model.value_range
     x = to_model_scale(batch, model.config.arch)
@@ -115,7 +122,7 @@ def step(
     if model.generative and (training if sample is None else sample):
         eps = torch.randn(len(x), model.config.latent_dim, generator=gen, device=x.device)
     with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=obj.amp):
-        out = model(inputs, eps)
+        out = (forward or model)(inputs, eps)
     loss = reconstruction_loss(out.recon, x, obj.loss, vr)
     loss = loss + sparsity_penalty(out.code, obj.sparsity)
     for name, term in out.terms.items():  # the family's own terms (KL, ...)
@@ -131,9 +138,18 @@ def evaluate(
     batch_size: int = 256,
     seed: int = 0,
     with_ssim: bool = False,
+    group: Group = SINGLE,
 ) -> dict[str, Any]:
-    """Held-out numbers on the [0, 1] scale; the corruption uses a fixed seed, so they compare."""
+    """Held-out numbers on the [0, 1] scale; the corruption uses a fixed seed, so they compare.
+
+    In a ``group`` of several processes each scores its share of ``images`` and the sums are
+    added up, so every rank returns the numbers of the whole set.
+    """
     model.eval()
+    n = len(images)
+    shared = group.on and n >= group.world
+    if shared:
+        images = images[group.shard(n)]
     obj = replace(obj, amp=False)  # reported numbers come from float32
     device = next(model.parameters()).device
     gen = torch.Generator(device).manual_seed(seed + 7919)
@@ -170,8 +186,14 @@ def evaluate(
             active = active_mask(clean.latent, obj.sparsity)
             add("active", active.float().mean(dim=1))
             ever_active = active.any(0) if ever_active is None else ever_active | active.any(0)
-    n = len(images)
-    means = {k: v.item() / n for k, v in sums.items()}  # the one host sync of an evaluation
+    keys = sorted(sums)
+    totals = torch.stack([sums[k] for k in keys])
+    if shared:
+        totals = group.sum(totals)
+        if ever_active is not None:
+            ever_active = group.sum(ever_active.float()) > 0
+    # the one host sync of an evaluation
+    means = dict(zip(keys, (v / n for v in totals.tolist()), strict=True))
     result = {"count": n, "loss": means["loss"], "mse": means["mse"], "psnr": psnr(means["mse"])}
     if with_ssim:
         result["ssim"] = means["ssim"]
@@ -224,17 +246,19 @@ def _save_samples(
     image_rows(rows, run / "samples" / f"epoch_{epoch:03d}.png", title=f"epoch {epoch}")
 
 
-def _check_finite(value: float, epoch: int, run: Path) -> None:
+def _check_finite(value: float, epoch: int, run: Path, group: Group = SINGLE) -> None:
+    """Stop a diverged run (every rank sees the same summed loss: rank 0 says so)."""
     if not math.isfinite(value):
         kept = (
             f"the last good checkpoint (epoch {epoch - 1}) is kept in {run}"
             if epoch > 1
             else "no epoch finished, so nothing was saved"
         )
-        raise AekitError(
+        message = (
             f"training diverged: the loss became {value} in epoch {epoch}; {kept}. "
             "Try a lower --lr (or a smaller noise / sparsity weight)"
         )
+        raise AekitError(message) if group.main else QuietExit(message)
 
 
 def train(
@@ -244,34 +268,66 @@ def train(
 
     ``progress=None`` shows a progress bar only when stderr is a terminal. The folder is held
     as the run's one writer until training ends (another ``train`` into it is refused).
+
+    Under ``torchrun`` with several processes it trains data-parallel: each rank takes its part
+    of every batch of ``batch_size`` x ranks images, gradients are averaged across ranks
+    (DistributedDataParallel), and rank 0 alone writes the folder.
     """
     if not str(out).strip():
         raise AekitError("--out is empty: name the run folder to create")
-    with folder_lock(Path(out), "a training run"):
-        return _train(cfg, _open_run(out, resume), resume, progress)
+    group, device = distributed.join(cfg.train.device)
+    with contextlib.ExitStack() as held:
+        error, run = None, Path(out)
+        try:
+            if group.main:
+                held.enter_context(folder_lock(run, "a training run"))
+            _open_run(run, resume, clean=group.main)
+        except AekitError as e:
+            error = e
+        group.agree(error)
+        return _train(cfg, run, resume, progress, group, device)
 
 
-def _train(cfg: RunConfig, run: Path, resume: bool, progress: bool | None) -> Path:
-    data = _load_data(cfg)
-    cfg = _fit_model_config(cfg, data)
-    device = pick_device(cfg.train.device)
-    obj = Objective.from_config(cfg, device)
-    torch.manual_seed(cfg.train.seed)
-    model = Autoencoder(cfg.model).to(device, memory_format=fastpath.memory_format(device))
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.train.lr)
-    cpu_gen = torch.Generator().manual_seed(cfg.train.seed)
-    dev_gen = torch.Generator(device).manual_seed(cfg.train.seed + 1)
-    start, clock = 0, Clock(cfg.train.time_limit)
-    if resume:
-        start, clock.before = _restore(run, cfg, model, opt, cpu_gen, dev_gen)
-        runs.keep_metrics(run, start)
-    else:
-        (run / runs.METRICS).unlink(missing_ok=True)  # from a run that never finished an epoch
-    runs.save_config(run, cfg)  # on resume: the new number of epochs
+def _train(
+    cfg: RunConfig,
+    run: Path,
+    resume: bool,
+    progress: bool | None,
+    group: Group,
+    device: torch.device,
+) -> Path:
+    error = None
+    try:
+        data = _load_data(cfg)
+        cfg = _fit_model_config(cfg, data)
+        _check_ranks(data, cfg, group)
+        obj = Objective.from_config(cfg, device)
+        torch.manual_seed(cfg.train.seed)
+        model = Autoencoder(cfg.model).to(device, memory_format=fastpath.memory_format(device))
+        opt = torch.optim.Adam(model.parameters(), lr=cfg.train.lr)
+        cpu_gen = torch.Generator().manual_seed(cfg.train.seed)  # the same order on every rank
+        dev_gen = torch.Generator(device).manual_seed(cfg.train.seed + 1 + 1009 * group.rank)
+        start, clock = 0, Clock(cfg.train.time_limit)
+        if resume:
+            start, clock.before = _restore(run, cfg, model, opt, cpu_gen, dev_gen, group)
+    except AekitError as e:
+        error = e
+    group.agree(error)
+    if group.main:
+        if resume:
+            runs.keep_metrics(run, start)
+        else:
+            (run / runs.METRICS).unlink(missing_ok=True)  # from a run that never finished
+        runs.save_config(run, cfg)  # on resume: the new number of epochs
     data.to_device(device)
     held_images = data.held.images[:8]
-    bs, steps = cfg.train.batch_size, data.steps(cfg.train.batch_size)
-    fwd = fastpath.training_forward(model, device, cfg.train.compile)
+    bs, steps = cfg.train.batch_size, data.steps(cfg.train.batch_size, group)
+    net = model
+    if group.on:
+        from torch.nn.parallel import DistributedDataParallel
+
+        net = DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
+    fwd = fastpath.training_forward(net, device, cfg.train.compile)
     total_steps = cfg.train.epochs * steps
     epoch = start
     clock.start()  # the budget counts training, not loading the data or building the model
@@ -283,53 +339,74 @@ def _train(cfg: RunConfig, run: Path, resume: bool, progress: bool | None) -> Pa
         t0 = time.perf_counter()
         total, seen, cut = torch.zeros((), device=device), 0, False
         bar = tqdm(
-            total=data.per_epoch,
+            total=data.per_epoch(bs, group),
             unit="img",
             desc=f"epoch {epoch}" + ("" if clock.limit else f"/{cfg.train.epochs}"),
-            disable=None if progress is None else not progress,
+            disable=not group.main or (None if progress is None else not progress),
             leave=False,
         )
-        for i, batch in enumerate(data.batches(bs, cpu_gen)):
+        for i, batch in enumerate(data.batches(bs, cpu_gen, group)):
             batch = batch.to(device, non_blocking=True)
             warm = warmup_fraction(epoch, i, steps, obj.kl_warmup)
             done = clock.fraction() if clock.limit else ((epoch - 1) * steps + i) / total_steps
-            for group in opt.param_groups:
-                group["lr"] = cfg.train.lr * lr_factor(cfg.train.schedule, done)
-            res = step(fwd if len(batch) == bs else model, batch, obj, dev_gen, training=True,
-                       warm=warm)  # fmt: skip
+            for group_ in opt.param_groups:
+                group_["lr"] = cfg.train.lr * lr_factor(cfg.train.schedule, done)
+            res = step(model, batch, obj, dev_gen, training=True, warm=warm,
+                       forward=fwd if len(batch) == bs else net)  # fmt: skip
             opt.zero_grad(set_to_none=True)
             res.loss.backward()
             opt.step()
             total += res.loss.detach() * len(batch)
             seen += len(batch)
-            bar.update(len(batch))
+            bar.update(len(batch) * group.world)
             if not bar.disable and i % 20 == 0:  # a host sync, only when someone watches
                 bar.set_postfix(loss=f"{total.item() / seen:.4f}")
-            if clock.spent():  # the time limit: this epoch ends here, saved as any other
+            # the time limit (rank 0's clock, so all ranks stop at the same step): this epoch
+            # ends here, saved as any other
+            if clock.limit is not None and group.any(clock.spent() and group.main):
                 cut = True
                 break
         bar.close()
-        train_loss = total.item() / seen
+        summed = group.sum(torch.stack([total.float(), torch.tensor(float(seen), device=device)]))
+        train_loss, seen = (summed[0] / summed[1]).item(), int(summed[1].item())
         seconds = time.perf_counter() - t0
-        _check_finite(train_loss, epoch, run)
-        ev = evaluate(model, data.held.images, obj, seed=cfg.train.seed)
+        _check_finite(train_loss, epoch, run, group)
+        ev = evaluate(model, data.held.images, obj, seed=cfg.train.seed, group=group)
         row = _epoch_row(epoch, train_loss, seconds, seen, ev)
+        if group.on:
+            row["ranks"] = group.world
         if cut:
             row["stopped"] = f"time limit of {clock.limit:g} minutes"
-        runs.append_metrics(run, row)
-        _save_samples(run, epoch, model, held_images, obj)
-        runs.save_checkpoint(run, {
-            "model": runs.state_dict(model), "optimizer": opt.state_dict(), "epoch": epoch,
-            "cpu_rng": cpu_gen.get_state(), "device_rng": dev_gen.get_state(),
-            "trained_seconds": clock.seconds(),
-        })  # fmt: skip
-        runs.save_weights(run, model, epoch)  # after the checkpoint: a kill between is resumable
-    if epoch == start:  # resumed only to finish what a kill interrupted
-        runs.save_weights(run, model, start)
-    from .viz import loss_plot
+        device_rngs = group.gather_objects(dev_gen.get_state())
+        if group.main:
+            runs.append_metrics(run, row)
+            _save_samples(run, epoch, model, held_images, obj)
+            runs.save_checkpoint(run, {
+                "model": runs.state_dict(model), "optimizer": opt.state_dict(), "epoch": epoch,
+                "cpu_rng": cpu_gen.get_state(), "device_rng": dev_gen.get_state(),
+                "device_rngs": device_rngs, "world_size": group.world,
+                "trained_seconds": clock.seconds(),
+            })  # fmt: skip
+            runs.save_weights(run, model, epoch)  # after the checkpoint: a kill between resumes
+        group.agree()  # the others wait while rank 0 writes: a checkpoint is whole for all
+    if group.main:
+        if epoch == start:  # resumed only to finish what a kill interrupted
+            runs.save_weights(run, model, start)
+        from .viz import loss_plot
 
-    loss_plot(runs.read_metrics(run), run / runs.LOSS_PLOT)
+        loss_plot(runs.read_metrics(run), run / runs.LOSS_PLOT)
     return run
+
+
+def _check_ranks(data: TrainingData, cfg: RunConfig, group: Group) -> None:
+    """Refuse more processes than there are images to share out (each needs one per step)."""
+    n = data.per_epoch(cfg.train.batch_size, group)
+    if group.on and n < group.world:
+        what = "patches" if data.photos is not None else "training images"
+        raise AekitError(
+            f"{group.world} processes share {n} {what} of {cfg.data.source}: every process "
+            f"needs at least one; start at most {n} (torchrun --nproc_per_node), or use more data"
+        )
 
 
 class Clock:
@@ -364,11 +441,10 @@ class TrainingData:
     patch_size: int = 0
     normal: list[str] | None = None  # the class names --classes kept
 
-    @property
-    def per_epoch(self) -> int:
-        """Images (or patches) per epoch."""
+    def per_epoch(self, batch_size: int, group: Group = SINGLE) -> int:
+        """Images (or patches) per epoch, over all ranks."""
         if self.photos is not None:
-            return patches_per_epoch(self.photos, self.patch_size, 1)
+            return patches_per_epoch(self.photos, self.patch_size, batch_size * group.world)
         return len(self.images)
 
     @property
@@ -379,10 +455,12 @@ class TrainingData:
         _, c, h, w = self.images.shape
         return int(c), int(h), int(w)
 
-    def steps(self, batch_size: int) -> int:
-        if self.photos is not None:
-            return -(-patches_per_epoch(self.photos, self.patch_size, batch_size) // batch_size)
-        return -(-len(self.images) // batch_size)
+    def steps(self, batch_size: int, group: Group = SINGLE) -> int:
+        """Optimizer steps per epoch: batches of ``batch_size`` x ranks, less a last one too
+        small to give every rank an image."""
+        per_step = batch_size * group.world
+        n = self.per_epoch(batch_size, group)
+        return n // per_step + (n % per_step >= group.world)
 
     def to_device(self, device: torch.device) -> None:
         """Keep the uint8 training data on an accelerator when it fits."""
@@ -393,15 +471,22 @@ class TrainingData:
         elif self.images is not None and self.images.numel() <= DEVICE_RESIDENT_BYTES:
             self.images = self.images.to(device)
 
-    def batches(self, batch_size: int, gen: torch.Generator) -> Iterator[torch.Tensor]:
-        """One epoch of uint8 batches, in an order drawn from ``gen``."""
+    def batches(
+        self, batch_size: int, gen: torch.Generator, group: Group = SINGLE
+    ) -> Iterator[torch.Tensor]:
+        """One epoch of uint8 batches, in an order drawn from ``gen``: this rank's part of each
+        batch of ``batch_size`` x ranks (the order is the same on every rank, the parts differ;
+        a last batch with fewer images than ranks is left out)."""
+        per_step = batch_size * group.world
         if self.photos is not None:
-            yield from patch_batches(self.photos, self.patch_size, batch_size, gen)
+            cut = patch_batches(self.photos, self.patch_size, per_step, gen, group.shard)
+            yield from itertools.islice(cut, self.steps(batch_size, group))
             return
         n = len(self.images)
         perm = torch.randperm(n, generator=gen).to(self.images.device)
-        for s in range(0, n, batch_size):
-            yield self.images[perm[s : s + batch_size]]
+        for s in range(0, n - group.world + 1, per_step):
+            chunk = perm[s : s + per_step]
+            yield self.images[chunk[group.shard(len(chunk))]]
 
 
 def _load_data(cfg: RunConfig) -> TrainingData:
@@ -419,10 +504,10 @@ def _load_data(cfg: RunConfig) -> TrainingData:
     return TrainingData(held.centre_crops(side), photos=photos, patch_size=size)
 
 
-def _open_run(out: str | Path, resume: bool) -> Path:
+def _open_run(out: str | Path, resume: bool, clean: bool = True) -> Path:
     """The run folder to write, checked before any work: never an empty path (the current
     folder), never a folder holding another run unless resuming it; leftovers of a killed
-    writer are removed."""
+    writer are removed (``clean``: by the one process that writes)."""
     run = Path(out)
     if not resume:
         held = [name for name in (runs.CHECKPOINT, runs.WEIGHTS) if (run / name).exists()]
@@ -434,7 +519,7 @@ def _open_run(out: str | Path, resume: bool) -> Path:
                 else f"{run} already holds a trained model ({runs.WEIGHTS}) that has no "
                 "checkpoint to resume from: choose another --out"
             )
-    for folder in (run, run / "samples"):
+    for folder in (run, run / "samples") if clean else ():
         remove_stale_temps(folder)
     return run
 
@@ -446,17 +531,30 @@ def _restore(
     opt: torch.optim.Optimizer,
     cpu_gen: torch.Generator,
     dev_gen: torch.Generator,
+    group: Group = SINGLE,
 ) -> tuple[int, float]:
     """Load the checkpoint's weights, optimizer and RNG states; returns its epoch and the
-    seconds trained so far."""
+    seconds trained so far. Each rank takes its own noise generator's state; resumed by
+    another number of processes, the run goes on (a warning says what changes)."""
     ckpt = runs.load_checkpoint(run, cfg.train.epochs)
     try:
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
         cpu_gen.set_state(ckpt["cpu_rng"])
-        if len(ckpt["device_rng"]) == len(dev_gen.get_state()):
-            dev_gen.set_state(ckpt["device_rng"])
-        # else the run moved to another kind of device (its noise generator differs): the noise
+        ranks = int(ckpt.get("world_size", 1))
+        states = ckpt.get("device_rngs") or [ckpt["device_rng"]]
+        if ranks != group.world and group.main:
+            bs = cfg.train.batch_size
+            warn(
+                f"{run} was trained by {ranks} process(es) and now resumes with {group.world}: "
+                f"each step now averages {bs * group.world} images instead of {bs * ranks} "
+                f"(--batch-size {bs} per process, the same --lr), and the run is no longer "
+                "the one an unbroken run would give"
+            )
+        state = states[group.rank] if ranks == group.world else None
+        if state is not None and len(state) == len(dev_gen.get_state()):
+            dev_gen.set_state(state)
+        # else the run moved to another kind of device or number of processes: the noise
         # continues from the run's seed, and the run is no longer bit-for-bit the same
     except (RuntimeError, ValueError, KeyError, TypeError, AttributeError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from .. import __version__
 from ..data.images import pixel_limit
+from ..distributed import QuietExit, peer_detail, peer_failure, rank_prefix, timeout_s
 from ..errors import AekitError
 from . import anomaly, data, demo, generate, search, serve, train, use
 from .args import Parser
@@ -33,9 +34,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with pixel_limit(getattr(ns, "max_pixels", None)):
             ns.func(ns)
-    except AekitError as e:
-        print(f"aekit {ns.command}: error: {e}", file=sys.stderr)
+    except QuietExit as e:  # another process of a torchrun group said what went wrong
         return e.exit_code
+    except AekitError as e:
+        print(f"aekit {ns.command}: error: {rank_prefix()}{e}", file=sys.stderr)
+        return e.exit_code
+    except RuntimeError as e:
+        if not peer_failure(e):
+            raise  # a bug: its traceback
+        print(
+            f"aekit {ns.command}: error: {rank_prefix()}another process of this torchrun "
+            f"group stopped or did not answer within {timeout_s():g} s ({peer_detail(e)}); start "
+            "again (a training run continues from its last checkpoint with --resume)",
+            file=sys.stderr,
+        )
+        return 1
     except KeyboardInterrupt:
         print(f"aekit {ns.command}: interrupted", file=sys.stderr)
         return 130

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import re
 from pathlib import Path
@@ -75,14 +76,43 @@ def add_parsers(sub: Any) -> None:
 
 
 def cmd_embed(ns: argparse.Namespace) -> None:
+    """Under torchrun each process encodes its share; rank 0 alone holds the store and
+    writes it."""
+    from ..distributed import join
+
     out_dir(ns.out)
-    with folder_lock(Path(ns.out), "an embedding store"):  # read, encode, write: one writer
-        _embed_into(ns)
+    group, device = join("auto")
+    with contextlib.ExitStack() as held:
+        error = None
+        try:
+            if group.main:  # read, encode, write: one writer
+                held.enter_context(folder_lock(Path(ns.out), "an embedding store"))
+            checked = _embed_inputs(ns, device)
+        except AekitError as e:
+            error = e
+        group.agree(error)
+        existing, model, ds, data_dir, size = checked
+        store = embed(model, ds, ns.batch_size, run=ns.run, data_dir=data_dir, image_size=size,
+                      group=group)  # fmt: skip
+        error = None
+        try:
+            if group.main:
+                if existing is not None:
+                    store = append(existing, store)
+                store.save(ns.out)
+                print(
+                    f"embedded {len(ds)} images of {ds.source} [{ds.split}] into {ns.out} "
+                    f"({len(store)} items, {store.dim}-d)"
+                )
+        except AekitError as e:
+            error = e
+        group.agree(error)  # the others end when the store is written
 
 
-def _embed_into(ns: argparse.Namespace) -> None:
+def _embed_inputs(ns: argparse.Namespace, device: Any) -> tuple:
+    """(the store to append to or None, model, dataset, data_dir, image_size), all checked
+    before the costly encoding."""
     from ..data import load_dataset
-    from ..devices import pick_device
     from ..runs import load, load_config
 
     if not ns.append and (Path(ns.out) / MANIFEST).exists():
@@ -98,7 +128,7 @@ def _embed_into(ns: argparse.Namespace) -> None:
             f"({existing.manifest.get('run')}); embed with that run or make a new "
             "store"
         )
-    model = load(ns.run, device=pick_device("auto"))
+    model = load(ns.run, device=device)
     data_dir = ns.data_dir or cfg.data.data_dir
     size = ns.image_size or cfg.data.image_size
     ds = load_dataset(ns.source or cfg.data.source, ns.split, data_dir=data_dir, image_size=size)
@@ -108,14 +138,7 @@ def _embed_into(ns: argparse.Namespace) -> None:
         part = {"source": ds.source, "split": ds.split, "data_dir": data_dir, "image_size": size}
         check_new_part(existing, part)
         check_same_size(existing, ds.shape)
-    store = embed(model, ds, ns.batch_size, run=ns.run, data_dir=data_dir, image_size=size)
-    if existing is not None:
-        store = append(existing, store)
-    store.save(ns.out)
-    print(
-        f"embedded {len(ds)} images of {ds.source} [{ds.split}] into {ns.out} "
-        f"({len(store)} items, {store.dim}-d)"
-    )
+    return existing, model, ds, data_dir, size
 
 
 def _query_vectors(store: Embeddings, ns: argparse.Namespace) -> tuple[Any, list[dict]]:

@@ -18,6 +18,7 @@ from ..config import (
     from_namespace,
 )
 from ..data.images import add_max_pixels_flag
+from ..distributed import main_process
 from ..models import list_bodies, list_models
 from .args import out_dir, out_path
 
@@ -50,7 +51,8 @@ def cmd_train(ns: argparse.Namespace) -> None:
         cfg = RunConfig(*(from_namespace(c, ns) for c in CONFIGS))
     out_dir(ns.out)
     run = train(cfg, ns.out, resume=ns.resume)
-    _print_summary(run)
+    if main_process():  # under torchrun: once, from rank 0
+        _print_summary(run)
 
 
 CONFIGS = (DataConfig, ModelConfig, TrainConfig)

@@ -9,7 +9,7 @@ equally likely.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -147,14 +147,24 @@ def patches_per_epoch(photos: PhotoSet, size: int, batch_size: int) -> int:
 
 
 def patch_batches(
-    photos: PhotoSet, size: int, batch_size: int, generator: torch.Generator
+    photos: PhotoSet,
+    size: int,
+    batch_size: int,
+    generator: torch.Generator,
+    part: Callable[[int], slice] | None = None,
 ) -> Iterator[torch.Tensor]:
-    """One epoch of uint8 (B, C, size, size) batches of random patches."""
+    """One epoch of uint8 (B, C, size, size) batches of random patches; ``part(B)`` picks the
+    patches of each batch this process cuts (a rank's share), default all."""
     n = patches_per_epoch(photos, size, batch_size)
     idx, top, left = sample_patches(photos, n, size, generator)
     for s in range(0, n, batch_size):
-        yield cut_patches(photos, idx[s : s + batch_size], top[s : s + batch_size],
-                          left[s : s + batch_size], size)  # fmt: skip
+        b = min(batch_size, n - s)
+        take = slice(s, s + b) if part is None else _offset(part(b), s)
+        yield cut_patches(photos, idx[take], top[take], left[take], size)
+
+
+def _offset(part: slice, by: int) -> slice:
+    return slice(part.start + by, part.stop + by)
 
 
 def load_photos(
