@@ -17,6 +17,7 @@ import atexit
 import datetime
 import os
 import re
+import signal
 from dataclasses import dataclass
 
 import torch
@@ -28,8 +29,19 @@ from .errors import AekitError
 DEFAULT_TIMEOUT_S = 600  # a collective that waits longer (a peer hung or died) is an error
 
 
-class QuietExit(AekitError):
+class AgreedError(AekitError):
+    """A failure every rank learnt of at once (:meth:`Group.agree`): rank 0 says it."""
+
+
+class QuietExit(AgreedError):
     """A failure another rank reports: this rank exits non-zero without a message of its own."""
+
+
+def farewell() -> None:
+    """The last meeting of a group that stops on an agreed error: the others wait until rank 0
+    has said why (torchrun ends every process as soon as one exits)."""
+    if dist.is_initialized():
+        dist.barrier()
 
 
 @dataclass(frozen=True)
@@ -64,7 +76,7 @@ class Group:
             return
         rank, note = failed[0]
         if self.main:
-            raise AekitError(note if rank == 0 else f"rank {rank}: {note}") from error
+            raise AgreedError(note if rank == 0 else f"rank {rank}: {note}") from error
         raise QuietExit(note) from error
 
     def any(self, flag: bool) -> bool:
@@ -178,10 +190,20 @@ def join(device_name: str = "auto") -> tuple[Group, torch.device]:
         device = torch.device("cuda", local)
         torch.cuda.set_device(device)
     if not dist.is_initialized():
+        signal.signal(signal.SIGTERM, _stopped)
         backend = "nccl" if device.type == "cuda" else "gloo"
         dist.init_process_group(backend, timeout=datetime.timedelta(seconds=timeout_s()))
         atexit.register(_leave)
     return Group(dist.get_rank(), dist.get_world_size(), local), device
+
+
+def _stopped(signum: int, frame: object) -> None:
+    """torchrun ends the others with SIGTERM as soon as one process fails: say so in one line
+    (files are written whole or not at all, so the stop loses no finished checkpoint)."""
+    raise AekitError(
+        "stopped by torchrun because another process of the group failed (its message and "
+        "torchrun's report below say why)"
+    )
 
 
 def _leave() -> None:

@@ -9,7 +9,15 @@ from collections.abc import Sequence
 
 from .. import __version__
 from ..data.images import pixel_limit
-from ..distributed import QuietExit, peer_detail, peer_failure, rank_prefix, timeout_s
+from ..distributed import (
+    AgreedError,
+    QuietExit,
+    farewell,
+    peer_detail,
+    peer_failure,
+    rank_prefix,
+    timeout_s,
+)
 from ..errors import AekitError
 from . import anomaly, data, demo, generate, search, serve, train, use
 from .args import Parser
@@ -34,10 +42,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with pixel_limit(getattr(ns, "max_pixels", None)):
             ns.func(ns)
-    except QuietExit as e:  # another process of a torchrun group said what went wrong
+    except QuietExit as e:  # another process of a torchrun group says what went wrong
+        farewell()
         return e.exit_code
     except AekitError as e:
-        print(f"aekit {ns.command}: error: {rank_prefix()}{e}", file=sys.stderr)
+        print(f"aekit {ns.command}: error: {rank_prefix()}{e}", file=sys.stderr, flush=True)
+        if isinstance(e, AgreedError):
+            farewell()
         return e.exit_code
     except RuntimeError as e:
         if not peer_failure(e):
