@@ -8,7 +8,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -22,6 +24,8 @@ import aekit
 from aekit.distributed import Group
 from aekit.runs import load_checkpoint, read_metrics
 from aekit.train import TrainingData
+from formats import write_npz
+from test_readme import shrink
 
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
 SMALL = ["--data", "shapes", "--limit", "400", "--base-channels", "8", "--latent-dim", "16",
@@ -218,3 +222,57 @@ def test_a_rank_killed_mid_run_stops_the_others_and_the_run_resumes(tmp_path: Pa
     res = torchrun(["train", "--resume", "--epochs", str(done + 1), "--out", str(out)])
     assert res.returncode == 0, res.stderr
     assert [r["epoch"] for r in read_metrics(out)] == list(range(1, done + 2))
+
+
+# --- the README's torchrun commands -------------------------------------------------------
+
+
+def readme_torchrun_lines() -> list[list[str]]:
+    from test_readme import blocks
+
+    return [shlex.split(line.split("  #")[0]) for block in blocks("bash")
+            for line in block.splitlines() if line.startswith("torchrun ")]  # fmt: skip
+
+
+def test_readme_torchrun_commands_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each torchrun line of the README, with 2 CPU processes instead of 8 GPUs, 1 epoch and
+    300 images; the two-machine line as two torchrun launches on this machine. CIFAR-10 is an
+    npz of CIFAR-sized images (the processes cannot take the tests' patched MD5s)."""
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(0)
+    write_npz(Path("cifar.npz"), x_train=rng.integers(0, 256, (200, 32, 32, 3), np.uint8),
+              x_test=rng.integers(0, 256, (60, 32, 32, 3), np.uint8))  # fmt: skip
+    lines = readme_torchrun_lines()
+    assert len(lines) == 4
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "AEKIT_DIST_TIMEOUT": "60"}
+    for line in lines:
+        args = line[1:]
+        module = args.index("-m")
+        launch, cmd = args[:module], args[module + 2 :]
+        cmd = ["npz:cifar.npz" if a == "cifar10" else a for a in cmd]
+        launch[launch.index("--nproc_per_node") + 1] = "2" if "--standalone" in launch else "1"
+        if cmd[0] == "train":
+            cmd = shrink(cmd)
+            if "--resume" in cmd:
+                cmd[cmd.index("--epochs") + 1] = "2"
+        full = [sys.executable, "-m", "torch.distributed.run", *launch, "-m", "aekit", *cmd]
+        if "--standalone" in launch:
+            res = subprocess.run(full, capture_output=True, text=True, timeout=240, env=env)
+            assert res.returncode == 0, res.stderr
+            continue
+        with socket.socket() as s:  # two "machines" meeting at a rendezvous on this one
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        endpoint = launch.index("--rdzv-endpoint") + 1
+        launch[endpoint] = f"127.0.0.1:{port}"
+        full = [sys.executable, "-m", "torch.distributed.run", *launch, "-m", "aekit", *cmd]
+        nodes = [subprocess.Popen(full, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True, env=env) for _ in range(2)]  # fmt: skip
+        outs = [node.communicate(timeout=240) for node in nodes]
+        for node, (_, err) in zip(nodes, outs, strict=True):
+            assert node.returncode == 0, err
+    assert [r["epoch"] for r in read_metrics(Path("runs/cifar10-ddp"))] == [1, 2]
+    assert read_metrics(Path("runs/cifar10-ddp"))[0]["ranks"] == 2
+    assert len(aekit.Embeddings.load("emb/cifar10-ddp")) == 60  # the test split
+    two_nodes = read_metrics(Path("runs/cifar10-2x8"))
+    assert [r["ranks"] for r in two_nodes] == [2]
