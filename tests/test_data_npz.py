@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from aekit.data import available_splits, load_dataset
 from aekit.errors import AekitError
@@ -131,9 +132,9 @@ def test_a_memmap_cache_follows_a_replaced_npz_even_an_older_one(
 
     monkeypatch.setenv("AEKIT_MEMMAP_BYTES", "10")
     old, new = rand_uint8((5, 3, 6, 7), seed=1), rand_uint8((5, 3, 6, 7), seed=2)
-    older = write_npz(tmp_path / "older.npz", x_train=new)
+    older = write_npz(tmp_path / "older.npz", compressed=True, x_train=new)
     os.utime(older, ns=(0, 10**18))  # a file from long ago (moved, or copied with -p)
-    path = write_npz(tmp_path / "big.npz", x_train=old)
+    path = write_npz(tmp_path / "big.npz", compressed=True, x_train=old)
     assert np.array_equal(load_dataset(f"npz:{path}").images.numpy(), old)  # builds the cache
     cache = tmp_path / ".cache" / "big.x_train.npy"
     assert cache.stat().st_mode & 0o777 == 0o666 & ~_umask()  # readable as any file aekit writes
@@ -147,3 +148,58 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def _mapped_files() -> dict[str, list[tuple[int, int]]]:
+    """path -> address ranges mapped from it in this process."""
+    ranges: dict[str, list[tuple[int, int]]] = {}
+    for line in Path("/proc/self/maps").read_text().splitlines():
+        parts = line.split(maxsplit=5)
+        if len(parts) == 6:
+            start, end = (int(x, 16) for x in parts[0].split("-"))
+            ranges.setdefault(parts[5], []).append((start, end))
+    return ranges
+
+
+def _maps(path: Path, t: torch.Tensor) -> bool:
+    ptr = t.data_ptr()
+    return any(a <= ptr < b for a, b in _mapped_files().get(str(path.resolve()), []))
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="needs Linux /proc")
+@pytest.mark.parametrize("shape", [(6, 5, 4, 3), (6, 5, 4), (6, 3, 5, 4)])
+def test_an_uncompressed_npz_is_mapped_in_place_at_any_size(
+    tmp_path: Path, shape: tuple[int, ...]
+) -> None:
+    x = rand_uint8(shape)
+    path = write_npz(tmp_path / "plain.npz", x_train=x, y_train=np.arange(6) % 2)
+    ds = load_dataset(f"npz:{path}")
+    want = x if len(shape) == 4 and shape[1] == 3 else (
+        x[:, None] if len(shape) == 3 else x.transpose(0, 3, 1, 2))  # fmt: skip
+    assert np.array_equal(ds.images.numpy(), want)
+    assert _maps(path, ds.images)  # the npz's own pages: no copy, no cache
+    assert not (tmp_path / ".cache").exists()
+    ds.images[0] += 1  # copy-on-write: the file never changes
+    assert np.array_equal(np.load(path)["x_train"], x)
+    # a file replaced in place is read anew
+    y = rand_uint8(shape, seed=9)
+    write_npz(tmp_path / "next.npz", x_train=y).replace(path)
+    assert not np.array_equal(load_dataset(f"npz:{path}").images.numpy(), want)
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="needs Linux /proc")
+def test_training_rows_of_a_mapped_split_are_not_copied(tmp_path: Path) -> None:
+    from aekit.config import DataConfig
+    from aekit.splits import holdout_indices, load_splits, training_split
+
+    x = rand_uint8((200, 8, 8, 3))
+    labels = np.arange(200) % 4
+    path = write_npz(tmp_path / "plain.npz", x_train=x, y_train=labels)
+    cfg = DataConfig(source=f"npz:{path}", classes="1,2", limit=50)  # no test split: carved
+    full, rows, held = training_split(cfg)
+    assert _maps(path, full.images) and len(full) == 200  # the split stays mapped
+    assert len(rows) == 50 and set(labels[rows.numpy()]) == {1, 2}
+    train, held2 = load_splits(cfg)  # the copy the other commands get: the same images
+    assert torch.equal(train.images, full.images[rows]) and torch.equal(held.images, held2.images)
+    keep, _ = holdout_indices(200)
+    assert set(rows.tolist()) <= set(keep)  # never a held-out image

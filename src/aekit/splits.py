@@ -6,11 +6,12 @@ import torch
 
 from .config import DataConfig
 from .data import ImageSet, available_splits, load_dataset
-from .data.classes import class_names, keep_classes
+from .data.classes import class_mask, class_names, keep_classes
 from .data.photos import PhotoSet, load_photos
 from .errors import AekitError
 
 HOLDOUT_FRACTION = 0.1
+HOLDOUT_MAX = 10_000  # images held out of a large split: enough to measure, cheap to score
 
 
 def carve_holdout(ds: ImageSet, fraction: float = HOLDOUT_FRACTION) -> tuple[ImageSet, ImageSet]:
@@ -25,9 +26,10 @@ def carve_holdout(ds: ImageSet, fraction: float = HOLDOUT_FRACTION) -> tuple[Ima
 
 
 def holdout_indices(n: int, fraction: float = HOLDOUT_FRACTION) -> tuple[list[int], list[int]]:
-    """(kept, held out) indices of ``n`` items, by a fixed random permutation, each sorted."""
+    """(kept, held out) indices of ``n`` items, by a fixed random permutation, each sorted;
+    at most HOLDOUT_MAX held out (every epoch scores them, from memory)."""
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(0))
-    cut = max(1, round(n * fraction))
+    cut = min(max(1, round(n * fraction)), HOLDOUT_MAX)
     return sorted(perm[cut:].tolist()), sorted(perm[:cut].tolist())
 
 
@@ -45,33 +47,59 @@ def load_splits(cfg: DataConfig) -> tuple[ImageSet, ImageSet]:
     """(train, held-out): the held-out split is ``heldout_split``, else test, else val, else 10%
     of the training split. ``classes`` keeps the images of those classes in both; ``limit``
     then keeps the first N images of each."""
+    full, rows, held = training_split(cfg)
+    return (full if rows is None else full.subset(rows)), held
+
+
+def training_split(cfg: DataConfig) -> tuple[ImageSet, torch.Tensor | None, ImageSet]:
+    """As :func:`load_splits`, but the training images as the split loaded and the rows of it
+    that train (None: all of them): a memory-mapped split larger than memory stays on disk,
+    whatever is carved out of it (the held-out images, other classes, ``limit``)."""
 
     def load(split: str) -> ImageSet:
         return load_dataset(cfg.source, split, data_dir=cfg.data_dir, image_size=cfg.image_size)
 
-    train = load(cfg.train_split)
+    full = load(cfg.train_split)
     held_name = heldout_name(cfg)
+    rows = None
     if held_name is None:
-        train, held = carve_holdout(train)
+        if len(full) < 2:
+            raise AekitError(
+                f"{full.source} has {len(full)} image(s): at least 2 are needed to hold "
+                "one out for evaluation"
+            )
+        keep, out = holdout_indices(len(full))
+        rows, held = torch.tensor(keep), full.subset(torch.tensor(out))
     else:
         held = load(held_name)
-    if held.shape != train.shape:
+    if held.shape != full.shape:
         fix = (
             "pass --image-size to bring them to one size"
-            if held.shape[0] == train.shape[0]
+            if held.shape[0] == full.shape[0]
             else "the splits must have as many channels (all gray or all color); fix the data, "
             "or pass --heldout-split to choose another held-out split"
         )
         raise AekitError(
-            f"the {held.split} images are {'x'.join(map(str, held.shape))}, the {train.split} "
-            f"images {'x'.join(map(str, train.shape))}: {fix}"
+            f"the {held.split} images are {'x'.join(map(str, held.shape))}, the {full.split} "
+            f"images {'x'.join(map(str, full.shape))}: {fix}"
         )
     if cfg.classes is not None:
-        wanted = class_names(train, cfg.classes)
-        train, held = keep_classes(train, wanted), keep_classes(held, wanted)
+        wanted = class_names(full, cfg.classes)
+        mask = class_mask(full, wanted)
+        rows = mask.nonzero().flatten() if rows is None else rows[mask[rows]]
+        if not len(rows):  # those classes only among the held-out images
+            raise AekitError(
+                f"the {full.split} split of {full.source} has no images of class "
+                f"{', '.join(wanted)} left to train on: choose classes it has in --classes"
+            )
+        held = keep_classes(held, wanted)
     if cfg.limit:
-        train, held = train.subset(slice(0, cfg.limit)), held.subset(slice(0, cfg.limit))
-    return train, held
+        held = held.subset(slice(0, cfg.limit))
+        if rows is None:
+            full = full.subset(slice(0, cfg.limit))
+        else:
+            rows = rows[: cfg.limit]
+    return full, rows, held
 
 
 def load_photo_splits(cfg: DataConfig) -> tuple[PhotoSet, PhotoSet]:

@@ -48,7 +48,7 @@ from .objectives import (
 )
 from .runs import RunConfig
 from .schedules import lr_factor
-from .splits import load_photo_splits, load_splits
+from .splits import load_photo_splits, training_split
 
 DEVICE_RESIDENT_BYTES = 8 * 2**30  # larger (memory-mapped) sets stay on the host, streamed
 
@@ -437,6 +437,7 @@ class TrainingData:
 
     held: ImageSet
     images: torch.Tensor | None = None  # uint8 (N, C, H, W), whole-image training
+    rows: torch.Tensor | None = None  # the rows of ``images`` that train (None: all of them)
     photos: PhotoSet | None = None  # patch training
     patch_size: int = 0
     normal: list[str] | None = None  # the class names --classes kept
@@ -445,7 +446,7 @@ class TrainingData:
         """Images (or patches) per epoch, over all ranks."""
         if self.photos is not None:
             return patches_per_epoch(self.photos, self.patch_size, batch_size * group.world)
-        return len(self.images)
+        return len(self.images) if self.rows is None else len(self.rows)
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -470,6 +471,7 @@ class TrainingData:
             self.photos = self.photos.to(device)
         elif self.images is not None and self.images.numel() <= DEVICE_RESIDENT_BYTES:
             self.images = self.images.to(device)
+            self.rows = None if self.rows is None else self.rows.to(device)
 
     def batches(
         self, batch_size: int, gen: torch.Generator, group: Group = SINGLE
@@ -482,8 +484,10 @@ class TrainingData:
             cut = patch_batches(self.photos, self.patch_size, per_step, gen, group.shard)
             yield from itertools.islice(cut, self.steps(batch_size, group))
             return
-        n = len(self.images)
+        n = self.per_epoch(batch_size, group)
         perm = torch.randperm(n, generator=gen).to(self.images.device)
+        if self.rows is not None:
+            perm = self.rows.to(perm.device)[perm]
         for s in range(0, n - group.world + 1, per_step):
             chunk = perm[s : s + per_step]
             yield self.images[chunk[group.shard(len(chunk))]]
@@ -491,9 +495,9 @@ class TrainingData:
 
 def _load_data(cfg: RunConfig) -> TrainingData:
     if cfg.data.patch_size is None:
-        train_set, held = load_splits(cfg.data)
+        train_set, rows, held = training_split(cfg.data)
         normal = None if cfg.data.classes is None else class_names(train_set, cfg.data.classes)
-        return TrainingData(held, images=train_set.images, normal=normal)
+        return TrainingData(held, images=train_set.images, rows=rows, normal=normal)
     photos, held = load_photo_splits(cfg.data)
     size = cfg.data.patch_size
     check_patch_size(photos, size)

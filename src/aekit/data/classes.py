@@ -67,8 +67,8 @@ def in_classes(ds: ImageSet, names: list[str]) -> torch.Tensor:
     return torch.isin(ds.labels, torch.tensor(indices, dtype=ds.labels.dtype))
 
 
-def keep_classes(ds: ImageSet, names: list[str], flag: str = "--classes") -> ImageSet:
-    """The images of ``ds`` of the classes ``names``; refuses a split left with none."""
+def class_mask(ds: ImageSet, names: list[str], flag: str = "--classes") -> torch.Tensor:
+    """(N,) bool: the images of ``ds`` of the classes ``names``; refuses a split with none."""
     if ds.labels is None:
         raise AekitError(f"the {ds.split} split of {ds.source} has no labels to pick {flag} by")
     mask = in_classes(ds, names)
@@ -77,4 +77,9 @@ def keep_classes(ds: ImageSet, names: list[str], flag: str = "--classes") -> Ima
             f"the {ds.split} split of {ds.source} has no images of class "
             f"{', '.join(names)}: choose classes it has in {flag}"
         )
-    return ds.subset(mask)
+    return mask
+
+
+def keep_classes(ds: ImageSet, names: list[str], flag: str = "--classes") -> ImageSet:
+    """The images of ``ds`` of the classes ``names``; refuses a split left with none."""
+    return ds.subset(class_mask(ds, names, flag))
