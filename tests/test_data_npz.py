@@ -203,3 +203,14 @@ def test_training_rows_of_a_mapped_split_are_not_copied(tmp_path: Path) -> None:
     assert torch.equal(train.images, full.images[rows]) and torch.equal(held.images, held2.images)
     keep, _ = holdout_indices(200)
     assert set(rows.tolist()) <= set(keep)  # never a held-out image
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="needs Linux /proc")
+def test_memmap_bytes_keeps_small_uncompressed_arrays_in_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write_npz(tmp_path / "plain.npz", x_train=rand_uint8((6, 5, 4, 3)))
+    monkeypatch.setenv("AEKIT_MEMMAP_BYTES", "1000")  # 360 bytes: read into memory
+    assert not _maps(path, load_dataset(f"npz:{path}").images)
+    monkeypatch.setenv("AEKIT_MEMMAP_BYTES", "100")
+    assert _maps(path, load_dataset(f"npz:{path}").images)

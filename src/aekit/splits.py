@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import os
+from dataclasses import replace
+
 import torch
 
 from .config import DataConfig
 from .data import ImageSet, available_splits, load_dataset
 from .data.classes import class_mask, class_names, keep_classes
 from .data.photos import PhotoSet, load_photos
+from .data.sources import parse_source
+from .data.wds import Stream, carved_heldout, open_shards
 from .errors import AekitError
 
 HOLDOUT_FRACTION = 0.1
+# DataLoader workers decoding a streamed split (per process; torchrun's processes share the cores)
+STREAM_WORKERS = min(4, max(1, (os.cpu_count() or 2) // 2))
 HOLDOUT_MAX = 10_000  # images held out of a large split: enough to measure, cheap to score
 
 
@@ -124,3 +131,32 @@ def load_photo_splits(cfg: DataConfig) -> tuple[PhotoSet, PhotoSet]:
             "pass --heldout-split to choose another held-out split"
         )
     return train, held
+
+
+def stream_split(cfg: DataConfig) -> tuple[ImageSet, Stream]:
+    """(held-out images in memory, the training split streamed from its shards) of a ``wds:``
+    source: the held-out split as :func:`load_splits` chooses it, else 1 in 10 images by key."""
+    src = parse_source(cfg.source)
+    shards = open_shards(src.name, cfg.train_split, cfg.source)
+    held_name = heldout_name(cfg)
+    if held_name is None:
+        shards = replace(shards, carve=True)
+        held = carved_heldout(shards, cfg.image_size)
+    else:
+        held = load_dataset(cfg.source, held_name, data_dir=cfg.data_dir,
+                            image_size=cfg.image_size)  # fmt: skip
+    c, h, w = held.shape
+    if shards.size is not None and cfg.image_size is None and shards.size[1:] != (h, w):
+        raise AekitError(
+            f"the {held.split} images are {h}x{w}, the {shards.split} images "
+            f"{shards.size[1]}x{shards.size[2]}: pass --image-size to bring them to one size"
+        )
+    wanted = None
+    if cfg.classes is not None:
+        names = class_names(held, cfg.classes)
+        held = keep_classes(held, names)
+        numbers = {i for i, name in enumerate(held.classes) if name in names}
+        wanted = numbers.__contains__
+    if cfg.limit:
+        held = held.subset(slice(0, cfg.limit))
+    return held, Stream(shards, (c, h, w), workers=STREAM_WORKERS, wanted=wanted, limit=cfg.limit)

@@ -28,7 +28,9 @@ from .data.photos import (
     patch_batches,
     patches_per_epoch,
 )
+from .data.sources import parse_source
 from .data.warn import warn
+from .data.wds import Stream
 from .devices import bf16_native
 from .distributed import SINGLE, Group, QuietExit
 from .errors import AekitError
@@ -48,7 +50,7 @@ from .objectives import (
 )
 from .runs import RunConfig
 from .schedules import lr_factor
-from .splits import load_photo_splits, training_split
+from .splits import load_photo_splits, stream_split, training_split
 
 DEVICE_RESIDENT_BYTES = 8 * 2**30  # larger (memory-mapped) sets stay on the host, streamed
 
@@ -399,7 +401,15 @@ def _train(
 
 
 def _check_ranks(data: TrainingData, cfg: RunConfig, group: Group) -> None:
-    """Refuse more processes than there are images to share out (each needs one per step)."""
+    """Refuse more processes than there are images to share out (each needs one per step),
+    or than a streamed split has shards (each process reads whole shards)."""
+    shards = None if data.stream is None else len(data.stream.shards.urls)
+    if group.on and shards is not None and shards < group.world:
+        raise AekitError(
+            f"{cfg.data.source} has {shards} shard(s) for {group.world} processes: each process "
+            f"reads whole shards; start at most {shards}, or pack the data into more shards "
+            "(aekit data pack --shard-size)"
+        )
     n = data.per_epoch(cfg.train.batch_size, group)
     if group.on and n < group.world:
         what = "patches" if data.photos is not None else "training images"
@@ -439,11 +449,14 @@ class TrainingData:
     images: torch.Tensor | None = None  # uint8 (N, C, H, W), whole-image training
     rows: torch.Tensor | None = None  # the rows of ``images`` that train (None: all of them)
     photos: PhotoSet | None = None  # patch training
+    stream: Stream | None = None  # a wds: split, streamed from its shards
     patch_size: int = 0
     normal: list[str] | None = None  # the class names --classes kept
 
     def per_epoch(self, batch_size: int, group: Group = SINGLE) -> int:
         """Images (or patches) per epoch, over all ranks."""
+        if self.stream is not None:
+            return group.world * min(self.stream.count(r, group.world) for r in range(group.world))
         if self.photos is not None:
             return patches_per_epoch(self.photos, self.patch_size, batch_size * group.world)
         return len(self.images) if self.rows is None else len(self.rows)
@@ -453,6 +466,8 @@ class TrainingData:
         """(C, H, W) of what the model trains on."""
         if self.photos is not None:
             return self.photos.channels, self.patch_size, self.patch_size
+        if self.stream is not None:
+            return self.stream.shape
         _, c, h, w = self.images.shape
         return int(c), int(h), int(w)
 
@@ -480,6 +495,14 @@ class TrainingData:
         batch of ``batch_size`` x ranks (the order is the same on every rank, the parts differ;
         a last batch with fewer images than ranks is left out)."""
         per_step = batch_size * group.world
+        if self.stream is not None:  # the ranks' shards hold unequal counts: stop together
+            it = self.stream.batches(batch_size, gen, group.rank, group.world)
+            for _ in range(self.steps(batch_size, group)):
+                batch = next(it, None)
+                if group.any(batch is None):
+                    return
+                yield batch
+            return
         if self.photos is not None:
             cut = patch_batches(self.photos, self.patch_size, per_step, gen, group.shard)
             yield from itertools.islice(cut, self.steps(batch_size, group))
@@ -494,6 +517,10 @@ class TrainingData:
 
 
 def _load_data(cfg: RunConfig) -> TrainingData:
+    if cfg.data.patch_size is None and parse_source(cfg.data.source).kind == "wds":
+        held, stream = stream_split(cfg.data)
+        normal = None if cfg.data.classes is None else class_names(held, cfg.data.classes)
+        return TrainingData(held, stream=stream, normal=normal)
     if cfg.data.patch_size is None:
         train_set, rows, held = training_split(cfg.data)
         normal = None if cfg.data.classes is None else class_names(train_set, cfg.data.classes)

@@ -27,6 +27,24 @@ def add_parsers(sub: Any) -> None:
             p.add_argument("--out", required=True, type=out_path, help="PNG to write")
             p.add_argument("--count", type=positive_int, default=32, help="number of images")
         p.set_defaults(func=cmd_data)
+    p = data.add_parser("pack", help="write a source as WebDataset tar shards (read as wds:DIR)")
+    p.add_argument("source", metavar="SOURCE")
+    p.add_argument("--out", required=True, type=out_path, help="new folder for the shards")
+    p.add_argument("--shard-size", default="1GB", help="bytes per shard: 1GB, 500MB, ...")
+    p.add_argument("--split", action="append", dest="splits", default=None,
+                   help="a split to pack (repeatable; default: every split)")  # fmt: skip
+    data_flags(p, source_flag=False)
+    p.set_defaults(func=cmd_pack)
+
+
+def cmd_pack(ns: argparse.Namespace) -> None:
+    from ..data.pack import pack, parse_size
+
+    size = parse_size(ns.shard_size)
+    info = pack(ns.source, ns.out, size, ns.splits, ns.data_dir, ns.image_size)
+    for split, part in info["splits"].items():
+        print(f"{split}: {sum(part['counts'])} images in {len(part['shards'])} shard(s)")
+    print(f"wrote {ns.out} (train on it with --data wds:{ns.out})")
 
 
 def cmd_data(ns: argparse.Namespace) -> None:

@@ -1,7 +1,8 @@
 """Image and label arrays out of .npz files, never unpickling, memory-mapped where they can be.
 
 An images member stored uncompressed (``numpy.savez``) is memory-mapped where it lies in the
-file, whatever its size: nothing is copied, and the OS pages it in as batches read it. A
+file, whatever its size (unless ``AEKIT_MEMMAP_BYTES`` is set and the member is not above it):
+nothing is copied, and the OS pages it in as batches read it. A
 compressed one (``numpy.savez_compressed``, MedMNIST's files) bigger than ``AEKIT_MEMMAP_BYTES``
 (default 2 GiB) is streamed once from the zip into an (N, C, H, W) ``.npy`` cache and then
 memory-mapped, so a 224-pixel MedMNIST split larger than RAM still loads; smaller compressed
@@ -37,11 +38,12 @@ MAX_CLASSES = 100_000
 DAMAGED = (zipfile.BadZipFile, zlib.error, EOFError)
 
 
-def memmap_threshold() -> int:
-    """Bytes above which an images array is memory-mapped ($AEKIT_MEMMAP_BYTES, default 2 GiB)."""
+def memmap_threshold(default: int = DEFAULT_MEMMAP_BYTES) -> int:
+    """Bytes above which an images array is memory-mapped ($AEKIT_MEMMAP_BYTES, else
+    ``default``: 2 GiB for compressed members, 0 for those mapped in place)."""
     raw = os.environ.get("AEKIT_MEMMAP_BYTES", "").strip()
     if not raw:
-        return DEFAULT_MEMMAP_BYTES
+        return default
     try:
         value = int(raw)
     except ValueError:
@@ -149,7 +151,9 @@ def load_images(path: Path, key: str, cache: Path) -> torch.Tensor:
             f"x.astype(np.uint8)) and save again"
         )
     layout, nchw = image_layout(shape, where)
-    offset = None if fortran or not math.prod(shape) else stored_offset(path, key)
+    size = math.prod(shape)
+    in_place = not fortran and size > memmap_threshold(0)
+    offset = stored_offset(path, key) if in_place else None
     if offset is not None:  # stored uncompressed: mapped where it lies, never copied
         mapped = np.memmap(path, dtype=np.uint8, mode="c", offset=offset, shape=shape)
         return torch.from_numpy(to_nchw(mapped, layout))

@@ -19,10 +19,11 @@ from .npz import load_npz, npz_splits
 from .registry import IDX_SETS, MEDMNIST_MD5
 from .shapes import COUNTS as SHAPES_COUNTS
 from .shapes import load_shapes
+from .wds import load_wds, wds_splits
 
 SOURCE_FORMS = (
     "mnist, fashion-mnist, cifar10, shapes, medmnist/<flag> or medmnist/<flag>@64|@128|@224, "
-    "folder:<dir>, npz:<file>"
+    "folder:<dir>, npz:<file>, wds:<dir or shard pattern>"
 )
 
 
@@ -31,7 +32,7 @@ class Source:
     """A parsed SOURCE string: ``kind`` picks the loader, ``name`` is a set name, MedMNIST flag
     or path, ``size`` the MedMNIST image size."""
 
-    kind: str  # "idx" | "cifar10" | "shapes" | "medmnist" | "folder" | "npz"
+    kind: str  # "idx" | "cifar10" | "shapes" | "medmnist" | "folder" | "npz" | "wds"
     name: str
     size: int = 28
 
@@ -46,7 +47,7 @@ def parse_source(source: str) -> Source:
     """Parse a SOURCE string; an unknown one is an AekitError listing the valid forms."""
     text = source.strip()
     lowered = text.lower()
-    for prefix in ("folder:", "npz:"):
+    for prefix in ("folder:", "npz:", "wds:"):
         if lowered.startswith(prefix):
             path = text[len(prefix) :].strip()
             if not path:
@@ -78,7 +79,7 @@ def same_source(a: str, b: str) -> bool:
             src = parse_source(source)
         except AekitError:
             return ("?", source)
-        if src.kind in ("folder", "npz"):
+        if src.kind in ("folder", "npz", "wds"):
             return (src.kind, str(Path(src.name).expanduser().resolve()))
         return (src.kind, src.name, src.size)
 
@@ -102,6 +103,8 @@ def available_splits(source: str, data_dir: str | Path | None = None) -> list[st
         return list(MEDMNIST_SPLITS)
     if src.kind == "folder":
         return folder_splits(Path(src.name))
+    if src.kind == "wds":
+        return wds_splits(src.name)
     return npz_splits(Path(src.name))
 
 
@@ -144,6 +147,8 @@ def load_dataset(
         ds = load_medmnist(src.name, src.size, split, root, source, download)
     elif src.kind == "folder":
         ds = load_folder(Path(src.name), split, source, image_size)
+    elif src.kind == "wds":
+        ds = load_wds(src.name, split, source, image_size)
     else:
         ds = load_npz(Path(src.name), split, source)
     if len(ds) == 0:  # nothing could train, be scored or be shown: say so here, not later

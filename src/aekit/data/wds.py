@@ -1,0 +1,386 @@
+"""``wds:<folder or pattern>``: WebDataset tar shards, read with the ``webdataset`` package.
+
+A shard is a plain tar whose members ``KEY.png|jpg|jpeg|webp`` are the images and ``KEY.cls``
+(optional) their class numbers — what timm, clip-retrieval and the Hugging Face hub use.
+
+- ``wds:DIR``: a folder written by ``aekit data pack`` (``{split}-000000.tar`` ... and
+  ``info.json``: the shards, their image counts, the class names and the image shape), or any
+  folder of ``{split}-*.tar`` shards;
+- ``wds:PATTERN``: the shards of one split, ``train``, as a brace pattern
+  (``shards/part-{000000..000099}.tar``) or a glob (``shards/*.tar``).
+
+Training streams a split: each epoch every process reads its own shards (shard ``i`` goes to
+rank ``i % ranks``) in an order drawn from the run's generator, DataLoader workers decode them
+(each worker its shards), samples pass a shuffle buffer, and memory holds the buffer and the
+batches in flight, never the set. Other commands (eval, embed, describe, ...) read a split whole
+into memory. A split with no held-out split beside it gives one: the images whose key hashes to
+0 mod 10 (at most HELD_MAX of them), never trained on. A member that cannot be decoded is
+skipped with a warning.
+"""
+
+from __future__ import annotations
+
+import glob
+import io
+import json
+import os
+import random
+import tarfile
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import AekitError
+from .images import (
+    GRAY_MODES,
+    UNREADABLE,
+    convert,
+    fit,
+    open_image,
+    to_chw,
+    unreadable_reason,
+    upright,
+)
+from .imageset import ImageSet
+from .warn import warn
+
+IMAGE_KEYS = ("png", "jpg", "jpeg", "webp")
+INFO = "info.json"
+SPLITS = ("train", "val", "test")
+HELD_EVERY = 10  # one image in ten is held out of a split with no held-out split beside it
+HELD_MAX = 2048  # ... at most this many (read into memory, scored at every epoch's end)
+SHUFFLE_BUFFER = 2000  # samples a worker shuffles among (the usual WebDataset size)
+
+
+@dataclass(frozen=True)
+class Shards:
+    """The shards of one split of a ``wds:`` source."""
+
+    source: str
+    split: str
+    urls: list[str]
+    counts: list[int] | None  # images per shard, when info.json says (else counted on demand)
+    classes: list[str]
+    size: tuple[int, int, int] | None  # (C, H, W) every image is brought to
+    carve: bool = False  # hold out 1 in 10 by key (no held-out split beside this one)
+    keys: dict[str, list[str]] = field(default_factory=dict, repr=False)
+
+    def image_keys(self, url: str) -> list[str]:
+        """The keys of the images in one shard (read from the tar headers, once)."""
+        if url not in self.keys:
+            self.keys[url] = _image_keys(Path(url))
+        return self.keys[url]
+
+    def train_count(self, url: str) -> int:
+        """Images of a shard that train (all, or those not held out)."""
+        keys = self.image_keys(url)
+        return sum(not held_out(k) for k in keys) if self.carve else len(keys)
+
+
+def held_out(key: str) -> bool:
+    """Whether the image of ``key`` is held out of a carved split (the same on every machine)."""
+    return zlib.crc32(key.encode()) % HELD_EVERY == 0
+
+
+def _expand(pattern: str) -> list[str]:
+    import braceexpand
+
+    return [p for part in braceexpand.braceexpand(pattern) for p in _glob(part)]
+
+
+def _glob(part: str) -> list[str]:
+    if any(c in part for c in "*?["):
+        return sorted(glob.glob(os.path.expanduser(part)))
+    return [os.path.expanduser(part)]
+
+
+def _read_info(folder: Path) -> dict[str, Any] | None:
+    path = folder / INFO
+    if not path.is_file():
+        return None
+    try:
+        info = json.loads(path.read_text())
+        info["splits"], info["classes"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise AekitError(
+            f"{path} is damaged ({exc}); pack the data again with aekit data pack"
+        ) from exc
+    return info
+
+
+def wds_splits(spec: str) -> list[str]:
+    """The splits of a ``wds:`` source."""
+    folder = Path(spec).expanduser()
+    if not folder.is_dir():
+        return ["train"]
+    info = _read_info(folder)
+    if info is not None:
+        return [s for s in SPLITS if s in info["splits"]] + sorted(
+            s for s in info["splits"] if s not in SPLITS
+        )
+    found = sorted({p.name.rsplit("-", 1)[0] for p in folder.glob("*-*.tar")})
+    if not found:
+        raise AekitError(
+            f"no shards in {folder}: a wds: folder holds {{split}}-000000.tar ... (as aekit data "
+            f"pack writes), or give a pattern such as wds:{folder}/shard-{{000000..000009}}.tar"
+        )
+    return [s for s in SPLITS if s in found] + [s for s in found if s not in SPLITS]
+
+
+def open_shards(spec: str, split: str, source: str, carve: bool = False) -> Shards:
+    """The shards of ``split``; every one must exist (a missing shard is named)."""
+    folder = Path(spec).expanduser()
+    info = _read_info(folder) if folder.is_dir() else None
+    counts, classes, size = None, [], None
+    if info is not None:
+        part = info["splits"].get(split)
+        if part is None:
+            raise AekitError(f"{source} has no {split!r} split: it has {', '.join(info['splits'])}")
+        urls = [str(folder / name) for name in part["shards"]]
+        counts, classes = list(part["counts"]), list(info["classes"])
+        size = tuple(info["shape"]) if info.get("shape") else None
+    elif folder.is_dir():
+        urls = [str(p) for p in sorted(folder.glob(f"{split}-*.tar"))]
+        if not urls:
+            have = ", ".join(wds_splits(spec))
+            raise AekitError(f"{source} has no {split!r} split: it has {have}")
+    else:
+        if split != "train":
+            raise AekitError(f"{source} is one split, train; it has no {split!r} split")
+        urls = _expand(spec)
+        if not urls:
+            raise AekitError(
+                f"{source} matches no file: check the pattern (a glob such as shards/*.tar or "
+                "braces such as shards/part-{000000..000009}.tar)"
+            )
+    missing = [u for u in urls if not Path(u).is_file()]
+    if missing:
+        more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+        raise AekitError(
+            f"{source}: shard {missing[0]}{more} is missing ({len(urls) - len(missing)} of "
+            f"{len(urls)} found); copy it back or fix the pattern"
+        )
+    return Shards(source, split, urls, counts, classes, size, carve)  # type: ignore[arg-type]
+
+
+def _image_keys(path: Path) -> list[str]:
+    """Keys of the image members of a tar, from its headers (no image is decoded)."""
+    try:
+        with tarfile.open(path) as tar:
+            names = [m.name for m in tar if m.isfile()]
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise AekitError(
+            f"{path} is not a readable tar shard ({exc}); copy it again or pack the data again"
+        ) from exc
+    return [n.rsplit(".", 1)[0] for n in names if n.rsplit(".", 1)[-1].lower() in IMAGE_KEYS]
+
+
+def decode(sample: dict[str, Any], channels: int, size_wh: tuple[int, int] | None) -> np.ndarray:
+    """A WebDataset sample's image as uint8 (C, H, W), converted and resized; raises one of
+    UNREADABLE or KeyError (no image member)."""
+    ext = next(k for k in IMAGE_KEYS if k in sample)
+    name = f"{sample['__key__']}.{ext}"
+    with open_image(io.BytesIO(sample[ext]), name) as img:
+        img = convert(upright(img), channels == 1)
+        return to_chw(img if size_wh is None else fit(img, size_wh))
+
+
+def label_of(sample: dict[str, Any]) -> int | None:
+    raw = sample.get("cls")
+    try:
+        return None if raw is None else int(bytes(raw).decode().strip())
+    except ValueError:
+        return None
+
+
+class Skipped:
+    """Counts members skipped as unreadable and says so, one warning each with a count."""
+
+    def __init__(self, where: str) -> None:
+        self.where, self.count = where, 0
+
+    def __call__(self, exc: BaseException, what: str) -> None:
+        self.count += 1
+        warn(f"skipped {what} of {self.where} ({self.count} so far): {unreadable_reason(exc)}")
+
+    def handler(self, exc: BaseException) -> bool:
+        """For webdataset's pipeline stages: warn and continue."""
+        self(exc, "an unreadable shard or member")
+        return True
+
+
+def _samples(urls: list[str], skipped: Skipped, workers: bool) -> Iterator[dict[str, Any]]:
+    import webdataset as wds
+
+    pipeline = wds.WebDataset(
+        urls,
+        shardshuffle=False,
+        nodesplitter=lambda src: src,  # the ranks' shards are chosen before
+        workersplitter=wds.split_by_worker if workers else (lambda src: src),
+        handler=skipped.handler,
+        empty_check=False,
+    )
+    for sample in pipeline:
+        if any(k in sample for k in IMAGE_KEYS):
+            yield sample
+
+
+def first_shape(shards: Shards, image_size: int | None) -> tuple[int, int, int]:
+    """(C, H, W) of a split without info.json: gray or colour and the size of its first
+    readable image (``image_size`` square when given)."""
+    skipped = Skipped(shards.source)
+    for sample in _samples(shards.urls, skipped, workers=False):
+        ext = next(k for k in IMAGE_KEYS if k in sample)
+        try:
+            with open_image(io.BytesIO(sample[ext]), sample["__key__"]) as img:
+                c, (w, h) = (1 if img.mode in GRAY_MODES else 3), img.size
+        except UNREADABLE as exc:
+            skipped(exc, sample["__key__"])
+            continue
+        return (c, image_size, image_size) if image_size else (c, h, w)
+    raise AekitError(f"{shards.source} [{shards.split}] has no readable image")
+
+
+def shape_of(shards: Shards, image_size: int | None) -> tuple[int, int, int]:
+    if shards.size is not None:
+        c, h, w = shards.size
+        return (c, image_size, image_size) if image_size else (c, h, w)
+    return first_shape(shards, image_size)
+
+
+def load_wds(spec: str, split: str, source: str, image_size: int | None) -> ImageSet:
+    """One split read whole into memory (for eval, embed, describe, ...)."""
+    shards = open_shards(spec, split, source)
+    c, h, w = shape_of(shards, image_size)
+    skipped = Skipped(f"{source} [{split}]")
+    images, labels = [], []
+    for sample in _samples(shards.urls, skipped, workers=False):
+        try:
+            images.append(decode(sample, c, (w, h)))
+        except UNREADABLE as exc:
+            skipped(exc, f"{sample['__key__']}")
+            continue
+        labels.append(label_of(sample))
+    if not images:
+        return ImageSet(torch.zeros((0, c, h, w), dtype=torch.uint8), None, [], source, split)
+    labelled = all(x is not None for x in labels)
+    classes = shards.classes
+    if labelled and not classes:
+        classes = [str(i) for i in range(max(labels) + 1)]  # type: ignore[type-var]
+    return ImageSet(
+        images=torch.from_numpy(np.stack(images)),
+        labels=torch.tensor(labels, dtype=torch.int64) if labelled else None,
+        classes=classes if labelled else [],
+        source=source,
+        split=split,
+    )
+
+
+def carved_heldout(shards: Shards, image_size: int | None) -> ImageSet:
+    """The held-out images of a carved split (key hash 0 mod 10), up to HELD_MAX, in memory."""
+    c, h, w = shape_of(shards, image_size)
+    skipped = Skipped(f"{shards.source} [{shards.split}]")
+    images, labels = [], []
+    for sample in _samples(shards.urls, skipped, workers=False):
+        if not held_out(sample["__key__"]):
+            continue
+        try:
+            images.append(decode(sample, c, (w, h)))
+        except UNREADABLE as exc:
+            skipped(exc, f"{sample['__key__']}")
+            continue
+        labels.append(label_of(sample))
+        if len(images) >= HELD_MAX:
+            break
+    if not images:
+        raise AekitError(
+            f"{shards.source} has too few images to hold 1 in {HELD_EVERY} out for evaluation: "
+            "add images, or pack a test split beside it"
+        )
+    labelled = all(x is not None for x in labels)
+    return ImageSet(torch.from_numpy(np.stack(images)),
+                    torch.tensor(labels, dtype=torch.int64) if labelled else None,
+                    shards.classes if labelled else [], shards.source, shards.split)  # fmt: skip
+
+
+@dataclass
+class Stream:
+    """A split streamed from its shards for training (see the module docstring)."""
+
+    shards: Shards
+    shape: tuple[int, int, int]  # (C, H, W)
+    workers: int = 2
+    buffer: int = SHUFFLE_BUFFER
+    wanted: Callable[[int | None], bool] | None = None  # keep a sample by its label (--classes)
+    limit: int | None = None
+
+    def rank_urls(self, rank: int, world: int) -> list[str]:
+        return self.shards.urls[rank::world]
+
+    def count(self, rank: int, world: int) -> int:
+        """Images this rank trains on per epoch (before --classes; at most --limit / world)."""
+        n = sum(self.shards.train_count(u) for u in self.rank_urls(rank, world))
+        return n if self.limit is None else min(n, -(-self.limit // world))
+
+    def batches(
+        self, batch_size: int, gen: torch.Generator, rank: int = 0, world: int = 1
+    ) -> Iterator[torch.Tensor]:
+        """One epoch of this rank's uint8 batches: its shards in an order drawn from ``gen``
+        (the same draw on every rank), decoded by DataLoader workers."""
+        from torch.utils.data import DataLoader
+
+        mine = self.rank_urls(rank, world)
+        order = torch.randperm(len(mine), generator=gen).tolist()
+        urls = [mine[i] for i in order]
+        salt = int(torch.randint(0, 2**31 - 1, (1,), generator=gen))
+        part = _Part(self, urls, salt + 7919 * rank, world)
+        workers = min(self.workers, len(urls))
+        loader = DataLoader(part, batch_size=batch_size, num_workers=workers,
+                            prefetch_factor=2 if workers else None,
+                            persistent_workers=False)  # fmt: skip
+        yield from loader
+
+
+class _Part(torch.utils.data.IterableDataset):
+    """One rank's shards for one epoch: samples decoded to uint8 (C, H, W) tensors."""
+
+    def __init__(self, stream: Stream, urls: list[str], seed: int, world: int) -> None:
+        self.stream, self.urls, self.seed, self.world = stream, urls, seed, world
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        info = torch.utils.data.get_worker_info()
+        worker, workers = (0, 1) if info is None else (info.id, info.num_workers)
+        st = self.stream
+        c, h, w = st.shape
+        rng = random.Random(self.seed * 1000 + worker)
+        skipped = Skipped(st.shards.source)
+        buffer: list[torch.Tensor] = []
+        limit = None if st.limit is None else -(-st.limit // self.world)
+        taken = 0
+        for sample in _samples(self.urls, skipped, workers=True):
+            if st.shards.carve and held_out(sample["__key__"]):
+                continue
+            if st.wanted is not None and not st.wanted(label_of(sample)):
+                continue
+            if limit is not None:  # --limit: the first images of the epoch's order, per worker
+                taken += 1
+                if taken > -(-limit // workers):
+                    break
+            try:
+                image = torch.from_numpy(decode(sample, c, (w, h)).copy())  # Pillow: read-only
+            except UNREADABLE as exc:
+                skipped(exc, f"{sample['__key__']}")
+                continue
+            if len(buffer) < st.buffer:
+                buffer.append(image)
+                continue
+            i = rng.randrange(len(buffer))
+            buffer[i], image = image, buffer[i]
+            yield image
+        rng.shuffle(buffer)
+        yield from buffer
