@@ -276,3 +276,23 @@ def test_readme_torchrun_commands_run(tmp_path: Path, monkeypatch: pytest.Monkey
     assert len(aekit.Embeddings.load("emb/cifar10-ddp")) == 60  # the test split
     two_nodes = read_metrics(Path("runs/cifar10-2x8"))
     assert [r["ranks"] for r in two_nodes] == [2]
+
+
+def test_two_ranks_stream_shards_and_refuse_too_few(tmp_path: Path) -> None:
+    packed = aekit_cli(["data", "pack", "shapes", "--split", "train", "--split", "test",
+                        "--out", str(tmp_path / "w"), "--shard-size", "300KB"])  # fmt: skip
+    assert packed.returncode == 0, packed.stderr
+    res = torchrun(["train", *SMALL[2:], "--data", f"wds:{tmp_path / 'w'}", "--epochs", "1",
+                    "--batch-size", "16", "--out", str(tmp_path / "run")])  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    row = read_metrics(tmp_path / "run")[0]
+    assert row["ranks"] == 2 and row["test_psnr"] > 0
+    # --limit 400 of a stream: each rank its share
+    assert 300 <= row["images_per_s"] * row["seconds"] <= 400 + 32
+    one = aekit_cli(["data", "pack", "shapes", "--split", "test", "--out", str(tmp_path / "one")])
+    assert one.returncode == 0, one.stderr
+    res = torchrun(["train", *SMALL[2:], "--data", f"wds:{tmp_path}/one/test-*.tar",
+                    "--epochs", "1", "--out", str(tmp_path / "few")])  # fmt: skip
+    assert res.returncode != 0
+    lines = aekit_lines(res.stderr)
+    assert len(lines) == 1 and "has 1 shard(s) for 2 processes" in lines[0], res.stderr

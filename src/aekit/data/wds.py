@@ -158,12 +158,19 @@ def open_shards(spec: str, split: str, source: str, carve: bool = False) -> Shar
                 f"{source} matches no file: check the pattern (a glob such as shards/*.tar or "
                 "braces such as shards/part-{000000..000009}.tar)"
             )
+        # shards of a packed folder: its info.json still names the classes and the shape
+        parents = {Path(u).parent for u in urls}
+        info = _read_info(parents.pop()) if len(parents) == 1 else None
+        if info is not None:
+            classes = list(info["classes"])
+            size = tuple(info["shape"]) if info.get("shape") else None
     missing = [u for u in urls if not Path(u).is_file()]
     if missing:
-        more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+        what = (f"shards {missing[0]} and {len(missing) - 1} more are" if len(missing) > 1
+                else f"shard {missing[0]} is")  # fmt: skip
         raise AekitError(
-            f"{source}: shard {missing[0]}{more} is missing ({len(urls) - len(missing)} of "
-            f"{len(urls)} found); copy it back or fix the pattern"
+            f"{source}: {what} missing ({len(urls) - len(missing)} of {len(urls)} found); "
+            "copy them back or fix the pattern"
         )
     return Shards(source, split, urls, counts, classes, size, carve)  # type: ignore[arg-type]
 
@@ -303,9 +310,10 @@ def carved_heldout(shards: Shards, image_size: int | None) -> ImageSet:
             "add images, or pack a test split beside it"
         )
     labelled = all(x is not None for x in labels)
+    classes = shards.classes or [str(i) for i in range(max(labels) + 1)] if labelled else []
     return ImageSet(torch.from_numpy(np.stack(images)),
                     torch.tensor(labels, dtype=torch.int64) if labelled else None,
-                    shards.classes if labelled else [], shards.source, shards.split)  # fmt: skip
+                    classes, shards.source, shards.split)  # type: ignore[type-var]  # fmt: skip
 
 
 @dataclass
