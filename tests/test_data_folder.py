@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from aekit.data import available_splits, load_dataset
 from aekit.errors import AekitError
@@ -136,3 +138,44 @@ def test_limit_keeps_the_first_paths(tmp_path: Path) -> None:
         write_image(tmp_path / "c" / f"{i}.png", solid(3, 3, i))
     ds = load_dataset(f"folder:{tmp_path}", limit=2)
     assert [Path(p).name for p in ds.paths] == ["0.png", "1.png"] and len(ds.labels) == 2
+
+
+def test_a_folder_too_large_to_decode_is_streamed(
+    cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Above AEKIT_MEMMAP_BYTES of decoded pixels a folder trains from its files, decoded per
+    batch by DataLoader workers; the run is the same run as from memory."""
+    import aekit
+    train_mod = importlib.import_module("aekit.train")  # aekit.train is the API function
+    from aekit.runs import read_metrics
+
+    rng = np.random.default_rng(0)
+    for cls in ("a", "b"):
+        (tmp_path / "pics" / cls).mkdir(parents=True)
+        for i in range(40):
+            Image.fromarray(rng.integers(0, 256, (16, 16, 3), np.uint8)).save(
+                tmp_path / "pics" / cls / f"{i}.png"
+            )
+    (tmp_path / "pics" / "b" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    args = ["train", "--data", f"folder:{tmp_path / 'pics'}", "--epochs", "2", "--batch-size",
+            "16", "--base-channels", "8", "--latent-dim", "16", "--classes", "b",
+            "--no-amp"]  # fmt: skip
+    code, _, err = cli(*args, "--out", tmp_path / "memory")
+    assert code == 0, err
+    seen = []
+    real = train_mod.TrainingData.batches
+
+    def spy(self, *a, **k):  # type: ignore[no-untyped-def]
+        seen.append(self.files is not None)
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(train_mod.TrainingData, "batches", spy)
+    monkeypatch.setenv("AEKIT_MEMMAP_BYTES", "1000")  # 80 x 768 bytes decoded: stream it
+    code, _, err = cli(*args, "--out", tmp_path / "streamed")
+    assert code == 0, err
+    assert seen == [True, True]
+    a, b = read_metrics(tmp_path / "memory"), read_metrics(tmp_path / "streamed")
+    for x, y in zip(a, b, strict=True):  # the same images in the same order
+        assert x["train_loss"] == pytest.approx(y["train_loss"], rel=1e-5)
+        assert x["test_mse"] == pytest.approx(y["test_mse"], rel=1e-5)
+    assert aekit.runs.load_config(tmp_path / "streamed").data.classes == "b"

@@ -10,6 +10,7 @@ import torch
 from .config import DataConfig
 from .data import ImageSet, available_splits, load_dataset
 from .data.classes import class_mask, class_names, keep_classes
+from .data.folder import FolderFiles, FolderScan
 from .data.photos import PhotoSet, load_photos
 from .data.sources import parse_source
 from .data.wds import Stream, carved_heldout, open_shards
@@ -160,3 +161,44 @@ def stream_split(cfg: DataConfig) -> tuple[ImageSet, Stream]:
     if cfg.limit:
         held = held.subset(slice(0, cfg.limit))
     return held, Stream(shards, (c, h, w), workers=STREAM_WORKERS, wanted=wanted, limit=cfg.limit)
+
+
+def folder_stream_split(
+    cfg: DataConfig, scanned: FolderScan
+) -> tuple[ImageSet, FolderFiles, torch.Tensor]:
+    """(held-out images in memory, the training files decoded as batches need them, the rows
+    of those files that train) of a ``folder:`` too large to decode into memory; ``scanned``
+    is :func:`aekit.data.folder.scan_folder`'s answer for the training split."""
+    scanned.warn_skipped()
+    files, labels, classes = scanned.files, scanned.labels, scanned.classes
+    data = FolderFiles(files, scanned.gray, scanned.size_wh)
+    label_t = None if labels is None else torch.tensor(labels, dtype=torch.int64)
+    rows = torch.arange(len(files))
+    held_name = heldout_name(cfg)
+    if held_name is None:
+        if len(files) < 2:
+            raise AekitError(
+                f"{cfg.source} has {len(files)} image(s): at least 2 are needed to hold "
+                "one out for evaluation"
+            )
+        keep, out = holdout_indices(len(files))
+        rows = torch.tensor(keep)
+        held = ImageSet(data.decode(out), None if label_t is None else label_t[out],
+                        classes if labels is not None else [], cfg.source, cfg.train_split,
+                        [str(files[i]) for i in out])  # fmt: skip
+    else:
+        held = load_dataset(cfg.source, held_name, data_dir=cfg.data_dir,
+                            image_size=cfg.image_size)  # fmt: skip
+    if cfg.classes is not None:
+        names = class_names(held, cfg.classes)
+        held = keep_classes(held, names)
+        numbers = [i for i, name in enumerate(classes) if name in names]
+        rows = rows[torch.isin(label_t[rows], torch.tensor(numbers))]  # type: ignore[index]
+        if not len(rows):
+            raise AekitError(
+                f"the {cfg.train_split} split of {cfg.source} has no images of class "
+                f"{', '.join(names)} left to train on: choose classes it has in --classes"
+            )
+    if cfg.limit:
+        held, rows = held.subset(slice(0, cfg.limit)), rows[: cfg.limit]
+    return held, data, rows

@@ -21,6 +21,8 @@ from tqdm import tqdm
 from . import distributed, fastpath, runs
 from .data import ImageSet, augment
 from .data.classes import class_names
+from .data.folder import FolderFiles, scan_folder
+from .data.npzarrays import memmap_threshold
 from .data.photos import (
     HELD_SIDE,
     PhotoSet,
@@ -50,7 +52,13 @@ from .objectives import (
 )
 from .runs import RunConfig
 from .schedules import lr_factor
-from .splits import load_photo_splits, stream_split, training_split
+from .splits import (
+    STREAM_WORKERS,
+    folder_stream_split,
+    load_photo_splits,
+    stream_split,
+    training_split,
+)
 
 DEVICE_RESIDENT_BYTES = 8 * 2**30  # larger (memory-mapped) sets stay on the host, streamed
 
@@ -450,6 +458,7 @@ class TrainingData:
     rows: torch.Tensor | None = None  # the rows of ``images`` that train (None: all of them)
     photos: PhotoSet | None = None  # patch training
     stream: Stream | None = None  # a wds: split, streamed from its shards
+    files: FolderFiles | None = None  # a folder too large to decode whole: read per batch
     patch_size: int = 0
     normal: list[str] | None = None  # the class names --classes kept
 
@@ -459,7 +468,9 @@ class TrainingData:
             return group.world * min(self.stream.count(r, group.world) for r in range(group.world))
         if self.photos is not None:
             return patches_per_epoch(self.photos, self.patch_size, batch_size * group.world)
-        return len(self.images) if self.rows is None else len(self.rows)
+        if self.rows is not None:
+            return len(self.rows)
+        return len(self.images)
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -468,6 +479,9 @@ class TrainingData:
             return self.photos.channels, self.patch_size, self.patch_size
         if self.stream is not None:
             return self.stream.shape
+        if self.files is not None:
+            w, h = self.files.size_wh
+            return (1 if self.files.gray else 3), h, w
         _, c, h, w = self.images.shape
         return int(c), int(h), int(w)
 
@@ -508,12 +522,23 @@ class TrainingData:
             yield from itertools.islice(cut, self.steps(batch_size, group))
             return
         n = self.per_epoch(batch_size, group)
-        perm = torch.randperm(n, generator=gen).to(self.images.device)
+        device = self.images.device if self.images is not None else torch.device("cpu")
+        perm = torch.randperm(n, generator=gen).to(device)
         if self.rows is not None:
             perm = self.rows.to(perm.device)[perm]
-        for s in range(0, n - group.world + 1, per_step):
-            chunk = perm[s : s + per_step]
-            yield self.images[chunk[group.shard(len(chunk))]]
+        parts = (perm[s : s + per_step] for s in range(0, n - group.world + 1, per_step))
+        parts = (chunk[group.shard(len(chunk))] for chunk in parts)
+        if self.files is None:
+            yield from (self.images[part] for part in parts)
+            return
+        from torch.utils.data import DataLoader
+
+        from .data.folder import stack_present
+
+        # decoded by DataLoader workers, two batches ahead of the model
+        yield from DataLoader(self.files, batch_sampler=[p.tolist() for p in parts],
+                              num_workers=STREAM_WORKERS, prefetch_factor=2,
+                              collate_fn=stack_present)  # fmt: skip
 
 
 def _load_data(cfg: RunConfig) -> TrainingData:
@@ -521,6 +546,13 @@ def _load_data(cfg: RunConfig) -> TrainingData:
         held, stream = stream_split(cfg.data)
         normal = None if cfg.data.classes is None else class_names(held, cfg.data.classes)
         return TrainingData(held, stream=stream, normal=normal)
+    src = parse_source(cfg.data.source)
+    if cfg.data.patch_size is None and src.kind == "folder":
+        scanned = scan_folder(Path(src.name), cfg.data.train_split, cfg.data.image_size)
+        if scanned.decoded_bytes() > memmap_threshold():  # too big to decode into memory
+            held, data, rows = folder_stream_split(cfg.data, scanned)
+            normal = None if cfg.data.classes is None else class_names(held, cfg.data.classes)
+            return TrainingData(held, files=data, rows=rows, normal=normal)
     if cfg.data.patch_size is None:
         train_set, rows, held = training_split(cfg.data)
         normal = None if cfg.data.classes is None else class_names(train_set, cfg.data.classes)

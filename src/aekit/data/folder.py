@@ -17,6 +17,7 @@ import os
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
@@ -25,7 +26,15 @@ import numpy as np
 import torch
 
 from ..errors import AekitError
-from .images import GRAY_MODES, IMAGE_EXTENSIONS, UNREADABLE, is_image_file, load, peek
+from .images import (
+    GRAY_MODES,
+    IMAGE_EXTENSIONS,
+    UNREADABLE,
+    is_image_file,
+    load,
+    peek,
+    unreadable_reason,
+)
 from .imageset import ImageSet
 from .warn import warn
 
@@ -205,3 +214,84 @@ def read_folder(
         warn(f"skipped {len(bad)} unreadable image file(s) in {where}: {listing}")
     kept_labels = None if labels is None else [labels[i] for i in keep]
     return [files[i] for i in keep], arrays, kept_labels, classes
+
+
+@dataclass
+class FolderScan:
+    """One split of a folder known from its files' headers alone (nothing decoded)."""
+
+    files: list[Path]  # the readable ones
+    labels: list[int] | None
+    classes: list[str]
+    gray: bool
+    size_wh: tuple[int, int]
+    bad: list[Path]  # files whose header cannot be read
+    where: Path
+
+    def decoded_bytes(self) -> int:
+        """Bytes of uint8 pixels the split would take decoded."""
+        w, h = self.size_wh
+        return len(self.files) * (1 if self.gray else 3) * w * h
+
+    def warn_skipped(self) -> None:
+        if self.bad:
+            warn(
+                f"skipped {len(self.bad)} unreadable image file(s) in {self.where}: "
+                f"{_listing(self.bad, self.where)}"
+            )
+
+
+def scan_folder(root: Path, split: str, image_size: int | None = None) -> FolderScan:
+    """One split's files, labels, classes, and the mode and size they are decoded at, from the
+    headers alone: what streaming a folder needs."""
+    root = _root(root)
+    splits = folder_splits(root)
+    if split not in splits:
+        raise AekitError(f"{root} has no {split!r} split: it has {', '.join(splits)}")
+    files, labels, classes = _scan(root, split, quiet=True)
+    where = root / split if (root / split).is_dir() else root
+    siblings = [f for other in splits if other != split for f in _scan(root, other, True)[0]]
+    with ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:
+        others = [h for h in pool.map(partial(_try, peek), siblings) if h is not None]
+        headers = list(pool.map(partial(_try, peek), files))
+    keep = [i for i, h in enumerate(headers) if h is not None]
+    if not keep:
+        raise AekitError(f"no readable image in {where}: check that the files are valid images")
+    gray, size = _decide([headers[i] for i in keep] + others, image_size)
+    return FolderScan(
+        files=[files[i] for i in keep],
+        labels=None if labels is None else [labels[i] for i in keep],
+        classes=classes,
+        gray=gray,
+        size_wh=size or (0, 0),
+        bad=[files[i] for i, h in enumerate(headers) if h is None],
+        where=where,
+    )
+
+
+class FolderFiles(torch.utils.data.Dataset):
+    """A folder's image files decoded one by one (by DataLoader workers) to uint8 (C, H, W) at
+    one mode and size; a file that fails to decode gives None (skipped, with a warning)."""
+
+    def __init__(self, files: list[Path], gray: bool, size_wh: tuple[int, int]) -> None:
+        self.files, self.gray, self.size_wh = files, gray, size_wh
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int) -> torch.Tensor | None:
+        try:
+            return torch.from_numpy(load(self.files[i], self.gray, self.size_wh).copy())
+        except UNREADABLE as exc:
+            warn(f"skipped {self.files[i]}: {unreadable_reason(exc)}")
+            return None
+
+    def decode(self, rows: list[int]) -> torch.Tensor:
+        """The images at ``rows`` decoded here (the held-out images, kept in memory)."""
+        images = [self[i] for i in rows]
+        return torch.stack([im for im in images if im is not None])
+
+
+def stack_present(images: list[torch.Tensor | None]) -> torch.Tensor:
+    """A batch of the images that decoded (the DataLoader's collate function)."""
+    return torch.stack([im for im in images if im is not None])
