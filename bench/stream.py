@@ -1,6 +1,8 @@
 """Training on data larger than it should hold in memory: images/s and peak anonymous memory.
 
-Usage: ``python bench/stream.py [--sizes 1,2,5] [--minutes 0.75] [--kinds mapped,memory,wds]``
+Usage: ``python bench/stream.py [--sizes 1,2,5] [--minutes 0.75] [--kinds mapped,memory,wds]``,
+or ``python bench/stream.py --decode-only --sizes 0.25``: how fast shards are read and decoded
+without training (``bench/results/stream_decode.json``).
 
 For each size (GB of uint8 pixels, 10^9 bytes) it writes an uncompressed ``npz`` of 64x64 RGB
 images (``x_train``/``y_train``, no test split, so the held-out images are carved out of the
@@ -103,6 +105,43 @@ def train(source: str, run: Path, minutes: float, env: dict[str, str]) -> dict:
     return result
 
 
+def decode_speed(size: float, work: Path, out: str) -> None:
+    """``--decode-only``: how fast one process reads and decodes packed shards (no training):
+    images/s of ``Stream`` with no worker and with one, and where the time goes (cProfile)."""
+    import cProfile
+    import io
+    import pstats
+
+    import torch
+
+    from aekit.data.pack import pack
+    from aekit.data.wds import Stream, open_shards
+
+    n = round(size * 1e9 / IMAGE_BYTES)
+    write_npz(work / "decode.npz", n)
+    pack(f"npz:{work / 'decode.npz'}", work / "decode")
+    shards = open_shards(str(work / "decode"), "train", "wds:decode")
+    result: dict = {"machine": machine(), "images": n, "command": " ".join(sys.argv)}
+    for workers in (0, 1):
+        stream = Stream(shards, (3, SIDE, SIDE), workers=workers)
+        t0 = time.perf_counter()
+        count = sum(len(b) for b in stream.batches(128, torch.Generator().manual_seed(0)))
+        result[f"images_per_s_{workers}_workers"] = round(count / (time.perf_counter() - t0), 1)
+    profile = cProfile.Profile()
+    stream = Stream(shards, (3, SIDE, SIDE), workers=0)
+    profile.enable()
+    sum(len(b) for b in stream.batches(128, torch.Generator().manual_seed(0)))
+    profile.disable()
+    stats = pstats.Stats(profile, stream=io.StringIO())
+    total = max(v[3] for v in stats.stats.values())  # type: ignore[attr-defined]
+    parts = {"tar reading (webdataset + tarfile)": "tar_file_expander", "image decoding": "decode"}
+    for label, name in parts.items():
+        cum = max(v[3] for k, v in stats.stats.items() if k[2] == name)  # type: ignore[attr-defined]
+        result[f"share_{label}"] = round(cum / total, 2)
+    print(json.dumps(result, indent=1))
+    Path(out).write_text(json.dumps(result, indent=1) + "\n")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="1,2,5", help="GB of pixels per file")
@@ -111,9 +150,19 @@ def main() -> None:
     ap.add_argument("--memory-max", type=float, default=2, help="largest GB read into memory")
     ap.add_argument("--work", default=None, help="folder for the files (default: a temp one)")
     ap.add_argument("--out", default=str(RESULTS))
+    ap.add_argument("--decode-only", action="store_true",
+                    help="only read and decode shards of the first size (no training)")  # fmt: skip
     args = ap.parse_args()
     work = Path(args.work or tempfile.mkdtemp(prefix="aekit-stream-"))
     work.mkdir(parents=True, exist_ok=True)
+    if args.decode_only:
+        out = args.out if args.out != str(RESULTS) else str(RESULTS.with_name("stream_decode.json"))
+        try:
+            decode_speed(float(args.sizes.split(",")[0]), work, out)
+        finally:
+            if not args.work:
+                shutil.rmtree(work, ignore_errors=True)
+        return
     kinds = args.kinds.split(",")
     results = {"machine": machine(), "image": [SIDE, SIDE, 3], "minutes": args.minutes,
                "command": " ".join(sys.argv), "runs": []}  # fmt: skip

@@ -146,6 +146,7 @@ def test_a_folder_too_large_to_decode_is_streamed(
     """Above AEKIT_MEMMAP_BYTES of decoded pixels a folder trains from its files, decoded per
     batch by DataLoader workers; the run is the same run as from memory."""
     import aekit
+
     train_mod = importlib.import_module("aekit.train")  # aekit.train is the API function
     from aekit.runs import read_metrics
 

@@ -132,7 +132,7 @@ def step(
     if model.generative and (training if sample is None else sample):
         eps = torch.randn(len(x), model.config.latent_dim, generator=gen, device=x.device)
     with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=obj.amp):
-        out = (forward or model)(inputs, eps)
+        out = (model if forward is None else forward)(inputs, eps)
     loss = reconstruction_loss(out.recon, x, obj.loss, vr)
     loss = loss + sparsity_penalty(out.code, obj.sparsity)
     for name, term in out.terms.items():  # the family's own terms (KL, ...)
