@@ -180,3 +180,53 @@ def test_pack_refusals(cli, tmp_path: Path) -> None:
     code, _, err = cli("data", "pack", "shapes", "--out", tmp_path / "a", "--split", "dev")
     assert code == 2 and "has no 'dev' split" in err
     assert not (tmp_path / "a").exists() and not list(tmp_path.glob(".a.*"))
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"shape": [3, "x"]},
+        {"shape": "abc"},
+        {"shape": [3, -1, 32]},
+        {"classes": 5},
+        {"splits": {"train": ["train-000000.tar"]}},
+        {"splits": {"train": {"shards": ["../../etc/passwd"], "counts": [1]}}},
+        {"splits": {"train": {"shards": ["train-000000.tar"], "counts": []}}},
+    ],
+)
+def test_a_damaged_info_json_is_one_line(cli, tmp_path: Path, change: dict) -> None:
+    numbered_shards(tmp_path / "w", 4, 4, name="train")
+    info = {"classes": ["0", "1", "2"], "shape": [1, 8, 8],
+            "splits": {"train": {"shards": ["train-000000.tar"], "counts": [4]}}}  # fmt: skip
+    (tmp_path / "w" / "info.json").write_text(json.dumps({**info, **change}))
+    code, _, err = cli("data", "describe", f"wds:{tmp_path / 'w'}")
+    assert code == 2
+    assert err.startswith("aekit data describe: error: ") and err.count("\n") == 1, err
+    assert "is damaged" in err and "pack the data again" in err
+
+
+def test_cut_short_and_empty_shards_and_a_missing_folder(cli, tmp_path: Path) -> None:
+    shard = numbered_shards(tmp_path / "w", 40, 40, name="train")[0]
+    data = shard.read_bytes()
+    shard.write_bytes(data[: len(data) // 2 + 100])
+    again = ("data", "pack", f"wds:{tmp_path / 'w'}", "--out", tmp_path / "again")
+    for args in (("data", "describe", f"wds:{tmp_path / 'w'}"), again):
+        code, _, err = cli(*args)
+        assert code == 2 and "is not a readable tar shard" in err, err
+        assert "Traceback" not in err
+    assert not (tmp_path / "again").exists()  # nothing packed from damaged data
+    shard.write_bytes(b"")
+    code, _, err = cli("data", "describe", f"wds:{tmp_path / 'w'}")
+    assert code == 2 and "(empty file)" in err
+    code, _, err = cli("data", "describe", f"wds:{tmp_path / 'nowhere'}")
+    assert code == 2 and "the folder" in err and "does not exist" in err
+
+
+def test_many_bad_members_warn_a_few_lines(tmp_path: Path, capsys) -> None:
+    members = {f"{i:04d}.png": b"garbage" for i in range(150)}
+    members["good.png"] = png(numbered(1)[0])
+    write_shard(tmp_path / "train-000000.tar", members)
+    assert len(load_dataset(f"wds:{tmp_path}")) == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert [ln.split("(")[1].split(" so far")[0] for ln in lines] == ["1", "2", "3", "4", "5",
+                                                                     "10", "100"]  # fmt: skip

@@ -296,3 +296,37 @@ def test_two_ranks_stream_shards_and_refuse_too_few(tmp_path: Path) -> None:
     assert res.returncode != 0
     lines = aekit_lines(res.stderr)
     assert len(lines) == 1 and "has 1 shard(s) for 2 processes" in lines[0], res.stderr
+
+
+def test_a_mistake_found_before_joining_is_said_once(tmp_path: Path) -> None:
+    res = torchrun(["train", "--resume", "--out", str(tmp_path / "nothing")])
+    assert res.returncode != 0
+    lines = aekit_lines(res.stderr)
+    assert len(lines) == 1 and "rank 1" not in lines[0], res.stderr
+
+
+def test_timeout_setting_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    from aekit.distributed import timeout_s
+    from aekit.errors import AekitError
+
+    for bad in ("abc", "0", "-5", "nan", "inf", "1e400", "1e14"):
+        monkeypatch.setenv("AEKIT_DIST_TIMEOUT", bad)
+        with pytest.raises(AekitError, match="AEKIT_DIST_TIMEOUT="):
+            timeout_s()
+    monkeypatch.setenv("AEKIT_DIST_TIMEOUT", "90")
+    assert timeout_s() == 90
+
+
+def test_an_unwritable_run_folder_is_refused_before_training(
+    cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tempfile
+
+    def refuse(*a, **k):  # type: ignore[no-untyped-def]
+        raise OSError(30, "Read-only file system")
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", refuse)
+    code, _, err = cli("train", *SMALL, "--epochs", "1", "--out", tmp_path / "run")
+    assert code == 2
+    assert "cannot write in" in err and "Read-only file system" in err and "--out" in err
+    assert not (tmp_path / "run" / "metrics.jsonl").exists()

@@ -54,7 +54,7 @@ class DataConfig:
 
     source: str = _opt(
         "dataset: mnist, fashion-mnist, cifar10, medmnist/<flag>[@size], "
-        "shapes, folder:<dir>, npz:<file>",
+        "shapes, folder:<dir>, npz:<file>, wds:<dir or shard pattern>",
         flag="--data",
         default="shapes",
     )

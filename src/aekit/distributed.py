@@ -27,6 +27,7 @@ from .devices import pick_device
 from .errors import AekitError
 
 DEFAULT_TIMEOUT_S = 600  # a collective that waits longer (a peer hung or died) is an error
+MAX_TIMEOUT_S = 7 * 24 * 3600  # a week: longer is a typo (and beyond what timedelta takes)
 
 
 class AgreedError(AekitError):
@@ -159,10 +160,10 @@ def timeout_s() -> float:
         value = float(raw) if raw else DEFAULT_TIMEOUT_S
     except ValueError:
         value = -1.0
-    if not value > 0:
+    if not 0 < value <= MAX_TIMEOUT_S:  # also refuses nan and inf
         raise AekitError(
-            f"AEKIT_DIST_TIMEOUT={raw!r} is not a number of seconds above 0: set it to, say, "
-            "600, or unset it"
+            f"AEKIT_DIST_TIMEOUT={raw!r} is not a number of seconds from 1 to {MAX_TIMEOUT_S}: "
+            "set it to, say, 600, or unset it"
         )
     return value
 
@@ -200,10 +201,23 @@ def join(device_name: str = "auto") -> tuple[Group, torch.device]:
 def _stopped(signum: int, frame: object) -> None:
     """torchrun ends the others with SIGTERM as soon as one process fails: say so in one line
     (files are written whole or not at all, so the stop loses no finished checkpoint)."""
+    stop_listening()  # once: a second SIGTERM while this one is handled ends the process
     raise AekitError(
         "stopped by torchrun because another process of the group failed (its message and "
         "torchrun's report below say why)"
     )
+
+
+def stop_listening() -> None:
+    """SIGTERM ends the process again, silently (once its command has finished or failed)."""
+    if signal.getsignal(signal.SIGTERM) is _stopped:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def connected() -> bool:
+    """Whether this process has joined its torchrun group (errors before that are every
+    rank's own, the same on each: rank 0 alone says them)."""
+    return dist.is_initialized()
 
 
 def _leave() -> None:

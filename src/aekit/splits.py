@@ -13,7 +13,7 @@ from .data.classes import class_mask, class_names, keep_classes
 from .data.folder import FolderFiles, FolderScan
 from .data.photos import PhotoSet, load_photos
 from .data.sources import parse_source
-from .data.wds import Stream, carved_heldout, open_shards
+from .data.wds import Stream, carved_heldout, check_shards, open_shards
 from .errors import AekitError
 
 HOLDOUT_FRACTION = 0.1
@@ -139,6 +139,7 @@ def stream_split(cfg: DataConfig) -> tuple[ImageSet, Stream]:
     source: the held-out split as :func:`load_splits` chooses it, else 1 in 10 images by key."""
     src = parse_source(cfg.source)
     shards = open_shards(src.name, cfg.train_split, cfg.source)
+    check_shards(shards)  # every shard whole, and the counts of images that train
     held_name = heldout_name(cfg)
     if held_name is None:
         shards = replace(shards, carve=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import math
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
@@ -584,6 +585,14 @@ def _open_run(out: str | Path, resume: bool, clean: bool = True) -> Path:
             )
     for folder in (run, run / "samples") if clean else ():
         remove_stale_temps(folder)
+    if clean:  # found now, not after an epoch of training
+        try:
+            tempfile.TemporaryFile(dir=run).close()
+        except OSError as exc:
+            raise AekitError(
+                f"cannot write in {run} ({exc.strerror or exc}): make it writable, or choose "
+                "another --out"
+            ) from exc
     return run
 
 

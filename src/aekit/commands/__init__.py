@@ -12,10 +12,12 @@ from ..data.images import pixel_limit
 from ..distributed import (
     AgreedError,
     QuietExit,
+    connected,
     farewell,
     peer_detail,
     peer_failure,
     rank_prefix,
+    stop_listening,
     timeout_s,
 )
 from ..errors import AekitError
@@ -39,6 +41,7 @@ def build_parser() -> Parser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     ns = build_parser().parse_args(argv)
+    name = " ".join(filter(None, (ns.command, getattr(ns, "data_command", None))))
     try:
         with pixel_limit(getattr(ns, "max_pixels", None)):
             ns.func(ns)
@@ -46,7 +49,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         farewell()
         return e.exit_code
     except AekitError as e:
-        print(f"aekit {ns.command}: error: {rank_prefix()}{e}", file=sys.stderr, flush=True)
+        # before the group is joined every rank finds the same mistake: rank 0 says it
+        if connected() or not rank_prefix():
+            print(f"aekit {name}: error: {rank_prefix()}{e}", file=sys.stderr, flush=True)
         if isinstance(e, AgreedError):
             farewell()
         return e.exit_code
@@ -54,17 +59,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not peer_failure(e):
             raise  # a bug: its traceback
         print(
-            f"aekit {ns.command}: error: {rank_prefix()}another process of this torchrun "
-            f"group stopped or did not answer within {timeout_s():g} s ({peer_detail(e)}); start "
+            f"aekit {name}: error: {rank_prefix()}another process of this torchrun group "
+            f"stopped (or did not answer within {timeout_s():g} s: {peer_detail(e)}); start "
             "again (a training run continues from its last checkpoint with --resume)",
             file=sys.stderr,
         )
         return 1
     except KeyboardInterrupt:
-        print(f"aekit {ns.command}: interrupted", file=sys.stderr)
+        print(f"aekit {name}: interrupted", file=sys.stderr)
         return 130
     except OSError as e:  # the filesystem refused a path the user gave (full disk, no access...)
         where = f": {e.filename}" if e.filename else ""
-        print(f"aekit {ns.command}: error: {e.strerror or e}{where}", file=sys.stderr)
+        print(f"aekit {name}: error: {e.strerror or e}{where}", file=sys.stderr)
         return 2
+    finally:
+        stop_listening()
     return 0

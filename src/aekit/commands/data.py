@@ -30,7 +30,11 @@ def add_parsers(sub: Any) -> None:
     p = data.add_parser("pack", help="write a source as WebDataset tar shards (read as wds:DIR)")
     p.add_argument("source", metavar="SOURCE")
     p.add_argument("--out", required=True, type=out_path, help="new folder for the shards")
-    p.add_argument("--shard-size", default="1GB", help="bytes per shard: 1GB, 500MB, ...")
+    p.add_argument(
+        "--shard-size",
+        default="1GB",
+        help="image bytes per shard: 1GB, 500MB, ... (tar headers add ~1 KB an image)",
+    )
     p.add_argument("--split", action="append", dest="splits", default=None,
                    help="a split to pack (repeatable; default: every split)")  # fmt: skip
     data_flags(p, source_flag=False)

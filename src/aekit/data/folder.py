@@ -36,7 +36,7 @@ from .images import (
     unreadable_reason,
 )
 from .imageset import ImageSet
-from .warn import warn
+from .warn import warn, worth_saying
 
 SPLIT_NAMES = ("train", "val", "test")
 MAX_LISTED = 50  # file names shown in one warning
@@ -275,6 +275,7 @@ class FolderFiles(torch.utils.data.Dataset):
 
     def __init__(self, files: list[Path], gray: bool, size_wh: tuple[int, int]) -> None:
         self.files, self.gray, self.size_wh = files, gray, size_wh
+        self.skipped = 0  # in this process (each DataLoader worker counts its own)
 
     def __len__(self) -> int:
         return len(self.files)
@@ -283,7 +284,10 @@ class FolderFiles(torch.utils.data.Dataset):
         try:
             return torch.from_numpy(load(self.files[i], self.gray, self.size_wh).copy())
         except UNREADABLE as exc:
-            warn(f"skipped {self.files[i]}: {unreadable_reason(exc)}")
+            self.skipped += 1
+            if worth_saying(self.skipped):
+                warn(f"skipped {self.files[i]} ({self.skipped} so far): "
+                     f"{unreadable_reason(exc)}")  # fmt: skip
             return None
 
     def decode(self, rows: list[int]) -> torch.Tensor:

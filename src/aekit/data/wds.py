@@ -47,7 +47,7 @@ from .images import (
     upright,
 )
 from .imageset import ImageSet
-from .warn import warn
+from .warn import warn, worth_saying
 
 IMAGE_KEYS = ("png", "jpg", "jpeg", "webp")
 INFO = "info.json"
@@ -105,12 +105,36 @@ def _read_info(folder: Path) -> dict[str, Any] | None:
         return None
     try:
         info = json.loads(path.read_text())
-        info["splits"], info["classes"]
+        _check_info(info)
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise AekitError(
             f"{path} is damaged ({exc}); pack the data again with aekit data pack"
         ) from exc
     return info
+
+
+def _check_info(info: Any) -> None:
+    """Raise ValueError unless ``info`` has the shape ``aekit data pack`` writes."""
+    if not isinstance(info, dict) or not isinstance(info.get("splits"), dict):
+        raise ValueError("no 'splits' object")
+    classes, shape = info.get("classes"), info.get("shape")
+    if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
+        raise ValueError("'classes' is not a list of names")
+    if shape is not None and not (
+        isinstance(shape, list) and len(shape) == 3 and shape[0] in (1, 3)
+        and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in shape)
+    ):  # fmt: skip
+        raise ValueError(f"'shape' {shape!r} is not [channels 1 or 3, height, width]")
+    for split, part in info["splits"].items():
+        shards = part.get("shards") if isinstance(part, dict) else None
+        counts = part.get("counts") if isinstance(part, dict) else None
+        if not (isinstance(shards, list) and isinstance(counts, list)
+                and len(shards) == len(counts)
+                and all(isinstance(c, int) and c >= 0 for c in counts)):  # fmt: skip
+            raise ValueError(f"split {split!r} has no 'shards' and 'counts' lists of one length")
+        for name in shards:  # file names inside the folder, nothing else
+            if not isinstance(name, str) or Path(name).name != name or name in ("", ".", ".."):
+                raise ValueError(f"shard {name!r} is not a file name in the folder")
 
 
 def wds_splits(spec: str) -> list[str]:
@@ -126,8 +150,9 @@ def wds_splits(spec: str) -> list[str]:
     found = sorted({p.name.rsplit("-", 1)[0] for p in folder.glob("*-*.tar")})
     if not found:
         raise AekitError(
-            f"no shards in {folder}: a wds: folder holds {{split}}-000000.tar ... (as aekit data "
-            f"pack writes), or give a pattern such as wds:{folder}/shard-{{000000..000009}}.tar"
+            f"no shards in {folder}: a wds: folder holds train-000000.tar, test-000000.tar, ... "
+            f"(as aekit data pack writes), or give a pattern such as "
+            f"wds:{folder}/shard-{{000000..000009}}.tar"
         )
     return [s for s in SPLITS if s in found] + [s for s in found if s not in SPLITS]
 
@@ -150,6 +175,10 @@ def open_shards(spec: str, split: str, source: str, carve: bool = False) -> Shar
             have = ", ".join(wds_splits(spec))
             raise AekitError(f"{source} has no {split!r} split: it has {have}")
     else:
+        if not any(c in spec for c in "*?[{") and not spec.endswith(".tar"):
+            raise AekitError(
+                f"{source}: the folder {folder} does not exist; check the path after wds:"
+            )
         if split != "train":
             raise AekitError(f"{source} is one split, train; it has no {split!r} split")
         urls = _expand(spec)
@@ -178,8 +207,20 @@ def open_shards(spec: str, split: str, source: str, carve: bool = False) -> Shar
 def _image_keys(path: Path) -> list[str]:
     """Keys of the image members of a tar, from its headers (no image is decoded)."""
     try:
+        size = path.stat().st_size
+        if size == 0:
+            raise tarfile.ReadError("empty file")
         with tarfile.open(path) as tar:
-            names = [m.name for m in tar if m.isfile()]
+            every = list(tar)
+        # a whole tar ends its last member's 512-byte blocks with two zero blocks; tarfile
+        # stops quietly at a cut-short header, so look
+        end = every[-1].offset_data + -(-every[-1].size // 512) * 512 if every else 0
+        with path.open("rb") as fp:
+            fp.seek(end)
+            tail = fp.read(1024)
+        if end > size or len(tail) < 1024 or any(tail):
+            raise tarfile.ReadError("cut short or damaged after its last whole member")
+        names = [m.name for m in every if m.isfile()]
     except (tarfile.TarError, OSError, EOFError) as exc:
         raise AekitError(
             f"{path} is not a readable tar shard ({exc}); copy it again or pack the data again"
@@ -206,18 +247,27 @@ def label_of(sample: dict[str, Any]) -> int | None:
 
 
 class Skipped:
-    """Counts members skipped as unreadable and says so, one warning each with a count."""
+    """Counts members skipped as unreadable and says so: each of the first few, then at 10,
+    100, 1000, ... (a damaged set would otherwise print a line per image)."""
 
-    def __init__(self, where: str) -> None:
-        self.where, self.count = where, 0
+    SHOWN = 5
+
+    def __init__(self, where: str, quiet: bool = False) -> None:
+        self.where, self.count, self.quiet = where, 0, quiet
 
     def __call__(self, exc: BaseException, what: str) -> None:
         self.count += 1
-        warn(f"skipped {what} of {self.where} ({self.count} so far): {unreadable_reason(exc)}")
+        n = self.count
+        if not self.quiet and worth_saying(n, self.SHOWN):
+            # webdataset's own errors carry (message, file object, ...) as their arguments
+            args = exc.args
+            reason = args[0] if len(args) > 1 and isinstance(args[0], str) else None
+            warn(f"skipped {what} of {self.where} ({n} so far): "
+                 f"{reason or unreadable_reason(exc)}")  # fmt: skip
 
     def handler(self, exc: BaseException) -> bool:
         """For webdataset's pipeline stages: warn and continue."""
-        self(exc, "an unreadable shard or member")
+        self(exc, "an unreadable member")
         return True
 
 
@@ -240,7 +290,7 @@ def _samples(urls: list[str], skipped: Skipped, workers: bool) -> Iterator[dict[
 def first_shape(shards: Shards, image_size: int | None) -> tuple[int, int, int]:
     """(C, H, W) of a split without info.json: gray or colour and the size of its first
     readable image (``image_size`` square when given)."""
-    skipped = Skipped(shards.source)
+    skipped = Skipped(shards.source, quiet=True)  # reading the split says what it skips
     for sample in _samples(shards.urls, skipped, workers=False):
         ext = next(k for k in IMAGE_KEYS if k in sample)
         try:
@@ -250,7 +300,10 @@ def first_shape(shards: Shards, image_size: int | None) -> tuple[int, int, int]:
             skipped(exc, sample["__key__"])
             continue
         return (c, image_size, image_size) if image_size else (c, h, w)
-    raise AekitError(f"{shards.source} [{shards.split}] has no readable image")
+    raise AekitError(
+        f"{shards.source} [{shards.split}] has no readable image: its shards must hold members "
+        "named KEY.png, KEY.jpg, KEY.jpeg or KEY.webp (aekit data pack writes them)"
+    )
 
 
 def shape_of(shards: Shards, image_size: int | None) -> tuple[int, int, int]:
@@ -260,9 +313,17 @@ def shape_of(shards: Shards, image_size: int | None) -> tuple[int, int, int]:
     return first_shape(shards, image_size)
 
 
+def check_shards(shards: Shards) -> None:
+    """Read every shard's tar headers: a cut-short or empty shard is an AekitError here, before
+    any image is read, whichever command reads it."""
+    for url in shards.urls:
+        shards.image_keys(url)
+
+
 def load_wds(spec: str, split: str, source: str, image_size: int | None) -> ImageSet:
     """One split read whole into memory (for eval, embed, describe, ...)."""
     shards = open_shards(spec, split, source)
+    check_shards(shards)
     c, h, w = shape_of(shards, image_size)
     skipped = Skipped(f"{source} [{split}]")
     images, labels = [], []
