@@ -156,3 +156,14 @@ def write_truncated_png(path: Path) -> Path:
     full.unlink()
     path.write_bytes(data[: len(data) // 2])
     return path
+
+
+def mapped_files() -> dict[str, list[tuple[int, int]]]:
+    """path -> address ranges mapped from it in this process."""
+    ranges: dict[str, list[tuple[int, int]]] = {}
+    for line in Path("/proc/self/maps").read_text().splitlines():
+        parts = line.split(maxsplit=5)
+        if len(parts) == 6:
+            start, end = (int(x, 16) for x in parts[0].split("-"))
+            ranges.setdefault(parts[5], []).append((start, end))
+    return ranges

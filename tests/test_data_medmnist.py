@@ -13,7 +13,7 @@ from aekit.data import load_dataset
 from aekit.data import registry as reg
 from aekit.data.medmnist import parse_medmnist
 from aekit.errors import AekitError
-from formats import md5, medmnist_arrays, write_npz
+from formats import mapped_files, md5, medmnist_arrays, write_npz
 
 COUNTS = {"train": 6, "val": 4, "test": 5}
 
@@ -109,17 +109,6 @@ def test_size_forms() -> None:
     assert parse_medmnist("BloodMNIST@224") == ("bloodmnist", 224)
 
 
-def _mapped_files() -> dict[str, list[tuple[int, int]]]:
-    """path -> address ranges mapped from it in this process."""
-    ranges: dict[str, list[tuple[int, int]]] = {}
-    for line in Path("/proc/self/maps").read_text().splitlines():
-        parts = line.split(maxsplit=5)
-        if len(parts) == 6:
-            start, end = (int(x, 16) for x in parts[0].split("-"))
-            ranges.setdefault(parts[5], []).append((start, end))
-    return ranges
-
-
 @pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="needs Linux /proc")
 @pytest.mark.parametrize("channels", [1, 3])
 def test_big_split_is_memory_mapped(
@@ -139,7 +128,7 @@ def test_big_split_is_memory_mapped(
     cache = tmp_path / "medmnist" / ".cache" / "dermamnist_64.test_images.npy"
     assert cache.is_file() and not list(cache.parent.glob("*.part"))
     ptr = ds.images.data_ptr()
-    assert any(a <= ptr < b for a, b in _mapped_files().get(str(cache.resolve()), []))
+    assert any(a <= ptr < b for a, b in mapped_files().get(str(cache.resolve()), []))
     # a slice (what --limit uses) stays on the mapping; writes never reach the file
     head = ds.subset(slice(0, 4))
     assert head.images.data_ptr() == ptr

@@ -10,7 +10,7 @@ import torch
 
 from aekit.data import available_splits, load_dataset
 from aekit.errors import AekitError
-from formats import rand_uint8, write_npz
+from formats import mapped_files, rand_uint8, write_npz
 
 
 def test_keras_style_gray(tmp_path: Path) -> None:
@@ -150,20 +150,9 @@ def _umask() -> int:
     return mask
 
 
-def _mapped_files() -> dict[str, list[tuple[int, int]]]:
-    """path -> address ranges mapped from it in this process."""
-    ranges: dict[str, list[tuple[int, int]]] = {}
-    for line in Path("/proc/self/maps").read_text().splitlines():
-        parts = line.split(maxsplit=5)
-        if len(parts) == 6:
-            start, end = (int(x, 16) for x in parts[0].split("-"))
-            ranges.setdefault(parts[5], []).append((start, end))
-    return ranges
-
-
 def _maps(path: Path, t: torch.Tensor) -> bool:
     ptr = t.data_ptr()
-    return any(a <= ptr < b for a, b in _mapped_files().get(str(path.resolve()), []))
+    return any(a <= ptr < b for a, b in mapped_files().get(str(path.resolve()), []))
 
 
 @pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="needs Linux /proc")

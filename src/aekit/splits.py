@@ -24,13 +24,17 @@ HOLDOUT_MAX = 10_000  # images held out of a large split: enough to measure, che
 
 def carve_holdout(ds: ImageSet, fraction: float = HOLDOUT_FRACTION) -> tuple[ImageSet, ImageSet]:
     """Split a set into (train, held-out) by a fixed random permutation (the same every run)."""
-    if len(ds) < 2:
-        raise AekitError(
-            f"{ds.source} has {len(ds)} image(s): at least 2 are needed to hold "
-            "one out for evaluation"
-        )
+    check_two(len(ds), ds.source)
     keep, held = holdout_indices(len(ds), fraction)
     return ds.subset(torch.tensor(keep)), ds.subset(torch.tensor(held))
+
+
+def check_two(n: int, source: str) -> None:
+    """Refuse a split too small to hold one image out for evaluation."""
+    if n < 2:
+        raise AekitError(
+            f"{source} has {n} image(s): at least 2 are needed to hold one out for evaluation"
+        )
 
 
 def holdout_indices(n: int, fraction: float = HOLDOUT_FRACTION) -> tuple[list[int], list[int]]:
@@ -71,11 +75,7 @@ def training_split(cfg: DataConfig) -> tuple[ImageSet, torch.Tensor | None, Imag
     held_name = heldout_name(cfg)
     rows = None
     if held_name is None:
-        if len(full) < 2:
-            raise AekitError(
-                f"{full.source} has {len(full)} image(s): at least 2 are needed to hold "
-                "one out for evaluation"
-            )
+        check_two(len(full), full.source)
         keep, out = holdout_indices(len(full))
         rows, held = torch.tensor(keep), full.subset(torch.tensor(out))
     else:
@@ -177,11 +177,7 @@ def folder_stream_split(
     rows = torch.arange(len(files))
     held_name = heldout_name(cfg)
     if held_name is None:
-        if len(files) < 2:
-            raise AekitError(
-                f"{cfg.source} has {len(files)} image(s): at least 2 are needed to hold "
-                "one out for evaluation"
-            )
+        check_two(len(files), cfg.source)
         keep, out = holdout_indices(len(files))
         rows = torch.tensor(keep)
         held = ImageSet(data.decode(out), None if label_t is None else label_t[out],

@@ -324,38 +324,32 @@ def load_wds(spec: str, split: str, source: str, image_size: int | None) -> Imag
     """One split read whole into memory (for eval, embed, describe, ...)."""
     shards = open_shards(spec, split, source)
     check_shards(shards)
-    c, h, w = shape_of(shards, image_size)
-    skipped = Skipped(f"{source} [{split}]")
-    images, labels = [], []
-    for sample in _samples(shards.urls, skipped, workers=False):
-        try:
-            images.append(decode(sample, c, (w, h)))
-        except UNREADABLE as exc:
-            skipped(exc, f"{sample['__key__']}")
-            continue
-        labels.append(label_of(sample))
-    if not images:
-        return ImageSet(torch.zeros((0, c, h, w), dtype=torch.uint8), None, [], source, split)
-    labelled = all(x is not None for x in labels)
-    classes = shards.classes
-    if labelled and not classes:
-        classes = [str(i) for i in range(max(labels) + 1)]  # type: ignore[type-var]
-    return ImageSet(
-        images=torch.from_numpy(np.stack(images)),
-        labels=torch.tensor(labels, dtype=torch.int64) if labelled else None,
-        classes=classes if labelled else [],
-        source=source,
-        split=split,
-    )
+    return _read(shards, image_size)
 
 
 def carved_heldout(shards: Shards, image_size: int | None) -> ImageSet:
     """The held-out images of a carved split (key hash 0 mod 10), up to HELD_MAX, in memory."""
+    held = _read(shards, image_size, held_out, HELD_MAX)
+    if not len(held):
+        raise AekitError(
+            f"{shards.source} has too few images to hold 1 in {HELD_EVERY} out for evaluation: "
+            "add images, or pack a test split beside it"
+        )
+    return held
+
+
+def _read(
+    shards: Shards,
+    image_size: int | None,
+    keep: Callable[[str], bool] | None = None,
+    limit: int | None = None,
+) -> ImageSet:
+    """The images of a split (those whose key ``keep`` takes, at most ``limit``) in memory."""
     c, h, w = shape_of(shards, image_size)
     skipped = Skipped(f"{shards.source} [{shards.split}]")
     images, labels = [], []
     for sample in _samples(shards.urls, skipped, workers=False):
-        if not held_out(sample["__key__"]):
+        if keep is not None and not keep(sample["__key__"]):
             continue
         try:
             images.append(decode(sample, c, (w, h)))
@@ -363,18 +357,18 @@ def carved_heldout(shards: Shards, image_size: int | None) -> ImageSet:
             skipped(exc, f"{sample['__key__']}")
             continue
         labels.append(label_of(sample))
-        if len(images) >= HELD_MAX:
+        if limit is not None and len(images) >= limit:
             break
-    if not images:
-        raise AekitError(
-            f"{shards.source} has too few images to hold 1 in {HELD_EVERY} out for evaluation: "
-            "add images, or pack a test split beside it"
-        )
-    labelled = all(x is not None for x in labels)
+    labelled = bool(images) and all(x is not None for x in labels)
     classes = shards.classes or [str(i) for i in range(max(labels) + 1)] if labelled else []
-    return ImageSet(torch.from_numpy(np.stack(images)),
-                    torch.tensor(labels, dtype=torch.int64) if labelled else None,
-                    classes, shards.source, shards.split)  # type: ignore[type-var]  # fmt: skip
+    return ImageSet(
+        images=torch.from_numpy(np.stack(images)) if images
+        else torch.zeros((0, c, h, w), dtype=torch.uint8),
+        labels=torch.tensor(labels, dtype=torch.int64) if labelled else None,
+        classes=classes,  # type: ignore[arg-type]
+        source=shards.source,
+        split=shards.split,
+    )  # fmt: skip
 
 
 @dataclass
