@@ -221,3 +221,24 @@ def test_bad_input_is_an_aekit_error_saying_what_is_wrong(name: str) -> None:
     call, message = BAD_CALLS[name]
     with pytest.raises(AekitError, match=message):
         call()
+
+
+@pytest.mark.parametrize("metric", ["l2", "cosine"])
+def test_exact_search_through_faiss_equals_the_torch_path(
+    metric: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("faiss")
+    from aekit import search
+
+    rng = np.random.default_rng(0)
+    base = rng.standard_normal((1000, 16)).astype(np.float32)
+    base[7] = 0  # a zero vector: cosine distance 1 from everything
+    q = rng.standard_normal((40, 16)).astype(np.float32)
+    exclude = np.arange(40) * 20 - 3  # some out of range: none excluded
+    kwargs = {"metric": metric, "exclude": exclude, "chunk_size": 300, "device": "cpu"}
+    d_faiss, i_faiss = search.exact_search(q, base, 9, **kwargs)
+    monkeypatch.setattr(search, "_faiss_or_none", lambda: None)
+    d_torch, i_torch = search.exact_search(q, base, 9, **kwargs)
+    np.testing.assert_allclose(d_faiss, d_torch, rtol=1e-4, atol=1e-4)
+    assert (i_faiss == i_torch).mean() > 0.99  # ties in float32 may swap equal neighbours
+    assert not (i_faiss == exclude[:, None]).any()
