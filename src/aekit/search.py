@@ -109,6 +109,9 @@ def _faiss_block(
     d, i = torch.from_numpy(d), torch.from_numpy(i)
     if metric == "cosine":
         d = 1 - d
+    # faiss drops a non-finite distance (vectors too large: float32 overflows) as index -1 at
+    # FLT_MAX; as infinity it is what the torch path gives, refused by _finite if it is kept
+    d[i < 0] = torch.inf
     if local is not None:
         d[i == local[:, None]] = torch.inf
     return d, i
