@@ -90,6 +90,7 @@ def exact_search(
 
 
 def _faiss_or_none() -> Any:
+    """faiss, or None where it is not installed (exact search then stays on torch)."""
     try:
         import faiss
     except ImportError:
@@ -289,10 +290,9 @@ def index_kind(index: faiss.Index) -> str:
 
 def _faiss() -> Any:
     """faiss, imported on first use so that exact search works without it."""
-    try:
-        import faiss
-    except ImportError:
-        raise AekitError("FAISS is not installed; run `pip install faiss-cpu`") from None
+    faiss = _faiss_or_none()
+    if faiss is None:
+        raise AekitError("FAISS is not installed; run `pip install faiss-cpu`")
     return faiss
 
 
