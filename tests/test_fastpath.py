@@ -147,3 +147,32 @@ def test_cuda_fast_path_matches_float32_eager(tmp_path: Path) -> None:
     model = aekit.load(fast, device="cuda")
     assert next(model.parameters()).is_cuda
     assert aekit.evaluate(fast, limit=512)["mse"] == pytest.approx(b["test_mse"], rel=1e-3)
+
+
+def test_eval_and_denoise_in_bf16_stay_within_1e3_of_float32(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli
+) -> None:
+    # bf16 inference is on by default only where bf16 is native; float32 is asked for with
+    # amp=False and bf16 forced on (emulated on AVX2: slow, so few images)
+    run = aekit.train(tmp_path / "run", data="shapes", epochs=1, limit=256,
+                      noise="gaussian:25", **TINY)  # fmt: skip
+    f32 = aekit.evaluate(run, limit=32, amp=False)
+    model = aekit.load(run)
+    image = aekit.load_dataset("shapes", "test", limit=1).images[0]
+    (noisy,), (den32,) = aekit.denoise(model, [image], "gaussian:25", amp=False)
+    code, out32, _ = cli("eval", run, "--limit", 32, "--json", "--no-amp")
+    assert code == 0 and json.loads(out32)["mse"] == f32["mse"]
+
+    monkeypatch.setattr(importlib.import_module("aekit.devices"), "bf16_native", lambda d: True)
+    bf16 = aekit.evaluate(run, limit=32)
+    assert bf16["mse"] != f32["mse"]  # bf16 really ran
+    assert bf16["mse"] == pytest.approx(f32["mse"], rel=1e-3)
+    assert bf16["denoised_psnr"] == pytest.approx(f32["denoised_psnr"], rel=1e-3)
+    assert aekit.evaluate(run, limit=32, amp=False)["mse"] == f32["mse"]
+    (noisy16,), (den16,) = aekit.denoise(model, [image], "gaussian:25")
+    assert torch.equal(noisy16, noisy) and not torch.equal(den16, den32)
+    assert (den16 - den32).abs().mean() <= 1e-3
+    code, out16, _ = cli("eval", run, "--limit", 32, "--json")
+    assert code == 0 and json.loads(out16)["mse"] == bf16["mse"]
+    code, out, _ = cli("eval", run, "--limit", 32, "--json", "--no-amp")
+    assert code == 0 and json.loads(out)["mse"] == f32["mse"]

@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 
+from . import fastpath
 from .config import DataConfig, ModelConfig, TrainConfig
 from .devices import pick_device
 from .errors import AekitError
@@ -68,6 +69,7 @@ def evaluate(
     per_image: bool = False,
     seed: int = 0,
     tile: int | None = DEFAULT_TILE,
+    amp: bool = True,
 ) -> dict[str, Any]:
     """Reconstruction quality of a run: ``{"mse", "psnr", "ssim", "count", "source", "split"}``
     (plus ``noisy_psnr``/``denoised_psnr`` for a denoising run, ``kl``/``nelbo`` in nats per
@@ -75,7 +77,8 @@ def evaluate(
 
     By default on the images the run held out while training; ``data``/``split`` pick others.
     ``full_size=True`` (a fully convolutional run) denoises each photo at its own size instead:
-    see :func:`aekit.fullsize.score_photos` for what it returns.
+    see :func:`aekit.fullsize.score_photos` for what it returns. ``amp``: bf16 autocast where
+    the device runs it natively (False: float32 everywhere).
     """
     from .data import load_dataset
     from .splits import load_splits
@@ -89,7 +92,7 @@ def evaluate(
     model = load(run, device=pick_device("auto"))
     if full_size:
         return _evaluate_full_size(run, cfg, model, data, split, data_dir, limit, per_image,
-                                   seed, tile)  # fmt: skip
+                                   seed, tile, amp)  # fmt: skip
     if per_image:
         raise AekitError("per-image numbers come with a full-size evaluation: add --full-size")
     if data is None and split is None and image_size is None:
@@ -100,7 +103,8 @@ def evaluate(
                           image_size=image_size or cfg.data.image_size)  # fmt: skip
     check_input(model, ds.shape, f"{ds.source} [{ds.split}]", run)
     images = ds.images[:limit] if limit else ds.images
-    result = _evaluate(model, images, Objective.from_config(cfg), with_ssim=True)
+    bf16 = fastpath.bf16_inference(next(model.parameters()).device, amp)
+    result = _evaluate(model, images, replace(Objective.from_config(cfg), amp=bf16), with_ssim=True)
     keys = ("mse", "psnr", "ssim", "count", "noisy_psnr", "denoised_psnr", "kl", "nelbo")
     return {"source": ds.source, "split": ds.split, **{k: result[k] for k in keys if k in result}}
 
@@ -116,6 +120,7 @@ def _evaluate_full_size(
     per_image: bool,
     seed: int,
     tile: int | None,
+    amp: bool,
 ) -> dict[str, Any]:
     from .data import available_splits
     from .data.photos import load_photos
@@ -140,7 +145,7 @@ def _evaluate_full_size(
         photos = load_photos(source, split, data_dir)
     if limit:
         photos = photos.subset(list(range(min(limit, len(photos)))))
-    result = score_photos(model, photos, spec, seed, tile, per_image)
+    result = score_photos(model, photos, spec, seed, tile, per_image, amp=amp)
     return {"source": photos.source, "split": photos.split, "noise": cfg.train.noise, **result}
 
 
@@ -151,6 +156,7 @@ def denoise(
     noise: str | None = None,
     seed: int = 0,
     tile: int | None = DEFAULT_TILE,
+    amp: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor] | tuple[list[torch.Tensor], list[torch.Tensor]]:
     """uint8 images -> (model input, denoised output), both [0, 1] floats on the CPU.
 
@@ -159,13 +165,14 @@ def denoise(
     than ``tile`` pixels: in exact overlapping tiles); a list gives lists. With ``noise``
     (e.g. ``"gaussian:25"``) the images are corrupted first, image i from ``seed + i``, as
     ``aekit denoise --add-noise`` does (the noisy input is unclipped); without it they are
-    taken to be noisy already.
+    taken to be noisy already. ``amp``: bf16 autocast where the device runs it natively.
     """
     if isinstance(images, torch.Tensor) and images.dim() == 4:
         check_input(model, tuple(images.shape[1:]), "the given")
-        pairs = [denoise_photo(model, im, noise, seed + i, tile) for i, im in enumerate(images)]
+        pairs = [denoise_photo(model, im, noise, seed + i, tile, amp)
+                 for i, im in enumerate(images)]  # fmt: skip
         return torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs])
-    pairs = [denoise_photo(model, im, noise, seed + i, tile) for i, im in enumerate(images)]
+    pairs = [denoise_photo(model, im, noise, seed + i, tile, amp) for i, im in enumerate(images)]
     return [p[0] for p in pairs], [p[1] for p in pairs]
 
 
@@ -175,6 +182,7 @@ def denoise_photo(
     noise: str | None = None,
     seed: int = 0,
     tile: int | None = DEFAULT_TILE,
+    amp: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One uint8 (C, H, W) image -> (model input, denoised), [0, 1] floats (C, H, W)."""
     if image.dtype != torch.uint8 or image.dim() != 3:
@@ -184,7 +192,7 @@ def denoise_photo(
     check_input(model, tuple(image.shape), "the given")
     spec = parse_noise(noise, "noise")
     noisy = add_noise(image, spec, seed) if spec else image.float() / 255.0
-    return noisy, denoise_image(model, noisy, tile)
+    return noisy, denoise_image(model, noisy, tile, amp)
 
 
 @torch.no_grad()

@@ -2,6 +2,12 @@
 
 - bf16 autocast (``--no-amp``): where the device runs bf16 natively (``devices.bf16_native``).
   Where it does not (CPUs without AVX512-BF16/AMX) bf16 is emulated and slower than float32.
+- bf16 autocast in ``aekit eval`` and ``aekit denoise`` (and the web page's denoising) too
+  (``--no-amp``), where bf16 is native: with bf16 forced on the AVX2 CPU, eval's MSE stayed
+  within 1e-3 (relative) of float32 and denoised pixels within 1e-3 (mean absolute, on [0, 1];
+  at most one 8-bit level) (BENCHMARKS.md, "bf16 in eval and denoise"). ``aekit embed`` stays
+  float32: bf16 moved the code vectors by 0.4-1% (relative), which changed 0.5% of the top-10
+  neighbours, and a store's vectors should not depend on the CPU that built it.
 - channels_last memory format for the model's weights (and so its activations) on a CPU and a
   GPU, in training and in ``runs.load``: on the 2-core AVX2 CPU it trained the seed's model 8%
   faster (261 vs 241 images/s) at the same test MSE, and made ``aekit embed``/``eval``
@@ -19,7 +25,14 @@ import shutil
 import torch
 from torch import nn
 
+from . import devices
 from .data.warn import warn
+
+
+def bf16_inference(device: torch.device, amp: bool = True) -> bool:
+    """Whether eval and denoise run the model under bf16 autocast on ``device``: where it runs
+    bf16 natively, unless ``amp`` is off (``--no-amp``)."""
+    return amp and devices.bf16_native(device)
 
 
 def compile_pays(device: torch.device) -> bool:

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from . import fastpath
 from .data.photos import PhotoSet
 from .errors import AekitError
 from .models import Autoencoder, get_family
@@ -82,13 +83,22 @@ def _spans(length: int, core: int, margin: int) -> Iterator[tuple[int, int, int,
 
 @torch.no_grad()
 def denoise_image(
-    model: Autoencoder, noisy: torch.Tensor, tile: int | None = DEFAULT_TILE
+    model: Autoencoder, noisy: torch.Tensor, tile: int | None = DEFAULT_TILE, amp: bool = True
 ) -> torch.Tensor:
     """The model's output for one (C, H, W) image on the [0, 1] scale (noisy, possibly outside
     [0, 1]), at its own size: (C, H, W) floats on [0, 1] on the CPU. Images larger than ``tile``
-    pixels a side are processed in exact overlapping tiles (None: in one pass)."""
+    pixels a side are processed in exact overlapping tiles (None: in one pass). ``amp``: bf16
+    autocast where the device runs it natively (``fastpath.bf16_inference``)."""
     model.eval()
     device = next(model.parameters()).device
+    bf16 = fastpath.bf16_inference(device, amp)
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+        return _denoise(model, noisy, tile, device)
+
+
+def _denoise(
+    model: Autoencoder, noisy: torch.Tensor, tile: int | None, device: torch.device
+) -> torch.Tensor:
     lo, hi = model.value_range
     c, h, w = noisy.shape
     x = noisy.to(device, torch.float32) * (hi - lo) + lo
@@ -116,12 +126,14 @@ def score_photos(
     tile: int | None = DEFAULT_TILE,
     per_image: bool = False,
     progress: bool | None = None,
+    amp: bool = True,
 ) -> dict[str, Any]:
     """Add ``noise`` to each photo (photo i from ``seed + i``), denoise it at its own size and
     score it: ``{"count", "noisy_psnr", "denoised_psnr", "noisy_ssim", "denoised_ssim",
     "seconds_per_image"}``, means over the photos, PSNR in dB and SSIM on the 0-255 scale
     (the denoised photo as saved, rounded to 8 bits; the noisy one unclipped, as the published
-    tables), plus ``"images"``: the same per photo with its path, when ``per_image``."""
+    tables), plus ``"images"``: the same per photo with its path, when ``per_image``. ``amp``:
+    as :func:`denoise_image`."""
     from tqdm import tqdm
 
     from .metrics import psnr_per_image, ssim_per_image
@@ -133,7 +145,7 @@ def score_photos(
         clean = clean8.float()[None] / 255.0
         noisy = add_noise(clean8, noise, seed + i)
         t0 = time.perf_counter()
-        den = to_uint8(denoise_image(model, noisy, tile)).float()[None] / 255.0
+        den = to_uint8(denoise_image(model, noisy, tile, amp)).float()[None] / 255.0
         seconds += time.perf_counter() - t0
         h, w = clean8.shape[1:]
         rows.append({

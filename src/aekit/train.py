@@ -152,6 +152,7 @@ def evaluate(
     group: Group = SINGLE,
 ) -> dict[str, Any]:
     """Held-out numbers on the [0, 1] scale; the corruption uses a fixed seed, so they compare.
+    The model runs under bf16 autocast when ``obj.amp`` (within 1e-3 of float32: ``fastpath``).
 
     In a ``group`` of several processes each scores its share of ``images`` and the sums are
     added up, so every rank returns the numbers of the whole set.
@@ -161,7 +162,6 @@ def evaluate(
     shared = group.on and n >= group.world
     if shared:
         images = images[group.shard(n)]
-    obj = replace(obj, amp=False)  # reported numbers come from float32
     device = next(model.parameters()).device
     gen = torch.Generator(device).manual_seed(seed + 7919)
     sums: dict[str, torch.Tensor] = {}

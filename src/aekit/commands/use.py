@@ -47,6 +47,9 @@ def add_parsers(sub: Any) -> None:
         help=f"with --full-size: tile side for large photos (default {DEFAULT_TILE})",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=True,
+                   help="bf16 autocast where the CPU or GPU runs bf16 natively (--no-amp: "
+                   "float32 everywhere)")  # fmt: skip
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("reconstruct", help="reconstruct image files; writes a comparison grid")
@@ -77,6 +80,9 @@ def add_parsers(sub: Any) -> None:
         help=f"process larger images in exact overlapping tiles of at most this side, to bound "
         f"memory (default {DEFAULT_TILE})",
     )
+    p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=True,
+                   help="bf16 autocast where the CPU or GPU runs bf16 natively (--no-amp: "
+                   "float32 everywhere)")  # fmt: skip
     p.set_defaults(func=cmd_denoise)
 
 
@@ -97,7 +103,7 @@ def cmd_eval(ns: argparse.Namespace) -> None:
     out = evaluate(ns.run, data=source, split=ns.split, data_dir=ns.data_dir,
                    image_size=ns.image_size, limit=ns.limit, noise=ns.noise,
                    full_size=ns.full_size, per_image=ns.per_image, seed=ns.seed,
-                   tile=ns.tile)  # fmt: skip
+                   tile=ns.tile, amp=ns.amp)  # fmt: skip
     if ns.json:
         print(json.dumps(out))
     elif ns.full_size:
@@ -179,7 +185,7 @@ def cmd_denoise(ns: argparse.Namespace) -> None:
             tqdm.write(f"note: {note} (as the model's training data)", file=sys.stderr)
         if not get_family(model.config.arch).any_size and u8.shape[1:] != _side(model):
             check_full_size(model, f", and {path} is {u8.shape[2]}x{u8.shape[1]}")
-        noisy, den = denoise_photo(model, u8, ns.add_noise, seed=ns.seed + i, tile=ns.tile)
+        noisy, den = denoise_photo(model, u8, ns.add_noise, ns.seed + i, ns.tile, ns.amp)
         out8 = to_uint8(den)
         if peek(Path(path))[0] in GRAY_MODES:  # a gray photo through a colour model: gray again
             out8 = matching_channels(out8, 1)
