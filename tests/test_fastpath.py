@@ -13,11 +13,14 @@ import importlib
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 import aekit
 from aekit import fastpath
+from aekit.fullsize import to_uint8
 from aekit.runs import load_config, read_metrics
 
 NO_CXX = "no C++ compiler (g++) was found"
@@ -160,6 +163,7 @@ def test_eval_and_denoise_in_bf16_stay_within_1e3_of_float32(
     model = aekit.load(run)
     image = aekit.load_dataset("shapes", "test", limit=1).images[0]
     (noisy,), (den32,) = aekit.denoise(model, [image], "gaussian:25", amp=False)
+    Image.fromarray(image.permute(1, 2, 0).numpy()).save(tmp_path / "a.png")
     code, out32, _ = cli("eval", run, "--limit", 32, "--json", "--no-amp")
     assert code == 0 and json.loads(out32)["mse"] == f32["mse"]
 
@@ -176,3 +180,8 @@ def test_eval_and_denoise_in_bf16_stay_within_1e3_of_float32(
     assert code == 0 and json.loads(out16)["mse"] == bf16["mse"]
     code, out, _ = cli("eval", run, "--limit", 32, "--json", "--no-amp")
     assert code == 0 and json.loads(out)["mse"] == f32["mse"]
+    for flag, den in (("--amp", den16), ("--no-amp", den32)):  # the CLI writes what the API gives
+        code, _, _ = cli("denoise", run, tmp_path / "a.png", "--out", tmp_path / flag,
+                         "--add-noise", "gaussian:25", flag)  # fmt: skip
+        written = np.asarray(Image.open(tmp_path / flag / "a_denoised.png"))
+        assert code == 0 and np.array_equal(written, to_uint8(den).permute(1, 2, 0).numpy())

@@ -5,9 +5,10 @@
 - bf16 autocast in ``aekit eval`` and ``aekit denoise`` (and the web page's denoising) too
   (``--no-amp``), where bf16 is native: with bf16 forced on the AVX2 CPU, eval's MSE stayed
   within 1e-3 (relative) of float32 and denoised pixels within 1e-3 (mean absolute, on [0, 1];
-  at most one 8-bit level) (BENCHMARKS.md, "bf16 in eval and denoise"). ``aekit embed`` stays
-  float32: bf16 moved the code vectors by 0.4-1% (relative), which changed 0.5% of the top-10
-  neighbours, and a store's vectors should not depend on the CPU that built it.
+  at most one 8-bit level) (BENCHMARKS.md, "bf16 in eval, embed and denoise").
+  ``aekit embed`` stays float32: bf16 moved the code vectors by 0.4-1% (relative), which
+  changed 0.5% of the top-10 neighbours, and a store's vectors should not depend on the CPU
+  that built it.
 - channels_last memory format for the model's weights (and so its activations) on a CPU and a
   GPU, in training and in ``runs.load``: on the 2-core AVX2 CPU it trained the seed's model 8%
   faster (261 vs 241 images/s) at the same test MSE, and made ``aekit embed``/``eval``
