@@ -174,6 +174,8 @@ def test_every_readme_command_runs(cli, fake_downloads, tmp_path, monkeypatch) -
     for name in ("scores.csv", "roc.png", "histogram.png", "anomalous.png", "normal.png"):
         assert Path("report", name).is_file(), name
     assert json.loads(Path("runs/mnist-3/anomaly.json").read_text())["fpr"] == 0.01
+    for name in ("shapes.onnx", "shapes-encoder.onnx", "denoiser.onnx"):  # aekit export
+        assert Path(name).stat().st_size > 10_000, name
 
 
 def test_readme_python_example(tmp_path, monkeypatch, capsys) -> None:
@@ -187,6 +189,10 @@ def test_readme_python_example(tmp_path, monkeypatch, capsys) -> None:
     claimed = re.search(r"print\(aekit.list_models\(\).*# (.*)", README.read_text()).group(1)
     assert claimed in printed  # what the README says the example prints
     assert Path("runs/py-shapes/model.safetensors").is_file()
+    # the ONNX example: onnxruntime's outputs have the shapes the README names, and are aekit's
+    assert namespace["recon"].shape == (8, 3, 32, 32) and namespace["code"].shape == (8, 256)
+    assert np.abs(namespace["code"] - namespace["codes"].detach().numpy()).max() <= 1e-4
+    assert "{'images': ['batch', 3, 32, 32]} {'reconstruction': ['batch', 3, 32, 32], " in printed
 
 
 def test_readme_vae_pictures_commands(cli, mnist_dir, tmp_path, monkeypatch) -> None:

@@ -13,6 +13,7 @@ from .config import DataConfig, ModelConfig, TrainConfig
 from .data import ImageSet, load_dataset
 from .embed import Embeddings, embed
 from .errors import AekitError
+from .export import export
 from .generate import generate, interpolate
 from .models import Autoencoder, create_model, list_models
 from .runs import RunConfig, load
@@ -30,6 +31,7 @@ __all__ = [
     "denoise",
     "embed",
     "evaluate",
+    "export",
     "generate",
     "interpolate",
     "list_models",

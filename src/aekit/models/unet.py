@@ -117,7 +117,9 @@ def _pad(x: torch.Tensor) -> torch.Tensor:
     """Pad the bottom and right edges to a multiple of the stride, repeating the edge pixels."""
     stride = 2**LEVELS
     ph, pw = -x.shape[2] % stride, -x.shape[3] % stride
-    return F.pad(x, (0, pw, 0, ph), mode="replicate") if ph or pw else x
+    # an exported graph (aekit export) pads whatever the size, so it holds for every size
+    pad = torch.compiler.is_exporting() or ph or pw
+    return F.pad(x, (0, pw, 0, ph), mode="replicate") if pad else x
 
 
 def check(cfg: ModelConfig) -> None:
