@@ -174,6 +174,7 @@ def test_every_readme_command_runs(cli, fake_downloads, tmp_path, monkeypatch) -
     for name in ("scores.csv", "roc.png", "histogram.png", "anomalous.png", "normal.png"):
         assert Path("report", name).is_file(), name
     assert json.loads(Path("runs/mnist-3/anomaly.json").read_text())["fpr"] == 0.01
+    assert any(Path("runs/shapes-tb/tensorboard").glob("events.out.tfevents.*"))
     for name in ("shapes.onnx", "shapes-encoder.onnx", "denoiser.onnx"):  # aekit export
         assert Path(name).stat().st_size > 10_000, name
 

@@ -35,6 +35,7 @@ MAX_SEED = 2**63 - 1  # torch.manual_seed takes 64-bit seeds
 MAX_MINUTES = 525_600  # --time-limit: a year
 DEFAULT_EPOCHS = 10
 SCHEDULES = ("constant", "cosine", "onecycle")
+LOGGERS = ("tensorboard",)  # --log: where each epoch is logged besides metrics.jsonl
 
 
 def check_range(flag: str, value: int | float, low: int | float, high: int | float) -> None:
@@ -212,6 +213,11 @@ class TrainConfig:
         "torch.compile the training forward where it pays, on a GPU (--no-compile: eager)",
         default=True,
     )
+    log: str | None = _opt(
+        "also log each epoch to: tensorboard (its numbers and samples, in RUN/tensorboard/; "
+        "needs the tensorboard package); metrics.jsonl is always written",
+        default=None,
+    )
 
     def __post_init__(self) -> None:
         from .objectives import parse_noise, parse_sparsity
@@ -229,6 +235,8 @@ class TrainConfig:
             self.epochs = MAX_EPOCHS if self.time_limit is not None else DEFAULT_EPOCHS
         if self.schedule is None:
             self.schedule = "cosine" if self.time_limit is not None else "constant"
+        if self.log not in (None, *LOGGERS):
+            raise AekitError(f"unknown --log {self.log!r}: aekit logs to {', '.join(LOGGERS)}")
         if self.schedule not in SCHEDULES:
             raise AekitError(
                 f"unknown --schedule {self.schedule!r}: choose one of {', '.join(SCHEDULES)}"

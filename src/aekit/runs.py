@@ -247,7 +247,7 @@ def load_config(run: str | Path) -> RunConfig:
 
 # How a run is computed, not what it trains: these may change when it is resumed (a run begun
 # on a GPU machine continues on a CPU one); the others are the run's identity.
-RESUME_MAY_CHANGE = ("epochs", "time_limit", "device", "compile", "amp")
+RESUME_MAY_CHANGE = ("epochs", "time_limit", "device", "compile", "amp", "log")
 
 
 def resume_config(run: str | Path, changes: dict[str, Any]) -> RunConfig:
@@ -271,7 +271,7 @@ def resume_config(run: str | Path, changes: dict[str, Any]) -> RunConfig:
                 raise AekitError(
                     f"--resume continues {run} as it was configured "
                     f"({f.name} = {getattr(part, f.name)!r}); only --epochs, --time-limit "
-                    "and how it runs (--device, --compile, --amp) may change"
+                    "and how it runs (--device, --compile, --amp, --log) may change"
                 )
     ckpt = load_checkpoint(Path(run), cfg.train.epochs)  # the checkpoint is the truth
     done = ckpt["epoch"]

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from . import distributed, fastpath, runs
+from . import distributed, fastpath, runs, tblog
 from .data import ImageSet, augment
 from .data.classes import class_names
 from .data.folder import FolderFiles, scan_folder
@@ -241,7 +241,7 @@ def _epoch_row(epoch: int, train_loss: float, seconds: float, n: int, ev: dict) 
 
 def _save_samples(
     run: Path, epoch: int, model: Autoencoder, images: torch.Tensor, obj: Objective
-) -> None:
+) -> Path:
     from .viz import image_rows
 
     model.eval()
@@ -254,7 +254,9 @@ def _save_samples(
     if obj.noise:
         rows.append(("noisy input", to_unit_scale(out.inputs, arch)))
     rows.append(("reconstruction", to_unit_scale(out.output, arch)))
-    image_rows(rows, run / "samples" / f"epoch_{epoch:03d}.png", title=f"epoch {epoch}")
+    path = run / "samples" / f"epoch_{epoch:03d}.png"
+    image_rows(rows, path, title=f"epoch {epoch}")
+    return path
 
 
 def _check_finite(value: float, epoch: int, run: Path, group: Group = SINGLE) -> None:
@@ -321,6 +323,8 @@ def _train(
         start, clock = 0, Clock(cfg.train.time_limit)
         if resume:
             start, clock.before = _restore(run, cfg, model, opt, cpu_gen, dev_gen, group)
+        if cfg.train.log == "tensorboard":
+            tblog.check_available()
     except AekitError as e:
         error = e
     group.agree(error)
@@ -330,6 +334,7 @@ def _train(
         else:
             (run / runs.METRICS).unlink(missing_ok=True)  # from a run that never finished
         runs.save_config(run, cfg)  # on resume: the new number of epochs
+    log = tblog.EpochLog(run, start + 1) if group.main and cfg.train.log else None
     data.to_device(device)
     held_images = data.held.images[:8]
     bs, steps = cfg.train.batch_size, data.steps(cfg.train.batch_size, group)
@@ -391,7 +396,7 @@ def _train(
         device_rngs = group.gather_objects(dev_gen.get_state())
         if group.main:
             runs.append_metrics(run, row)
-            _save_samples(run, epoch, model, held_images, obj)
+            samples = _save_samples(run, epoch, model, held_images, obj)
             runs.save_checkpoint(run, {
                 "model": runs.state_dict(model), "optimizer": opt.state_dict(), "epoch": epoch,
                 "cpu_rng": cpu_gen.get_state(), "device_rng": dev_gen.get_state(),
@@ -399,6 +404,8 @@ def _train(
                 "trained_seconds": clock.seconds(),
             })  # fmt: skip
             runs.save_weights(run, model, epoch)  # after the checkpoint: a kill between resumes
+            if log is not None:
+                log.epoch(row, samples)
         group.agree()  # the others wait while rank 0 writes: a checkpoint is whole for all
     if group.main:
         if epoch == start:  # resumed only to finish what a kill interrupted
@@ -406,6 +413,8 @@ def _train(
         from .viz import loss_plot
 
         loss_plot(runs.read_metrics(run), run / runs.LOSS_PLOT)
+    if log is not None:
+        log.close()
     return run
 
 
