@@ -35,6 +35,7 @@ MAX_SEED = 2**63 - 1  # torch.manual_seed takes 64-bit seeds
 MAX_MINUTES = 525_600  # --time-limit: a year
 DEFAULT_EPOCHS = 10
 SCHEDULES = ("constant", "cosine", "onecycle")
+MODEL_CLI_SKIP = ("in_channels", "image_size", "topk")  # set from the data and --sparsity
 LOGGERS = ("tensorboard",)  # --log: where each epoch is logged besides metrics.jsonl
 
 

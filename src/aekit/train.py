@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from . import distributed, fastpath, runs, tblog
+from . import card, distributed, fastpath, runs, tblog
 from .data import ImageSet, augment
 from .data.classes import class_names
 from .data.folder import FolderFiles, scan_folder
@@ -406,6 +406,7 @@ def _train(
             runs.save_weights(run, model, epoch)  # after the checkpoint: a kill between resumes
             if log is not None:
                 log.epoch(row, samples)
+            card.write_card(run, cfg, runs.read_metrics(run), samples)
         group.agree()  # the others wait while rank 0 writes: a checkpoint is whole for all
     if group.main:
         if epoch == start:  # resumed only to finish what a kill interrupted

@@ -10,6 +10,7 @@ from typing import Any
 from ..config import (
     DEVICES,
     LOSSES,
+    MODEL_CLI_SKIP,
     SCHEDULES,
     DataConfig,
     ModelConfig,
@@ -29,7 +30,7 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--resume", action="store_true", help="continue an interrupted run")
     add_arguments(p, DataConfig)
     add_max_pixels_flag(p)
-    add_arguments(p, ModelConfig, skip=("in_channels", "image_size", "topk"),
+    add_arguments(p, ModelConfig, skip=MODEL_CLI_SKIP,
                   choices={"arch": list_models(), "body": list_bodies()})  # fmt: skip
     add_arguments(
         p,
