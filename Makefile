@@ -9,7 +9,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e ".[search,web,export,tensorboard,dev]"
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[search,web,export,tensorboard,map,dev]"
 	touch $(STAMP)
 
 demo: install

@@ -15,6 +15,7 @@ from .embed import Embeddings, embed
 from .errors import AekitError
 from .export import export
 from .generate import generate, interpolate
+from .latent_map import map_embeddings
 from .models import Autoencoder, create_model, list_models
 from .runs import RunConfig, load
 
@@ -38,6 +39,7 @@ __all__ = [
     "load",
     "load_dataset",
     "make_config",
+    "map_embeddings",
     "reconstruct",
     "score",
     "train",

@@ -6,6 +6,7 @@ EMB/embeddings[.G].npy     float32 (N, D); generation 0 is plain embeddings.npy
 EMB/items[.G].jsonl        one JSON object per item
 EMB/index.faiss, index.json  optional FAISS index (``aekit index``) of the generation whose
                            manifest "id" index.json names as its "store"
+EMB/map.npy, map.json      optional 2-D map of the vectors (``aekit map``), tied the same way
 
 A save writes generation G+1 under new names, replaces the manifest (atomically) last, then
 removes generation G and its index. A process killed at any moment leaves the old store or the
@@ -33,6 +34,7 @@ from .files import atomic_write, folder_lock, remove_stale_temps, write_text
 from .search import INDEX_KINDS, METRICS, check_index_options
 
 MANIFEST, INDEX, INDEX_INFO = "manifest.json", "index.faiss", "index.json"
+MAP, MAP_INFO = "map.npy", "map.json"
 VECTORS, ITEMS = "embeddings.npy", "items.jsonl"  # generation 0
 GENERATION = re.compile(r"(embeddings|items)(?:\.(\d+))?\.(npy|jsonl)")
 FINITE_CHUNK = 65536  # rows checked at a time, so a memmap is read piece by piece
@@ -104,7 +106,8 @@ def _write_store(
     write_text(path / MANIFEST, json.dumps(manifest, indent=2) + "\n")  # the switch
     # the old generation's files and index go only now: a kill before the switch leaves the old
     # store whole, index included; a kill after it leaves an index whose id no longer matches
-    _unlink(path, {INDEX_INFO, INDEX} | (set(old.values()) - set(files.values()) if old else set()))
+    derived = {INDEX_INFO, INDEX, MAP_INFO, MAP}
+    _unlink(path, derived | (set(old.values()) - set(files.values()) if old else set()))
     return manifest
 
 
@@ -287,3 +290,21 @@ def _save_items(tmp: str, items: list[dict[str, Any]]) -> None:
 def _save_npy(tmp: str, vectors: np.ndarray) -> None:
     with open(tmp, "wb") as f:
         np.save(f, np.ascontiguousarray(vectors, dtype=np.float32))
+
+
+def save_map(path: Path, manifest: dict[str, Any], points: np.ndarray, info: dict) -> None:
+    """Write the store's 2-D map (N, 2) and what made it, tied to this generation's id."""
+    with folder_lock(path, "an embedding store"):
+        atomic_write(path / MAP, lambda tmp: _save_npy(tmp, points.astype(np.float32)))
+        write_text(path / MAP_INFO, json.dumps({**info, "store": manifest.get("id")}) + "\n")
+
+
+def read_map(path: Path, manifest: dict[str, Any]) -> tuple[np.ndarray, dict] | None:
+    """The store's 2-D map and its info, or None when there is none for this generation."""
+    try:
+        info = json.loads((path / MAP_INFO).read_text())
+        points = np.load(path / MAP, allow_pickle=False)
+    except (OSError, ValueError):
+        return None
+    fits = points.shape == (manifest.get("count"), 2) and info.get("store") == manifest.get("id")
+    return (points, info) if fits else None

@@ -179,3 +179,47 @@ def search_grid(
                 _show(ax, imgs[c - 1])
                 ax.set_title(captions[c - 1], fontsize=7, y=-0.32)
     return save_figure(fig, path)
+
+
+def latent_map(
+    points: np.ndarray,
+    labels: np.ndarray | None,
+    names: Sequence[str] | None,
+    path: str | Path,
+    title: str,
+    thumbs: Sequence[tuple[int, torch.Tensor]] = (),
+) -> Path:
+    """A scatter of (N, 2) ``points`` coloured by ``labels`` with a legend of class ``names``
+    (one plain colour without labels or with one label only), with small images ``thumbs``
+    ((row, uint8 (C, H, W))) drawn at their points. Points are rasterised, so a million stay a
+    picture; below 10,000 they are drawn larger."""
+    from matplotlib.offsetbox import AnnotationBbox, OffsetImage
+
+    n = len(points)
+    size = 12.0 if n < 2_000 else 4.0 if n < 10_000 else 0.5
+    alpha = 0.9 if n < 10_000 else 0.3
+    fig, ax = plt.subplots(figsize=(9, 8))
+    kinds = [] if labels is None else np.unique(labels)
+    if len(kinds) > 1:
+        cmap = plt.get_cmap("tab10" if len(kinds) <= 10 else "tab20")
+        for j, kind in enumerate(kinds):
+            rows = labels == kind
+            name = names[kind] if names is not None and 0 <= kind < len(names) else str(kind)
+            ax.scatter(points[rows, 0], points[rows, 1], s=size, alpha=alpha, linewidths=0,
+                       color=cmap(j % cmap.N), label=name, rasterized=True)  # fmt: skip
+        legend = ax.legend(markerscale=max(1.0, 6 / size**0.5), fontsize=8, loc="best",
+                           ncol=1 if len(kinds) <= 12 else 2)  # fmt: skip
+        for handle in legend.legend_handles:
+            handle.set_alpha(1)
+    else:
+        ax.scatter(points[:, 0], points[:, 1], s=size, alpha=alpha, linewidths=0,
+                   color="tab:blue", rasterized=True)  # fmt: skip
+    for row, image in thumbs:
+        img = to_numpy_images(image[None])[0]
+        box = OffsetImage(img[..., 0] if img.shape[-1] == 1 else img, zoom=28 / img.shape[0],
+                          cmap="gray" if img.shape[-1] == 1 else None)  # fmt: skip
+        ax.add_artist(AnnotationBbox(box, tuple(points[row]), frameon=True, pad=0.1))
+    ax.set_title(title, fontsize=10)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    return save_figure(fig, path)

@@ -21,11 +21,11 @@ from ..distributed import (
     timeout_s,
 )
 from ..errors import AekitError
-from . import anomaly, data, demo, export, generate, search, serve, train, use
+from . import anomaly, data, demo, export, generate, maps, search, serve, train, use
 from .args import Parser
 
 # in the order --help lists them
-GROUPS = (train, use, anomaly, generate, export, data, search, serve, demo)
+GROUPS = (train, use, anomaly, generate, export, data, search, maps, serve, demo)
 
 
 def build_parser() -> Parser:
