@@ -192,12 +192,12 @@ def latent_map(
     """A scatter of (N, 2) ``points`` coloured by ``labels`` with a legend of class ``names``
     (one plain colour without labels or with one label only), with small images ``thumbs``
     ((row, uint8 (C, H, W))) drawn at their points. Points are rasterised, so a million stay a
-    picture; below 10,000 they are drawn larger."""
+    picture; the fewer, the larger."""
     from matplotlib.offsetbox import AnnotationBbox, OffsetImage
 
     n = len(points)
-    size = 12.0 if n < 2_000 else 4.0 if n < 10_000 else 0.5
-    alpha = 0.9 if n < 10_000 else 0.3
+    size = 12.0 if n < 2_000 else 3.0 if n < 50_000 else 0.5
+    alpha = 0.9 if n < 2_000 else 0.6 if n < 50_000 else 0.3
     fig, ax = plt.subplots(figsize=(9, 8))
     kinds = [] if labels is None else np.unique(labels)
     if len(kinds) > 1:
