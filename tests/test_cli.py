@@ -228,7 +228,7 @@ def test_every_command_group_registers_its_own_parsers() -> None:
 
     names = set(commands.build_parser()._subparsers._group_actions[0].choices)
     assert names == {"train", "eval", "reconstruct", "denoise", "score", "generate",
-                     "interpolate", "export", "data", "embed", "search", "map",
+                     "interpolate", "export", "data", "embed", "search", "map", "units",
                      "index", "search-eval", "serve", "demo"}  # fmt: skip
     for group in commands.GROUPS:  # each module registers what it runs
         assert callable(group.add_parsers)

@@ -176,6 +176,7 @@ def test_every_readme_command_runs(cli, fake_downloads, tmp_path, monkeypatch) -
     assert json.loads(Path("runs/mnist-3/anomaly.json").read_text())["fpr"] == 0.01
     assert any(Path("runs/shapes-tb/tensorboard").glob("events.out.tfevents.*"))
     assert Path("emb/shapes-test/map.png").is_file() and Path("shapes-umap.png").is_file()
+    assert Path("units.png").is_file()
     assert json.loads(Path("emb/shapes-test/map.json").read_text())["method"] == "umap"
     for name in ("shapes.onnx", "shapes-encoder.onnx", "denoiser.onnx"):  # aekit export
         assert Path(name).stat().st_size > 10_000, name

@@ -80,8 +80,6 @@ def evaluate(
     see :func:`aekit.fullsize.score_photos` for what it returns. ``amp``: bf16 autocast where
     the device runs it natively (False: float32 everywhere).
     """
-    from .data import load_dataset
-    from .splits import load_splits
 
     if limit is not None and limit < 1:
         raise AekitError(f"limit must be a positive number of images, got {limit}")
@@ -95,6 +93,28 @@ def evaluate(
                                    seed, tile, amp)  # fmt: skip
     if per_image:
         raise AekitError("per-image numbers come with a full-size evaluation: add --full-size")
+    ds = load_split_images(run, cfg, model, data, split, data_dir, image_size)
+    images = ds.images[:limit] if limit else ds.images
+    bf16 = fastpath.bf16_inference(next(model.parameters()).device, amp)
+    result = _evaluate(model, images, replace(Objective.from_config(cfg), amp=bf16), with_ssim=True)
+    keys = ("mse", "psnr", "ssim", "count", "noisy_psnr", "denoised_psnr", "kl", "nelbo")
+    return {"source": ds.source, "split": ds.split, **{k: result[k] for k in keys if k in result}}
+
+
+def load_split_images(
+    run: str | Path,
+    cfg: RunConfig,
+    model: Autoencoder,
+    data: str | None = None,
+    split: str | None = None,
+    data_dir: str | None = None,
+    image_size: int | None = None,
+) -> Any:
+    """The images a command scores a run on: those it held out while training, or ``data``
+    [``split``, default test] at its size; refused when the model cannot take them."""
+    from .data import load_dataset
+    from .splits import load_splits
+
     if data is None and split is None and image_size is None:
         ds = load_splits(replace(cfg.data, limit=None, data_dir=data_dir or cfg.data.data_dir))[1]
     else:
@@ -102,11 +122,7 @@ def evaluate(
                           data_dir=data_dir or cfg.data.data_dir,
                           image_size=image_size or cfg.data.image_size)  # fmt: skip
     check_input(model, ds.shape, f"{ds.source} [{ds.split}]", run)
-    images = ds.images[:limit] if limit else ds.images
-    bf16 = fastpath.bf16_inference(next(model.parameters()).device, amp)
-    result = _evaluate(model, images, replace(Objective.from_config(cfg), amp=bf16), with_ssim=True)
-    keys = ("mse", "psnr", "ssim", "count", "noisy_psnr", "denoised_psnr", "kl", "nelbo")
-    return {"source": ds.source, "split": ds.split, **{k: result[k] for k in keys if k in result}}
+    return ds
 
 
 def _evaluate_full_size(
