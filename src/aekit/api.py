@@ -10,6 +10,7 @@ import torch
 
 from . import fastpath
 from .config import DataConfig, ModelConfig, TrainConfig
+from .data import ImageSet
 from .devices import pick_device
 from .errors import AekitError
 from .fullsize import DEFAULT_TILE, add_noise, denoise_image
@@ -109,7 +110,7 @@ def load_split_images(
     split: str | None = None,
     data_dir: str | None = None,
     image_size: int | None = None,
-) -> Any:
+) -> ImageSet:
     """The images a command scores a run on: those it held out while training, or ``data``
     [``split``, default test] at its size; refused when the model cannot take them."""
     from .data import load_dataset
