@@ -90,3 +90,42 @@ def test_map_mistakes_are_one_line(store: Path, cli, tmp_path: Path) -> None:
     code, _, err = cli("map", tmp_path / "none", "--out", tmp_path / "m.png")
     assert code != 0 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert not (tmp_path / "m.png").exists()
+
+
+def saturated(picture: Path) -> np.ndarray:
+    """The coloured pixels (RGB) of a picture: points and legend, not the black and grey."""
+    with Image.open(picture) as img:
+        rgb = np.asarray(img.convert("RGB")).reshape(-1, 3).astype(int)
+    return rgb[rgb.max(axis=1) - rgb.min(axis=1) > 60]
+
+
+def test_a_store_of_one_label_is_one_colour_without_a_legend(
+    store: Path, cli, tmp_path: Path
+) -> None:
+    ds = aekit.load_dataset("shapes", "test", limit=300)
+    one = ds.subset(np.flatnonzero(ds.labels.numpy() == 0))
+    run = aekit.load(store.parent / "run")
+    aekit.embed(run, one).save(tmp_path / "one")
+    for emb, picture in [(store, tmp_path / "many.png"), (tmp_path / "one", tmp_path / "one.png")]:
+        code, _, err = cli("map", emb, "--out", picture)
+        assert code == 0, err
+    many, single = saturated(tmp_path / "many.png"), saturated(tmp_path / "one.png")
+    orange = (many[:, 0] > 200) & (many[:, 2] < 120)  # tab:orange, the second label's colour
+    assert orange.sum() > 50
+    blue = (single[:, 2] > single[:, 0] + 60) & (single[:, 2] > single[:, 1])  # tab:blue only
+    assert len(single) > 200 and blue.all()
+
+
+def test_a_damaged_or_empty_store_is_one_line(store: Path, cli, tmp_path: Path) -> None:
+    import shutil
+
+    broken = shutil.copytree(store, tmp_path / "broken")
+    kept = {f.name: f.read_bytes() for f in broken.iterdir() if f.name != "embeddings.npy"}
+    (broken / "embeddings.npy").write_bytes(b"\x93NUMPY broken")
+    code, _, err = cli("map", broken, "--out", tmp_path / "b.png")
+    assert code != 0 and len(err.strip().splitlines()) == 1 and "damaged" in err
+    (tmp_path / "empty").mkdir()
+    code, _, err = cli("map", tmp_path / "empty", "--out", tmp_path / "e.png")
+    assert code != 0 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert not (tmp_path / "b.png").exists() and not (tmp_path / "e.png").exists()
+    assert {f.name: f.read_bytes() for f in broken.iterdir() if f.name in kept} == kept

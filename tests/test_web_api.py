@@ -83,7 +83,11 @@ def test_info_and_page(client: TestClient, tiny_run: Path) -> None:
     page = client.get("/")
     assert page.status_code == 200 and 'href="/docs"' in page.text
     assert 'src="/static/app.js"' in page.text
-    for name, kind in [("app.js", "javascript"), ("style.css", "text/css")]:
+    for name, kind in [
+        ("app.js", "javascript"),
+        ("map.js", "javascript"),
+        ("style.css", "text/css"),
+    ]:
         r = client.get(f"/static/{name}")
         assert r.status_code == 200 and kind in r.headers["content-type"]
 
@@ -92,7 +96,7 @@ def test_openapi_lists_every_endpoint(client: TestClient) -> None:
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/api/info", "/api/reconstruct", "/api/denoise", "/api/search", "/api/gallery",
             "/api/gallery/{index}/image", "/api/generate",
-            "/api/interpolate"} <= set(paths)  # fmt: skip
+            "/api/interpolate", "/api/map"} <= set(paths)  # fmt: skip
     assert "post" in paths["/api/search"] and "get" in paths["/api/gallery"]
 
 
@@ -262,6 +266,7 @@ def test_without_a_gallery_search_says_how_to_get_one(
     r = bare.post("/api/search", data={"index": "0"})
     assert r.status_code == 409 and "--gallery" in r.json()["detail"]
     assert bare.get("/api/gallery").status_code == 409
+    assert bare.get("/api/map").status_code == 409
     assert bare.post("/api/reconstruct", files=upload(png(store.images([0])[0]))).status_code == 200
 
 
@@ -400,3 +405,62 @@ def test_bad_anomaly_requests(anomaly_client: TestClient, store: aekit.Embedding
     assert bad.status_code == 422
     good = client.post("/api/anomaly", files=upload(image))
     assert good.status_code == 200
+
+
+def test_the_map_is_pca_computed_once_when_the_store_has_none(
+    client: TestClient, store: aekit.Embeddings
+) -> None:
+    body = client.get("/api/map").json()
+    want = aekit.map_embeddings(store, "pca", save=False).points
+    assert body["source"] == "computed" and body["method"] == "pca"
+    assert body["count"] == body["shown"] == GALLERY and body["index"] is None
+    got = np.stack([body["x"], body["y"]], axis=1)
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-5 * np.abs(want).max())
+    assert body["labels"] == store.labels().tolist()
+    assert body["classes"] == {str(k): v for k, v in store.label_names().items()}
+    shapes = aekit.load_dataset("shapes", "test").classes
+    assert body["classes"] == {str(k): shapes[k] for k in np.unique(store.labels())}
+    assert not (store.path / "map.npy").exists()  # the page does not write into the store
+    assert client.get("/api/map").json() == body
+
+
+def test_the_map_is_the_one_aekit_map_saved_and_follows_a_new_one(
+    tiny_run: Path, store: aekit.Embeddings, tmp_path: Path
+) -> None:
+    import shutil
+
+    emb = shutil.copytree(store.path, tmp_path / "emb")
+    saved = aekit.map_embeddings(emb, "tsne", seed=1).points
+    client = TestClient(create_app(tiny_run, emb, device="cpu"))
+    body = client.get("/api/map").json()
+    assert (body["source"], body["method"], body["fitted_on"]) == ("saved", "tsne", GALLERY)
+    np.testing.assert_allclose(body["x"], saved[:, 0], atol=1e-5 * np.abs(saved).max())
+    np.testing.assert_allclose(body["y"], saved[:, 1], atol=1e-5 * np.abs(saved).max())
+    # aekit map run again while the page is served: the next request gets the new map
+    aekit.map_embeddings(emb, "pca")
+    assert client.get("/api/map").json()["method"] == "pca"
+
+
+def test_a_large_gallery_maps_a_seeded_sample(
+    tiny_run: Path, store: aekit.Embeddings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aekit.web import gallery
+
+    monkeypatch.setattr(gallery, "MAX_MAP_POINTS", 50)
+    client = TestClient(create_app(tiny_run, store.path, device="cpu"))
+    body = client.get("/api/map").json()
+    assert body["count"] == GALLERY and body["shown"] == len(body["x"]) == 50
+    rows = np.asarray(body["index"])
+    assert len(set(rows.tolist())) == 50 and (np.diff(rows) > 0).all() and rows[-1] < GALLERY
+    assert body["labels"] == store.labels()[rows].tolist()
+    full = aekit.map_embeddings(store, "pca", save=False).points
+    np.testing.assert_allclose(body["x"], full[rows, 0], atol=1e-5 * np.abs(full).max())
+
+
+def test_a_gallery_too_small_to_map_says_so(tiny_run: Path, tmp_path: Path) -> None:
+    ds = aekit.load_dataset("shapes", "test").subset(slice(0, 2))
+    aekit.embed(aekit.load(tiny_run), ds, run=tiny_run).save(tmp_path / "emb")
+    r = TestClient(create_app(tiny_run, tmp_path / "emb", device="cpu")).get("/api/map")
+    assert r.status_code == 400 and r.json()["detail"] == (
+        "the store holds 2 vectors: a map needs at least 3"
+    )

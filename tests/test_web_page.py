@@ -317,3 +317,98 @@ def test_a_photo_is_denoised_at_full_size_with_a_before_after_slider(
         page.screenshot(path=str(shot), full_page=True)
         if os.environ.get("AEKIT_SCREENSHOT_UNET"):  # a copy to look at by eye
             shutil.copy(shot, os.environ["AEKIT_SCREENSHOT_UNET"])
+
+
+def test_the_map_view_hovers_zooms_pans_and_searches_from_a_point(
+    page: sync_api.Page, gallery: Path, tmp_path: Path
+) -> None:
+    expect = sync_api.expect
+    store = aekit.Embeddings.load(gallery)
+    expect(page.locator("#gallery [data-testid=thumb]")).to_have_count(24)
+    expect(page.locator("#map-view")).to_be_hidden()
+    page.click("#show-map")
+    expect(page.locator("#grid-view")).to_be_hidden()
+    expect(page.locator("#map-caption")).to_have_text(
+        f"{GALLERY} items, PCA computed by the page (aekit map EMB --method umap saves a map "
+        "that shows clusters better)."
+    )
+    # the legend names the gallery's classes, in label order
+    names = store.label_names()
+    expect(page.locator("#map-legend [data-testid=legend-entry]")).to_have_text(
+        [names[k] for k in sorted(names)]
+    )
+    # the canvas shows the points in as many colours as there are labels
+    colours = page.evaluate(
+        """() => {
+            const c = document.getElementById("map");
+            const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+            const seen = new Set();
+            for (let i = 0; i < d.length; i += 4) {
+                if (d[i + 3] === 0) continue;
+                const [r, g, b] = [d[i], d[i + 1], d[i + 2]];
+                if (Math.max(r, g, b) - Math.min(r, g, b) > 60) {
+                    seen.add(`${r >> 4},${g >> 4},${b >> 4}`);
+                }
+            }
+            return seen.size;
+        }"""
+    )
+    assert colours >= len(names)
+
+    # the most isolated item, so that the mouse can only mean it
+    screen = page.evaluate(f"() => [...Array({GALLERY}).keys()].map(i => aekitMap.screenOf(i))")
+    xy = np.array([[p["x"], p["y"]] for p in screen])
+    gaps = np.linalg.norm(xy[:, None] - xy[None], axis=-1) + np.eye(GALLERY) * 1e9
+    item = int(gaps.min(axis=1).argmax())
+    assert gaps[item].min() > 12
+    box = page.locator("#map").bounding_box()
+    x, y = box["x"] + xy[item, 0], box["y"] + xy[item, 1]
+
+    # hover: the item's thumbnail and class
+    page.mouse.move(x + 2, y - 2)
+    tip = page.locator("#map-tip")
+    expect(tip).to_be_visible()
+    expect(tip).to_have_attribute("data-index", str(item))
+    expect(tip).to_have_text(f"#{item} · {store.items[item]['class']}")
+    expect(tip.locator("img")).to_have_attribute("src", f"/api/gallery/{item}/image")
+    assert tip.locator("img").evaluate("i => i.complete && i.naturalWidth") > 0
+
+    # zoom with the wheel: the point under the mouse stays, the others move away from it
+    other = int(gaps[item].argmin())
+    page.mouse.move(x, y)
+    page.mouse.wheel(0, -300)
+    page.wait_for_function("() => aekitMap.view.s > 1.5 * aekitMap.fitScale")
+    after = page.evaluate(f"() => [aekitMap.screenOf({item}), aekitMap.screenOf({other})]")
+    assert abs(after[0]["x"] - xy[item, 0]) < 0.5 and abs(after[0]["y"] - xy[item, 1]) < 0.5
+    apart = np.hypot(after[1]["x"] - after[0]["x"], after[1]["y"] - after[0]["y"])
+    zoom = apart / gaps[item, other]
+    assert 1.7 < zoom < 1.95  # exp(0.6) = 1.82 for a wheel of 300
+
+    # drag from the point: the map pans with the mouse and nothing is searched
+    page.mouse.down()
+    page.mouse.move(x + 60, y + 40, steps=6)
+    page.mouse.up()
+    moved = page.evaluate(f"() => aekitMap.screenOf({item})")
+    assert abs(moved["x"] - xy[item, 0] - 60) < 0.5 and abs(moved["y"] - xy[item, 1] - 40) < 0.5
+    expect(page.locator("#views")).to_be_hidden()
+
+    # click the point: it becomes the query, its nearest show in the results and on the map
+    page.mouse.click(box["x"] + moved["x"], box["y"] + moved["y"])
+    expect(page.locator("#query-caption")).to_have_text(f"gallery #{item}")
+    expect(page.locator("#nearest [data-testid=result]")).to_have_count(K)
+    want = [int(i) for i in store.search(store.vectors[item], K, exclude=np.array([item]))[1][0]]
+    assert result_indices(page, "nearest") == want
+    page.wait_for_function(f"() => aekitMap.nearest.length === {K}")
+    assert page.evaluate("() => [aekitMap.query, aekitMap.nearest]") == [item, want]
+
+    # Fit: back to the first view; Grid: back to the thumbnails
+    page.click("#map-fit")
+    back = page.evaluate(f"() => aekitMap.screenOf({item})")
+    assert abs(back["x"] - xy[item, 0]) < 0.5 and abs(back["y"] - xy[item, 1]) < 0.5
+    shot = tmp_path / "map.png"
+    page.locator("#gallery-panel").screenshot(path=str(shot))
+    if os.environ.get("AEKIT_SCREENSHOT_MAP"):  # a copy to look at by eye
+        shutil.copy(shot, os.environ["AEKIT_SCREENSHOT_MAP"])
+    page.click("#show-grid")
+    expect(page.locator("#map-view")).to_be_hidden()
+    expect(page.locator("#gallery [data-testid=thumb]")).to_have_count(24)

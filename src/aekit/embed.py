@@ -25,7 +25,7 @@ from .distributed import SINGLE, Group
 from .errors import AekitError
 from .models import Autoencoder, check_input, to_model_scale
 from .runs import WEIGHTS
-from .stores import INDEX, INDEX_INFO, read_index_info, read_store, write_store
+from .stores import INDEX, INDEX_INFO, read_index_info, read_map, read_store, write_store
 
 
 @dataclass
@@ -50,6 +50,18 @@ class Embeddings:
         """(N,) int labels, (N, L) multi-label 0/1, or None when the items are unlabelled."""
         raw = [it["label"] for it in self.items]
         return None if any(v is None for v in raw) else np.asarray(raw, dtype=np.int64)
+
+    def label_names(self) -> dict[int, str]:
+        """Class name of each single label that has one, as the items record them."""
+        names: dict[int, str] = {}
+        for it in self.items:
+            if it.get("class") is not None and isinstance(it.get("label"), int):
+                names.setdefault(it["label"], str(it["class"]))
+        return names
+
+    def saved_map(self) -> tuple[np.ndarray, dict[str, Any]] | None:
+        """The 2-D map ``aekit map`` saved for this generation of the store, and its info."""
+        return None if self.path is None else read_map(self.path, self.manifest)
 
     def index_info(self) -> dict[str, Any] | None:
         """What ``aekit index`` built for this store (kind, metric, ...), if anything."""

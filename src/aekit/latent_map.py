@@ -83,9 +83,10 @@ def map_embeddings(
     fit: int = DEFAULT_FIT,
     seed: int = 0,
     save: bool = True,
+    measure: bool = True,
 ) -> LatentMap:
-    """Project ``store``'s vectors to 2-D with ``method`` and measure the map (see the module);
-    ``save`` writes it into the store folder as ``map.npy``."""
+    """Project ``store``'s vectors to 2-D with ``method`` and, with ``measure``, measure the map
+    (see the module); ``save`` writes it into the store folder as ``map.npy``."""
     if method not in METHODS:
         raise AekitError(f"unknown --method {method!r}: use one of {', '.join(METHODS)}")
     if not isinstance(fit, int) or fit < 3:
@@ -104,7 +105,7 @@ def map_embeddings(
     points = _fit_transform(store.vectors, method, fit_rows, seed)
     labels = store.labels()
     full = on_map = None
-    if labels is not None and labels.ndim == 1 and n > K:
+    if measure and labels is not None and labels.ndim == 1 and n > K:
         queries = np.sort(rng.choice(n, size=min(QUERIES, n), replace=False))
         full = knn_agreement(np.asarray(store.vectors), labels, queries, K)
         on_map = knn_agreement(points, labels, queries, K)

@@ -65,10 +65,7 @@ def cmd_map(ns: argparse.Namespace) -> None:
     done = map_embeddings(store, ns.method, ns.fit, ns.seed)
     labels = store.labels()
     labels = labels if labels is not None and labels.ndim == 1 else None
-    names: dict[int, str] = {}
-    for it in store.items:
-        if it.get("class") is not None and it.get("label") is not None:
-            names.setdefault(int(it["label"]), str(it["class"]))
+    names = store.label_names()
     agree = ("" if done.agreement_full is None else
              f"; {done.k}-NN label agreement {done.agreement_full:.3f} in {store.dim}-d, "
              f"{done.agreement_map:.3f} on the map")  # fmt: skip

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,10 @@ import torch
 
 from ..embed import Embeddings, model_hash
 from ..errors import AekitError
+from ..latent_map import map_embeddings
+from ..stores import MAP_INFO
+
+MAX_MAP_POINTS = 100_000  # points the page's map gets: a seeded sample of a larger store
 
 
 class Gallery:
@@ -29,6 +34,8 @@ class Gallery:
                 f"{latent_dim}-d: embed with {run}"
             )
         self.store = store
+        self._map: dict[str, Any] = {}
+        self._map_lock = threading.Lock()
         for part in store.manifest["parts"]:  # load every item's pictures now, not per request
             store.dataset(part["source"], part["split"])
 
@@ -64,3 +71,47 @@ class Gallery:
                     for r, (d, i) in enumerate(zip(dist[row], idx[row], strict=True))
                 ]
         return out
+
+    def map_view(self) -> dict[str, Any]:
+        """The store's 2-D map for the page: the one ``aekit map`` saved (read again when it
+        changes), else PCA computed here once (not written into the store). At most
+        ``MAX_MAP_POINTS`` points, a seeded sample of a larger store (``index`` names them)."""
+        with self._map_lock:
+            stamp = self._map_stamp()
+            if self._map.get("stamp") != stamp or "answer" not in self._map:
+                self._map = {"stamp": stamp, "answer": self._make_map()}
+            return self._map["answer"]
+
+    def _map_stamp(self) -> int | None:
+        try:
+            return (self.store.path / MAP_INFO).stat().st_mtime_ns  # type: ignore[operator]
+        except (OSError, TypeError):
+            return None
+
+    def _make_map(self) -> dict[str, Any]:
+        saved = self.store.saved_map()
+        if saved is not None:
+            points, info = saved
+            method, fitted_on, source = info.get("method"), info.get("fitted_on"), "saved"
+        else:
+            made = map_embeddings(self.store, "pca", save=False, measure=False)
+            points, method, fitted_on, source = made.points, "pca", made.fitted_on, "computed"
+        n = len(points)
+        rows = None
+        if n > MAX_MAP_POINTS:
+            rows = np.sort(np.random.default_rng(0).choice(n, MAX_MAP_POINTS, replace=False))
+            points = points[rows]
+        labels = self.store.labels()
+        labels = labels if labels is not None and labels.ndim == 1 else None
+        # about six significant digits: the answer stays small and the points where they were
+        span = float(np.abs(points).max()) if len(points) else 1.0
+        digits = max(0, 5 - int(np.floor(np.log10(span)))) if span > 0 else 6
+        xy = np.asarray(points, np.float64).round(digits)
+        return {
+            "count": n, "shown": len(xy), "method": method, "fitted_on": fitted_on,
+            "source": source, "x": xy[:, 0].tolist(), "y": xy[:, 1].tolist(),
+            "index": None if rows is None else rows.tolist(),
+            "labels": None if labels is None else
+            (labels if rows is None else labels[rows]).tolist(),
+            "classes": {str(k): v for k, v in sorted(self.store.label_names().items())},
+        }  # fmt: skip

@@ -299,6 +299,15 @@ def create_app(
         items = [g.item(i) for i in range(offset, min(offset + limit, len(g)))]
         return {"total": len(g), "offset": offset, "limit": limit, "items": items}
 
+    @app.get("/api/map")
+    def api_map() -> JSONResponse:
+        """The gallery in 2-D for the page's Map view: point ``i`` is item ``index[i]`` (item
+        ``i`` when ``index`` is null), with its label and the class names. The map ``aekit map``
+        saved into the store when there is one, else PCA computed on first use; at most
+        100,000 points, a seeded sample of a larger gallery."""
+        # a JSONResponse of its own: FastAPI's encoder would walk every number of the answer
+        return JSONResponse(need_gallery().map_view())
+
     @app.get(
         "/api/gallery/{index}/image",
         response_class=Response,

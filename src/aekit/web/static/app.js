@@ -16,6 +16,8 @@ const state = {
   anomaly: false, // the run scores images as normal or anomalous
   decodable: false, // the run's codes decode on their own: offer interpolation
   fullSize: false, // the run denoises photos at their own size: show the before/after panel
+  map: null, // the gallery's Map view, made when first shown
+  nearest: [], // the query's nearest gallery items, marked on the map
 };
 
 function setStatus(text, isError = false) {
@@ -171,6 +173,8 @@ async function search() {
   $("neighbours").hidden = false;
   showResults($("nearest"), near.results);
   showResults($("farthest"), far.results);
+  state.nearest = near.results.map((r) => r.index);
+  markMap();
 }
 
 function showResults(list, results) {
@@ -250,6 +254,42 @@ async function showGallery(offset) {
   $("gallery-next").disabled = last >= page.total;
 }
 
+// --- the gallery's Map view (map.js) ---
+
+function markMap() {
+  if (state.map) state.map.mark(state.index, state.nearest);
+}
+
+async function showMap() {
+  for (const [tab, on] of [["show-grid", false], ["show-map", true]]) {
+    $(tab).setAttribute("aria-selected", String(on));
+  }
+  $("grid-view").hidden = true;
+  $("map-view").hidden = false;
+  if (state.map) return state.map.draw();
+  const data = await api("/api/map");
+  const how = data.source === "saved"
+    ? `${data.method.toUpperCase()} map saved by aekit map`
+    : "PCA computed by the page (aekit map EMB --method umap saves a map that shows "
+      + "clusters better)";
+  const shown = data.shown < data.count
+    ? `${data.shown.toLocaleString()} of ${data.count.toLocaleString()} items (a sample)`
+    : `${data.count.toLocaleString()} items`;
+  $("map-caption").textContent = `${shown}, ${how}.`;
+  state.map = new MapView($("map"), $("map-tip"), $("map-legend"), data, chooseIndex);
+  window.aekitMap = state.map; // for scripts and the browser test: screenOf(index)
+  state.map.fit();
+  markMap();
+}
+
+function showGrid() {
+  for (const [tab, on] of [["show-grid", true], ["show-map", false]]) {
+    $(tab).setAttribute("aria-selected", String(on));
+  }
+  $("map-view").hidden = true;
+  $("grid-view").hidden = false;
+}
+
 // --- wiring ---
 
 async function start() {
@@ -314,6 +354,12 @@ $("gen-temperature").addEventListener("input", () => {
   $("gen-temperature-value").textContent = Number($("gen-temperature").value).toFixed(1);
 });
 
+$("show-map").addEventListener("click", () => showMap().catch((err) => {
+  $("map-caption").textContent = `No map: ${err.message}`;
+  setStatus(err.message, true);
+}));
+$("show-grid").addEventListener("click", showGrid);
+$("map-fit").addEventListener("click", () => state.map && state.map.fit());
 $("gallery-prev").addEventListener("click", () => showGallery(Math.max(0, state.galleryOffset - PAGE)));
 $("gallery-next").addEventListener("click", () => showGallery(state.galleryOffset + PAGE));
 
