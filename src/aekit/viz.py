@@ -202,15 +202,18 @@ def latent_map(
     kinds = [] if labels is None else np.unique(labels)
     if len(kinds) > 1:
         cmap = plt.get_cmap("tab10" if len(kinds) <= 10 else "tab20")
-        for j, kind in enumerate(kinds):
-            rows = labels == kind
-            name = names[kind] if names is not None and 0 <= kind < len(names) else str(kind)
-            ax.scatter(points[rows, 0], points[rows, 1], s=size, alpha=alpha, linewidths=0,
-                       color=cmap(j % cmap.N), label=name, rasterized=True)  # fmt: skip
-        legend = ax.legend(markerscale=max(1.0, 6 / size**0.5), fontsize=8, loc="best",
-                           ncol=1 if len(kinds) <= 12 else 2)  # fmt: skip
-        for handle in legend.legend_handles:
-            handle.set_alpha(1)
+        slot = np.searchsorted(kinds, labels)
+        # one scatter in a random order: no class is painted over by the classes drawn after it
+        order = np.random.default_rng(0).permutation(n)
+        colours = np.asarray([cmap(j % cmap.N) for j in range(len(kinds))])[slot[order]]
+        ax.scatter(points[order, 0], points[order, 1], s=size, alpha=alpha, linewidths=0,
+                   c=colours, rasterized=True)  # fmt: skip
+        handles = [
+            plt.Line2D([], [], linestyle="", marker="o", markersize=5, color=cmap(j % cmap.N),
+                       label=names[k] if names is not None and 0 <= k < len(names) else str(k))
+            for j, k in enumerate(kinds)
+        ]  # fmt: skip
+        ax.legend(handles=handles, fontsize=8, loc="best", ncol=1 if len(kinds) <= 12 else 2)
     else:
         ax.scatter(points[:, 0], points[:, 1], s=size, alpha=alpha, linewidths=0,
                    color="tab:blue", rasterized=True)  # fmt: skip

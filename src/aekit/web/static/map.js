@@ -12,6 +12,7 @@ const PLAIN = TAB10[0]; // no labels, or one label only
 const HIT_PX = 10; // a point answers the mouse within this many CSS pixels
 const DRAG_PX = 3; // a press that moves farther is a pan, not a click
 const LEGEND_MAX = 20;
+const ROUNDS = 16;
 
 class MapView {
   // data: the answer of /api/map; onPick(index) runs when a point is clicked
@@ -141,20 +142,28 @@ class MapView {
     ctx.clearRect(0, 0, w, h);
     const r = this.radius;
     ctx.globalAlpha = this.n > 5000 ? 0.6 : 0.85;
-    for (const g of this.groups) {
-      ctx.fillStyle = g.colour;
-      ctx.beginPath(); // one path per colour: dots for a few thousand points, pixels beyond
-      for (const p of g.points) {
-        const q = this.toScreen(this.xs[p], this.ys[p]);
-        if (q.x < -r || q.y < -r || q.x > w + r || q.y > h + r) continue;
-        if (r > 1) {
-          ctx.moveTo(q.x + r, q.y);
-          ctx.arc(q.x, q.y, r, 0, 2 * Math.PI);
-        } else {
-          ctx.rect(q.x - r, q.y - r, 2 * r, 2 * r);
+    // each colour in ROUNDS slices, the colours taking turns: no label is painted over by the
+    // labels drawn after it, with one fill per slice (dots for a few thousand points, pixels
+    // beyond)
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const g of this.groups) {
+        const from = Math.floor((g.points.length * round) / ROUNDS);
+        const to = Math.floor((g.points.length * (round + 1)) / ROUNDS);
+        ctx.fillStyle = g.colour;
+        ctx.beginPath();
+        for (let j = from; j < to; j++) {
+          const p = g.points[j];
+          const q = this.toScreen(this.xs[p], this.ys[p]);
+          if (q.x < -r || q.y < -r || q.x > w + r || q.y > h + r) continue;
+          if (r > 1) {
+            ctx.moveTo(q.x + r, q.y);
+            ctx.arc(q.x, q.y, r, 0, 2 * Math.PI);
+          } else {
+            ctx.rect(q.x - r, q.y - r, 2 * r, 2 * r);
+          }
         }
+        ctx.fill();
       }
-      ctx.fill();
     }
     ctx.globalAlpha = 1;
     const ring = (item, radius, colour, width) => {
