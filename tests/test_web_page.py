@@ -412,3 +412,36 @@ def test_the_map_view_hovers_zooms_pans_and_searches_from_a_point(
     page.click("#show-grid")
     expect(page.locator("#map-view")).to_be_hidden()
     expect(page.locator("#gallery [data-testid=thumb]")).to_have_count(24)
+
+
+def test_a_gallery_of_one_label_is_mapped_in_one_colour_without_a_legend(
+    tiny_run: Path, tmp_path: Path
+) -> None:
+    expect = sync_api.expect
+    ds = aekit.load_dataset("shapes", "test")
+    (tmp_path / "one" / "square").mkdir(parents=True)  # a folder of one class
+    for j, i in enumerate(np.flatnonzero(ds.labels.numpy() == 1)[:12]):
+        (tmp_path / "one" / "square" / f"{j}.png").write_bytes(png(ds.images[i].numpy()))
+    one = aekit.load_dataset(f"folder:{tmp_path / 'one'}", "train")
+    assert one.classes == ["square"] and len(one) == 12
+    aekit.embed(aekit.load(tiny_run), one, run=tiny_run).save(tmp_path / "emb")
+    for url in serve(create_app(tiny_run, tmp_path / "emb", device="cpu")):
+        for page in browse(url):
+            page.click("#show-map")
+            expect(page.locator("#map-caption")).to_contain_text("12 items, PCA")
+            page.wait_for_function("() => window.aekitMap")
+            expect(page.locator("#map-legend")).to_be_hidden()
+            hues = page.evaluate(
+                """() => {
+                    const c = document.getElementById("map");
+                    const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+                    let blue = 0, other = 0;
+                    for (let i = 0; i < d.length; i += 4) {
+                        const [r, g, b, a] = [d[i], d[i + 1], d[i + 2], d[i + 3]];
+                        if (a < 200 || Math.max(r, g, b) - Math.min(r, g, b) < 60) continue;
+                        if (b > r + 60 && b > g) blue++; else other++;
+                    }
+                    return [blue, other];
+                }"""
+            )
+            assert hues[0] > 12 * 10 and hues[1] == 0  # every dot in the one plain colour
