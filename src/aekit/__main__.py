@@ -1,8 +1,6 @@
 """``python -m aekit`` is the ``aekit`` command."""
 
-import sys
-
-from .commands import main
+from .commands import run
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -13,6 +13,7 @@ from ..distributed import (
     AgreedError,
     QuietExit,
     connected,
+    exit_process,
     farewell,
     peer_detail,
     peer_failure,
@@ -75,3 +76,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         stop_listening()
     return 0
+
+
+def run() -> None:
+    """The ``aekit`` command (``python -m aekit``): :func:`main`, and its status as the
+    process's exit status."""
+    exit_process(main())
