@@ -235,10 +235,11 @@ def exit_process(code: int) -> NoReturn:
     dropping a finished all_gather's tensors, which needs the GIL of an interpreter that is
     going away, and the process aborts — "terminate called without an active exception",
     SIGABRT (core dump: ``AsyncAllgatherWork::~AsyncAllgatherWork`` in
-    ``ProcessGroupGloo::runLoop`` during ``Py_FinalizeEx``; seen in CI; here 5 aborts in 63 runs
-    with rank 0 held back 5 s at the end, none in 40 since). ``destroy_process_group`` does not stop those threads once
-    a DistributedDataParallel model has used the group (measured: they outlive it). Every file
-    is written and closed by then (rank 0 writes whole files only)."""
+    ``ProcessGroupGloo::runLoop`` during ``Py_FinalizeEx``). Seen in CI; here 5 aborts in 63
+    runs with rank 0 held back 5 s at the end, none in 40 since. ``destroy_process_group``
+    does not stop those threads once a DistributedDataParallel model has used the group
+    (measured: they outlive it). Every file is written and closed by then (rank 0 writes whole
+    files only)."""
     if dist.is_initialized():
         _leave()
         sys.stdout.flush()
