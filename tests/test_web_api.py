@@ -439,6 +439,17 @@ def test_the_map_is_the_one_aekit_map_saved_and_follows_a_new_one(
     # aekit map run again while the page is served: the next request gets the new map
     aekit.map_embeddings(emb, "pca")
     assert client.get("/api/map").json()["method"] == "pca"
+    # a damaged map (cut short, or not numbers) is no map: PCA is computed, the page works
+    for damage in (None, b"\x93NUMPY cut"):
+        if damage is None:
+            bad = np.load(emb / "map.npy")
+            bad[3] = np.nan
+            np.save(emb / "map.npy", bad)
+        else:
+            (emb / "map.npy").write_bytes(damage)
+        (emb / "map.json").touch()  # a new stamp: read again
+        body = client.get("/api/map").json()
+        assert body["source"] == "computed" and np.isfinite(body["x"]).all()
 
 
 def test_a_large_gallery_maps_a_seeded_sample(

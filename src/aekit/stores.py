@@ -307,4 +307,5 @@ def read_map(path: Path, manifest: dict[str, Any]) -> tuple[np.ndarray, dict] | 
     except (OSError, ValueError):
         return None
     fits = points.shape == (manifest.get("count"), 2) and info.get("store") == manifest.get("id")
-    return (points, info) if fits else None
+    # a map damaged or edited by hand counts as none (it is remade), never as broken points
+    return (points, info) if fits and np.isfinite(points).all() else None
