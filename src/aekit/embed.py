@@ -51,6 +51,12 @@ class Embeddings:
         raw = [it["label"] for it in self.items]
         return None if any(v is None for v in raw) else np.asarray(raw, dtype=np.int64)
 
+    def class_labels(self) -> np.ndarray | None:
+        """(N,) int labels when every item has one single label, else None (what a map colours
+        by and its agreement counts)."""
+        labels = self.labels()
+        return labels if labels is not None and labels.ndim == 1 else None
+
     def label_names(self) -> dict[int, str]:
         """Class name of each single label that has one, as the items record them."""
         names: dict[int, str] = {}

@@ -103,9 +103,9 @@ def map_embeddings(
     rng = np.random.default_rng(seed)
     fit_rows = np.arange(n) if n <= fit else rng.choice(n, size=fit, replace=False)
     points = _fit_transform(store.vectors, method, fit_rows, seed)
-    labels = store.labels()
+    labels = store.class_labels()
     full = on_map = None
-    if measure and labels is not None and labels.ndim == 1 and n > K:
+    if measure and labels is not None and n > K:
         queries = np.sort(rng.choice(n, size=min(QUERIES, n), replace=False))
         full = knn_agreement(np.asarray(store.vectors), labels, queries, K)
         on_map = knn_agreement(points, labels, queries, K)

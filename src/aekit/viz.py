@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -184,15 +184,15 @@ def search_grid(
 def latent_map(
     points: np.ndarray,
     labels: np.ndarray | None,
-    names: Sequence[str] | None,
+    names: Mapping[int, str],
     path: str | Path,
     title: str,
     thumbs: Sequence[tuple[int, torch.Tensor]] = (),
 ) -> Path:
-    """A scatter of (N, 2) ``points`` coloured by ``labels`` with a legend of class ``names``
-    (one plain colour without labels or with one label only), with small images ``thumbs``
-    ((row, uint8 (C, H, W))) drawn at their points. Points are rasterised, so a million stay a
-    picture; the fewer, the larger."""
+    """A scatter of (N, 2) ``points`` coloured by ``labels`` with a legend of their class
+    ``names`` (a label without one shows as its number; one plain colour without labels or with
+    one label only), with small images ``thumbs`` ((row, uint8 (C, H, W))) drawn at their
+    points. Points are rasterised, so a million stay a picture; the fewer, the larger."""
     from matplotlib.offsetbox import AnnotationBbox, OffsetImage
 
     n = len(points)
@@ -210,7 +210,7 @@ def latent_map(
                    c=colours, rasterized=True)  # fmt: skip
         handles = [
             plt.Line2D([], [], linestyle="", marker="o", markersize=5, color=cmap(j % cmap.N),
-                       label=names[k] if names is not None and 0 <= k < len(names) else str(k))
+                       label=names.get(int(k), str(k)))
             for j, k in enumerate(kinds)
         ]  # fmt: skip
         ax.legend(handles=handles, fontsize=8, loc="best", ncol=1 if len(kinds) <= 12 else 2)

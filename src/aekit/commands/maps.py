@@ -63,16 +63,11 @@ def cmd_map(ns: argparse.Namespace) -> None:
     rows = np.random.default_rng(ns.seed).choice(len(store), size=ns.thumbnails, replace=False)
     thumbs = list(zip(rows.tolist(), store.images(rows), strict=True)) if len(rows) else []
     done = map_embeddings(store, ns.method, ns.fit, ns.seed)
-    labels = store.labels()
-    labels = labels if labels is not None and labels.ndim == 1 else None
-    names = store.label_names()
     agree = ("" if done.agreement_full is None else
              f"; {done.k}-NN label agreement {done.agreement_full:.3f} in {store.dim}-d, "
              f"{done.agreement_map:.3f} on the map")  # fmt: skip
     title = f"{ns.store}: {len(store):,} vectors, {done.method}{agree}"
-    size = max(names) + 1 if names else 0
-    latent_map(done.points, labels, [names.get(i, str(i)) for i in range(size)] or None, out,
-               title, thumbs)  # fmt: skip
+    latent_map(done.points, store.class_labels(), store.label_names(), out, title, thumbs)
     result = {"count": len(store), "method": done.method, "fitted_on": done.fitted_on,
               "map": str(Path(ns.store) / MAP), "picture": str(out),
               "knn_label_agreement": None if done.agreement_full is None else

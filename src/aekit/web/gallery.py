@@ -101,8 +101,7 @@ class Gallery:
         if n > MAX_MAP_POINTS:
             rows = np.sort(np.random.default_rng(0).choice(n, MAX_MAP_POINTS, replace=False))
             points = points[rows]
-        labels = self.store.labels()
-        labels = labels if labels is not None and labels.ndim == 1 else None
+        labels = self.store.class_labels()
         # about six significant digits: the answer stays small and the points where they were
         span = float(np.abs(points).max()) if len(points) else 1.0
         digits = max(0, 5 - int(np.floor(np.log10(span)))) if span > 0 else 6
