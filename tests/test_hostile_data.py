@@ -141,6 +141,8 @@ FLAG_CASES = {
     "reconstruct": lambda d, run, emb, t: ["reconstruct", run, d / "class0" / "img0.png",
                                            "--out", t / "g.png"],
     "denoise": lambda d, run, emb, t: ["denoise", run, d / "class0" / "img0.png", "--out", t / "o"],
+    "interpolate": lambda d, run, emb, t: ["interpolate", run, d / "class0" / "img0.png",
+                                           d / "class1" / "img1.png", "--out", t / "s.png"],
     "search --image": lambda d, run, emb, t: ["search", emb, "--image", d / "class0" / "img0.png"],
     "search --queries": lambda d, run, emb, t: ["search", emb, "--queries", d / "class1"],
     "data describe": lambda d, run, emb, t: ["data", "describe", f"folder:{d}"],

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from ..data.images import add_max_pixels_flag
 from ..generate import MAX_SAMPLES, MAX_STEPS, MAX_TEMPERATURE
 from .args import bounded_float, bounded_int, out_path, out_png, seed
 from .use import _load, _read_images
@@ -29,6 +30,7 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--steps", type=bounded_int(2, MAX_STEPS), default=8,
                    help="points decoded, the two ends included")  # fmt: skip
     p.add_argument("--out", required=True, type=out_path, help="PNG to write (a strip)")
+    add_max_pixels_flag(p)
     p.set_defaults(func=cmd_interpolate)
 
 
