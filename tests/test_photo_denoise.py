@@ -273,6 +273,26 @@ def test_denoise_cli_keeps_every_photos_size_and_mode(cli, photo_dir: Path, tmp_
     assert torch.equal(aekit.fullsize.to_uint8(den), saved)
 
 
+def test_reconstruct_keeps_a_unets_files_at_their_own_sizes(cli, photo_dir: Path,
+                                                            tmp_path: Path) -> None:  # fmt: skip
+    run = tmp_path / "run"
+    aekit.train(run, data=f"folder:{photo_dir}", arch="unet", base_channels=8, patch_size=32,
+                epochs=1, progress=False)  # fmt: skip
+    files = [photo(tmp_path / "in" / "a.png", 96, 64, seed=7), photo(tmp_path / "in" / "b.png",
+                                                                     40, 56, seed=8)]  # fmt: skip
+    code, out, err = cli("reconstruct", run, *files, "--out", tmp_path / "grid.png")
+    assert code == 0, err
+    assert "resized" not in err and (tmp_path / "grid.png").is_file()
+    model = aekit.load(run)
+    for path, line in zip(files, out.splitlines(), strict=False):
+        u8 = torch.from_numpy(np.array(Image.open(path))).permute(2, 0, 1)[None]
+        with torch.no_grad():  # one pass at the file's own size, float32
+            rec = aekit.models.to_unit_scale(model(aekit.models.to_model_scale(u8, "unet")).recon,
+                                             "unet")  # fmt: skip
+        want = float(aekit.metrics.psnr_per_image(rec, u8.float() / 255)[0])
+        assert line == f"{path}: PSNR {want:.2f} dB"
+
+
 def test_eval_full_size_reports_noisy_and_denoised_per_image(cli, photo_dir: Path,
                                                              tmp_path: Path) -> None:  # fmt: skip
     run = tmp_path / "run"

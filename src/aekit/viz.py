@@ -23,13 +23,23 @@ def to_numpy_images(images: torch.Tensor) -> np.ndarray:
     return x.permute(0, 2, 3, 1).numpy()
 
 
-def _strip(images: np.ndarray, pad: int = 2) -> np.ndarray:
-    """(B, H, W, C) -> one (H, B*(W+pad)-pad, C) strip with white gaps."""
-    b, h, w, c = images.shape
-    out = np.ones((h, b * (w + pad) - pad, c), dtype=np.float32)
-    for i in range(b):
-        out[:, i * (w + pad) : i * (w + pad) + w] = images[i]
+def _strip(images: Sequence[np.ndarray], pad: int = 2) -> np.ndarray:
+    """(H, W, C) images, (B, H, W, C) or of mixed sizes -> one strip with white gaps, as high as
+    the tallest (the others top-aligned)."""
+    h, c = max(im.shape[0] for im in images), images[0].shape[-1]
+    out = np.ones((h, sum(im.shape[1] for im in images) + pad * (len(images) - 1), c), np.float32)
+    x = 0
+    for im in images:
+        out[: im.shape[0], x : x + im.shape[1]] = im
+        x += im.shape[1] + pad
     return out
+
+
+def _row_arrays(images: torch.Tensor | Sequence[torch.Tensor]) -> Sequence[np.ndarray]:
+    """A (B, C, H, W) batch, or a list of (C, H, W) images of any sizes, as (H, W, C) arrays."""
+    if isinstance(images, torch.Tensor):
+        return to_numpy_images(images)
+    return [to_numpy_images(im[None])[0] for im in images]
 
 
 def _show(ax: Any, img: np.ndarray) -> None:
@@ -51,13 +61,18 @@ def save_figure(fig: Any, path: str | Path) -> Path:
 
 
 def image_rows(
-    rows: Sequence[tuple[str, torch.Tensor]], path: str | Path, title: str | None = None
+    rows: Sequence[tuple[str, torch.Tensor | Sequence[torch.Tensor]]],
+    path: str | Path,
+    title: str | None = None,
 ) -> Path:
-    """One labelled row per (name, (B, C, H, W) images) pair: originals over reconstructions."""
-    strips = [(name, _strip(to_numpy_images(x))) for name, x in rows]
+    """One labelled row per (name, images) pair, the images a (B, C, H, W) batch or a list of
+    (C, H, W) images of any sizes: originals over reconstructions."""
+    strips = [(name, _strip(_row_arrays(x))) for name, x in rows]
     width = max(s.shape[1] for _, s in strips)
+    size = (max(4.0, width / 28), sum(max(1.3, s.shape[0] / 28) for _, s in strips) + 0.4)
+    shrink = min(1.0, 60 / max(size))  # photos: a picture of at most 6,000 pixels a side
     fig, axes = plt.subplots(
-        len(strips), 1, squeeze=False, figsize=(max(4.0, width / 28), 1.3 * len(strips) + 0.4)
+        len(strips), 1, squeeze=False, figsize=(size[0] * shrink, size[1] * shrink)
     )
     for ax, (name, strip) in zip(axes[:, 0], strips, strict=True):
         _show(ax, strip)

@@ -138,13 +138,34 @@ def cmd_reconstruct(ns: argparse.Namespace) -> None:
 
     out_png(ns.out)
     model, _ = _load(ns.run)
-    u8 = _read_images(model, ns.images)
-    rec = reconstruct(model, u8).cpu()
-    orig = u8.float() / 255
+    if get_family(model.config.arch).any_size:
+        orig, rec = _reconstruct_own_sizes(model, ns.images)
+    else:
+        u8 = _read_images(model, ns.images)
+        orig, rec = list(u8.float() / 255), list(reconstruct(model, u8).cpu())
     image_rows([("original", orig), ("reconstruction", rec)], ns.out)
-    for path, score in zip(ns.images, psnr_per_image(rec, orig).tolist(), strict=True):
-        print(f"{path}: PSNR {score:.2f} dB")
+    for path, a, b in zip(ns.images, orig, rec, strict=True):
+        print(f"{path}: PSNR {float(psnr_per_image(b[None], a[None])[0]):.2f} dB")
     print(f"wrote {ns.out}")
+
+
+def _reconstruct_own_sizes(
+    model: Autoencoder, paths: list[str]
+) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """A fully convolutional run's originals and reconstructions, [0, 1] (C, H, W), each at its
+    file's own size (as ``denoise`` keeps it); large ones in exact tiles, to bound memory."""
+    from ..data.images import read_image_file
+    from ..fullsize import denoise_image
+
+    _check_headers(model, paths)
+    orig = []
+    for path in paths:
+        u8, notes = read_image_file(path, model.config.in_channels)
+        for note in notes:
+            print(f"note: {note} (as the model's training data)", file=sys.stderr)
+        orig.append(u8.float() / 255)
+    # float32, as the fixed-size families' reconstruction is
+    return orig, [denoise_image(model, x, DEFAULT_TILE, amp=False) for x in orig]
 
 
 def _out_name(out: Path, path: str, tag: str, used: set[str]) -> Path:
