@@ -475,3 +475,36 @@ def test_a_gallery_too_small_to_map_says_so(tiny_run: Path, tmp_path: Path) -> N
     assert r.status_code == 400 and r.json()["detail"] == (
         "the store holds 2 vectors: a map needs at least 3"
     )
+
+
+@pytest.fixture(scope="module")
+def unet_client(tmp_path_factory: pytest.TempPathFactory) -> TestClient:
+    folder = tmp_path_factory.mktemp("unet-web")
+    rng = np.random.default_rng(0)
+    for i in range(4):
+        Image.fromarray(rng.integers(0, 256, (48, 40, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+    run = aekit.train(folder / "run", f"folder:{folder}", arch="unet", base_channels=4,
+                      patch_size=16, epochs=1, progress=False)  # fmt: skip
+    return TestClient(create_app(run, device="cpu"))
+
+
+def test_info_says_what_size_the_model_takes(client: TestClient, unet_client: TestClient) -> None:
+    assert client.get("/api/info").json()["input"] == "32×32 RGB"
+    # a unet takes any size: its 16-pixel patches are what it was trained on, not a limit
+    unet = unet_client.get("/api/info").json()["input"]
+    assert unet == "any size, RGB (trained on 16×16 patches)"
+    assert "info.input" in client.get("/static/app.js").text  # the header shows it
+
+
+@pytest.mark.parametrize("endpoint", ["/api/denoise", "/api/reconstruct"])
+@pytest.mark.parametrize(("w", "h"), [(1, 1), (7, 30)])
+def test_an_upload_below_the_unets_stride_is_refused_as_the_cli_does(
+    unet_client: TestClient, endpoint: str, w: int, h: int
+) -> None:
+    small = png(np.zeros((3, h, w), np.uint8))
+    r = unet_client.post(endpoint, files=upload(small))
+    assert r.status_code == 400, r.text
+    assert r.json()["detail"] == (f"the upload is {w}x{h} pixels: this model needs images of "
+                                  "at least 8x8")  # fmt: skip
+    ok = unet_client.post(endpoint, files=upload(png(np.zeros((3, 8, 9), np.uint8))))
+    assert ok.status_code == 200, ok.text

@@ -288,7 +288,7 @@ def test_a_photo_is_denoised_at_full_size_with_a_before_after_slider(
     photo = tmp_path / "photo.png"
     Image.fromarray(small).resize((200, 150), Image.BICUBIC).save(photo)
     for page in browse(unet_url):
-        expect(page.locator("#info")).to_contain_text("unet")
+        expect(page.locator("#info")).to_contain_text("unet, any size, RGB (trained on 32×32")
         expect(page.locator("#compare-panel")).to_be_hidden()
         page.set_input_files("#file-input", str(photo))
         expect(page.locator("#compare-panel")).to_be_visible()

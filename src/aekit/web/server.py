@@ -30,7 +30,7 @@ from ..fullsize import denoise_image, to_uint8
 from ..generate import MAX_TEMPERATURE, generate, interpolate
 from ..metrics import psnr_per_image
 from ..models import get_family
-from ..runs import load, load_config
+from ..runs import RunConfig, load, load_config
 from .batching import MicroBatcher
 from .gallery import Gallery
 from .limits import BodyLimit
@@ -44,6 +44,17 @@ DEFAULT_K = 7  # results per search when the request names no k (fewer in a smal
 MAX_GENERATE = 64  # samples per request, and points of an interpolation: bound the answer's size
 MAX_STEPS = 32
 STATIC = Path(__file__).parent / "static"  # the page: plain HTML/JS/CSS, shipped as package data
+
+
+def input_text(cfg: RunConfig) -> str:
+    """What the page's header says the model takes: "32×32 RGB", or for a fully convolutional
+    run "any size, RGB (trained on 64×64 patches)", its training size being no limit."""
+    side, colour = cfg.model.image_size, "gray" if cfg.model.in_channels == 1 else "RGB"
+    if not get_family(cfg.model.arch).any_size:
+        return f"{side}×{side} {colour}"
+    patch = cfg.data.patch_size
+    trained = f"{patch}×{patch} patches" if patch else f"{side}×{side} images"
+    return f"any size, {colour} (trained on {trained})"
 
 
 def create_app(
@@ -83,7 +94,12 @@ def create_app(
         # read one byte past the limit: enough to know it is over without reading it all
         data = upload.file.read(max_upload_bytes + 1)
         size = None if own_size and family.any_size else model.config.image_size
-        return decode_upload(data, model.config.in_channels, size, max_upload_bytes, max_pixels)
+        u8 = decode_upload(data, model.config.in_channels, size, max_upload_bytes, max_pixels)
+        least = getattr(model, "stride", 1)  # what aekit denoise refuses, refused here too
+        if min(u8.shape[1:]) < least:
+            raise UploadError(400, f"the upload is {u8.shape[2]}x{u8.shape[1]} pixels: this "
+                              f"model needs images of at least {least}x{least}")  # fmt: skip
+        return u8
 
     # concurrent queries share one encoder pass and one scan of the store
     encoder: MicroBatcher[torch.Tensor, np.ndarray] = MicroBatcher(
@@ -130,7 +146,8 @@ def create_app(
         return {
             "run": str(run),
             "config": cfg.to_dict(),
-            "image_size": model.config.image_size,
+            "image_size": model.config.image_size,  # a unet's training size, not a limit
+            "input": input_text(cfg),  # what the header says the model takes
             "channels": model.config.in_channels,
             "value_range": list(model.value_range),
             "device": str(dev),

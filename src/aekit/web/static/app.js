@@ -300,8 +300,8 @@ async function start() {
   state.anomaly = info.anomaly;
   $("generate-panel").hidden = !info.generative;
   const m = info.config.model;
-  $("info").textContent = `${info.run} · ${m.arch} ${info.image_size}px × `
-    + `${info.channels}ch, latent ${m.latent_dim} · gallery ${info.gallery_size} · ${info.device}`;
+  $("info").textContent = `${info.run} · ${m.arch}, ${info.input}, latent ${m.latent_dim}`
+    + ` · gallery ${info.gallery_size} · ${info.device}`;
   if (info.gallery_size > 0) await showGallery(0);
   else $("gallery-panel").hidden = true;
 }
