@@ -19,12 +19,14 @@ from aekit.anomaly import (
     detection_metrics,
     gaussian_blur,
     knn_distance,
+    reconstruct_scores,
     spread_stats,
     ssim_map,
 )
 from aekit.config import DataConfig
 from aekit.data.classes import class_names, keep_classes, parse_classes
 from aekit.detector import ANOMALY, load_detector
+from aekit.embed import encode
 from aekit.errors import AekitError
 from aekit.splits import load_splits
 
@@ -415,14 +417,38 @@ def test_training_codes_of_another_shape_are_made_again(circle_run, tmp_path, sh
     assert np.load(run / CODES).shape == (600, 16)
 
 
-def test_an_image_scores_the_same_alone_or_in_a_batch(circle_run) -> None:
+def test_an_image_scores_the_same_alone_or_in_a_batch(circle_run, monkeypatch) -> None:
+    # What this checks is that the scoring adds no batch dependence of its own, so the model runs
+    # in float64. In float32 the kernels themselves differ with the batch size: torch convolves a
+    # batch of 1 by im2col + GEMM and a larger one with oneDNN, so a combined score moved by up
+    # to 1.5e-5 (all 40 images, AVX512 and AVX2 kernels alike; 1e-4 on an H200's). In float64
+    # (no oneDNN path; 2^-29 of float32's rounding) it moved by 2.2e-14 under both ISAs. A
+    # combined score is in units of the held-out spread and can be near 0, so no rtol: 1e-10 is
+    # 4 decades above float64's rounding and 5 below float32's, so only what the scoring does
+    # with a batch can fail it.
+    load_detector(circle_run, progress=False)  # made, if it was not, by the float32 model
+    real_load = aekit.detector.load
+    monkeypatch.setattr(aekit.detector, "load", lambda *a, **k: real_load(*a, **k).double())
     images = aekit.load_dataset("shapes", "test").images[:40]
-    # on the CPU: a GPU's convolutions themselves differ by 1e-4 with the batch size (measured
-    # on an H200); what this checks is that the scoring adds no batch dependence of its own
     batch = [it["score"] for it in aekit.score(circle_run, images=images, device="cpu")["items"]]
     alone = [aekit.score(circle_run, images=images[i : i + 1], device="cpu")["items"][0]["score"]
              for i in (0, 17, 39)]  # fmt: skip
-    np.testing.assert_allclose(alone, [batch[0], batch[17], batch[39]], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(alone, [batch[0], batch[17], batch[39]], rtol=0, atol=1e-10)
+
+
+def test_a_float64_model_scores_in_float64_and_float32_stays_the_default(circle_run) -> None:
+    model = aekit.load(circle_run, device="cpu")
+    images = aekit.load_dataset("shapes", "test").images[:40]
+    single, vectors = reconstruct_scores(model, images), encode(model, images)
+    double, double_vectors = reconstruct_scores(model.double(), images), encode(model, images)
+    assert {v.dtype for v in single.values()} == {np.dtype(np.float32)}
+    assert {v.dtype for v in double.values()} == {np.dtype(np.float64)}
+    assert double_vectors.dtype == np.float32  # a store's vectors, whatever the model
+    # the same numbers, to float32's rounding: at most 3.5e-6 of the largest (ssim; measured
+    # under AVX512 and AVX2 kernels); a wrong value range or offset moves them by far more
+    double["vectors"], single["vectors"] = double_vectors, vectors
+    for name, value in double.items():
+        np.testing.assert_allclose(single[name], value, rtol=0, atol=1e-4 * np.abs(value).max())
 
 
 def test_a_chosen_fpr_outlives_new_weights(circle_run, tmp_path) -> None:

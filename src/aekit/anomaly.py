@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from .errors import AekitError
-from .models import Autoencoder, to_model_scale, to_unit_scale
+from .models import Autoencoder, to_model_scale, to_unit_scale, value_range
 from .search import exact_search
 
 METHODS = ("recon", "ssim", "latent-knn", "combined")
@@ -35,6 +35,19 @@ KNN_K = 5
 # SSIM constants of Wang et al. (2004) for a data range of 1, with its 11x11 Gaussian window
 _C1, _C2 = 0.01**2, 0.03**2
 SSIM_WINDOW, SSIM_SIGMA = 11, 1.5
+
+
+def score_dtype(model: Autoencoder) -> torch.dtype:
+    """What images are scored in under ``model``: float32, or float64 when its weights are
+    (float32 kernels round differently with the batch size, at about 1e-6 of a score; float64
+    shows what the scoring itself does)."""
+    dtype = next(model.parameters()).dtype
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def _real(x: torch.Tensor) -> torch.Tensor:
+    """``x`` in float32, or float64 when it is (see :func:`score_dtype`)."""
+    return x if x.dtype == torch.float64 else x.float()
 
 
 def check_method(method: str) -> str:
@@ -65,7 +78,7 @@ def ssim_map(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """
     win = min(SSIM_WINDOW, a.shape[-1], a.shape[-2])
     win -= 1 - win % 2
-    a, b = a.float(), b.float()
+    a, b = _real(a), _real(b)
 
     def blur(x: torch.Tensor) -> torch.Tensor:
         return gaussian_blur(x, SSIM_SIGMA, win)
@@ -85,7 +98,7 @@ def error_map(x: torch.Tensor, recon: torch.Tensor, kind: str) -> torch.Tensor:
     error averaged over channels (``recon``), or 1 - local SSIM (``ssim``)."""
     if kind == "ssim":
         return (1 - ssim_map(x, recon)).clamp_min(0)
-    return (x.float() - recon.float()).pow(2).mean(dim=1)
+    return (_real(x) - _real(recon)).pow(2).mean(dim=1)
 
 
 def heatmap_sigma(side: int) -> float:
@@ -104,16 +117,18 @@ def reconstruct_scores(
     model: Autoencoder, images: torch.Tensor, batch_size: int = 256
 ) -> dict[str, np.ndarray]:
     """uint8 (N, C, H, W) -> ``{"recon": (N,), "ssim": (N,), "codes": (N, D)}``: the two
-    pixel scores and the latent codes, in one pass of the model (eval mode, float32)."""
+    pixel scores and the latent codes, in one pass of the model (eval mode, in
+    :func:`score_dtype`)."""
     model.eval()
     device = next(model.parameters()).device
     arch = model.config.arch
+    dtype, (lo, hi) = score_dtype(model), value_range(arch)
     recon, ssim, codes = [], [], []
     for s in range(0, len(images), batch_size):
         batch = images[s : s + batch_size].to(device)
-        out = model(to_model_scale(batch, arch))
-        x = batch.float() / 255.0
-        y = to_unit_scale(out.recon.float(), arch).clamp(0, 1)
+        out = model(to_model_scale(batch, arch, dtype))
+        x = batch.to(dtype) / 255.0
+        y = ((out.recon.to(dtype) - lo) / (hi - lo)).clamp(0, 1)  # to_unit_scale, in dtype
         if not torch.isfinite(y).all():
             raise AekitError(
                 "the model gives NaN or infinite reconstructions: its weights are broken; "
@@ -121,7 +136,7 @@ def reconstruct_scores(
             )
         recon.append((x - y).pow(2).flatten(1).mean(1).cpu())
         ssim.append(error_map(x, y, "ssim").flatten(1).mean(1).cpu())
-        codes.append(out.code.float().flatten(1).cpu())
+        codes.append(out.code.to(dtype).flatten(1).cpu())
     return {
         "recon": torch.cat(recon).numpy(),
         "ssim": torch.cat(ssim).numpy(),

@@ -207,15 +207,16 @@ def model_hash(run: str | Path) -> str:
 def encode(
     model: Autoencoder, images: torch.Tensor, batch_size: int = 256, progress: bool | None = None
 ) -> np.ndarray:
-    """uint8 (N, C, H, W) -> float32 (N, D) latent vectors (eval mode, batched, no grad)."""
+    """uint8 (N, C, H, W) -> float32 (N, D) latent vectors (eval mode, batched, no grad; the
+    model runs in the dtype of its weights)."""
     model.eval()
-    device = next(model.parameters()).device
+    device, dtype = next(model.parameters()).device, next(model.parameters()).dtype
     out = np.empty((len(images), model.config.latent_dim), dtype=np.float32)
     bar = tqdm(total=len(images), unit="img", desc="embedding", leave=False,
                disable=None if progress is None else not progress)  # fmt: skip
     for s in range(0, len(images), batch_size):
         batch = images[s : s + batch_size].to(device, non_blocking=True)
-        codes = model.encode(to_model_scale(batch, model.config.arch))
+        codes = model.encode(to_model_scale(batch, model.config.arch, dtype))
         if not torch.isfinite(codes).all():
             bar.close()
             raise AekitError(
