@@ -70,3 +70,25 @@ def test_units_mistakes_are_one_line(sparse_run: Path, cli, tmp_path: Path) -> N
     code, _, err = cli("units", sparse_run, "--out", tmp_path / "u.txt")
     assert code != 0 and "PNG" in err
     assert not any(tmp_path.iterdir())
+
+
+def test_units_runs_the_model_where_device_says(
+    sparse_run: Path, cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aekit.devices import pick_device
+
+    seen, real = [], aekit.runs.load
+
+    def load(run: Path, device: object = "cpu") -> aekit.Autoencoder:
+        seen.append(device)
+        return real(run, device)
+
+    monkeypatch.setattr(aekit.runs, "load", load)
+    args = ["units", sparse_run, "--limit", 40, "--top", 2, "--out", tmp_path / "u.png"]
+    assert cli(*args, "--device", "cpu")[0] == 0 and seen == [torch.device("cpu")]
+    assert cli(*args)[0] == 0 and seen[-1] == pick_device("auto")  # the default: auto
+    if not torch.cuda.is_available():
+        (tmp_path / "u.png").unlink()
+        code, _, err = cli(*args, "--device", "cuda")
+        assert code == 2 and "--device cuda was asked for but this machine has none" in err
+        assert not (tmp_path / "u.png").exists()

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from ..config import DEVICES
 from ..latent_map import DEFAULT_FIT, METHODS
 from .args import out_path, out_png, positive_int, seed
 
@@ -41,6 +42,8 @@ def add_parsers(sub: Any) -> None:
                    help="images per unit, those that activate it most (default 8)")  # fmt: skip
     p.add_argument("--out", required=True, type=out_path, help="PNG to draw")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--device", choices=DEVICES, default="auto",
+                   help="where the model runs (default auto: a GPU if any)")  # fmt: skip
     p.set_defaults(func=cmd_units)
 
 
@@ -83,6 +86,7 @@ def cmd_units(ns: argparse.Namespace) -> None:
     import torch
 
     from ..api import load_split_images
+    from ..devices import pick_device
     from ..objectives import parse_sparsity
     from ..runs import load, load_config
     from ..units import unit_report
@@ -90,7 +94,7 @@ def cmd_units(ns: argparse.Namespace) -> None:
 
     out = out_png(ns.out)
     cfg = load_config(ns.run)
-    model = load(ns.run)
+    model = load(ns.run, device=pick_device(ns.device))
     ds = load_split_images(ns.run, cfg, model, ns.source, ns.split)
     images = ds.images[: ns.limit] if ns.limit else ds.images
     found = unit_report(model, images, parse_sparsity(cfg.train.sparsity), ns.top, ns.images)
