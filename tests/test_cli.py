@@ -232,3 +232,51 @@ def test_every_command_group_registers_its_own_parsers() -> None:
                      "index", "search-eval", "serve", "demo"}  # fmt: skip
     for group in commands.GROUPS:  # each module registers what it runs
         assert callable(group.add_parsers)
+
+
+def test_images_may_come_after_the_options(cli, run_dir, pngs, tmp_path) -> None:
+    from aekit.commands import build_parser
+
+    ns = build_parser().parse_args(["score", "RUN", "--data", "X", "a.png", "--limit", "3", "b"])
+    assert (ns.run, ns.source, ns.images, ns.limit) == ("RUN", "X", ["a.png", "b"], 3)
+    code, out, err = cli("reconstruct", run_dir, "--out", tmp_path / "g.png", *pngs)
+    assert code == 0 and out.count("PSNR") == 2, err
+    code, _, err = cli("denoise", run_dir, "--out", tmp_path / "o", pngs[0], "--seed", "1")
+    assert code == 0 and (tmp_path / "o" / "a_denoised.png").is_file(), err
+
+
+@pytest.mark.parametrize(("args", "prog"), [
+    (["eval", "RUN", "--bogus"], "aekit eval"),
+    (["score", "RUN", "a.png", "--bogus", "1"], "aekit score"),
+    (["data", "describe", "shapes", "--bogus"], "aekit data describe"),
+    (["--bogus", "eval", "RUN"], "aekit"),  # before any command: the top level
+])  # fmt: skip
+def test_an_unknown_flag_is_refused_by_the_command_it_was_given_to(cli, args, prog) -> None:
+    code, _, err = cli(*args)
+    assert code == 2 and err.startswith(f"{prog}: error: "), err
+    assert "--bogus" in err and f"(see {prog} --help)" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--arch", "vae", "--beta", "-inf"], "--beta must be a number >= 0, got -inf"),
+    (["--arch", "vae", "--beta", "-1e-3"], "--beta must be a number >= 0, got -0.001"),
+    (["--arch", "vae", "--beta", "-nan"], "--beta must be a number >= 0, got nan"),
+    (["--lr", "-inf"], "--lr"),
+    (["--seed", "-1e3"], "argument --seed: invalid int value: '-1e3'"),
+])  # fmt: skip
+def test_a_negative_number_reaches_its_flags_check(cli, tmp_path, args, message) -> None:
+    code, _, err = cli("train", "--data", "shapes", "--out", tmp_path / "r", *args)
+    assert code == 2 and message in err and err.count("\n") == 1, err
+    assert "expected one argument" not in err and not (tmp_path / "r").exists()
+
+
+def test_the_resume_refusal_names_flags_that_exist(cli, run_dir) -> None:
+    import re
+
+    from aekit.commands import build_parser
+
+    code, _, err = cli("train", "--out", run_dir, "--resume", "--lr", "0.5")
+    assert code == 2 and "--no-compile, --no-amp" in err, err
+    train = build_parser()._subparsers._group_actions[0].choices["train"]
+    named = re.findall(r"--[a-z][a-z-]*", err.split("only ", 1)[1])
+    assert len(named) >= 6 and set(named) <= set(train._option_string_actions), named

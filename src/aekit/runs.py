@@ -271,7 +271,7 @@ def resume_config(run: str | Path, changes: dict[str, Any]) -> RunConfig:
                 raise AekitError(
                     f"--resume continues {run} as it was configured "
                     f"({f.name} = {getattr(part, f.name)!r}); only --epochs, --time-limit "
-                    "and how it runs (--device, --compile, --amp, --log) may change"
+                    "and how it runs (--device, --no-compile, --no-amp, --log) may change"
                 )
     ckpt = load_checkpoint(Path(run), cfg.train.epochs)  # the checkpoint is the truth
     done = ckpt["epoch"]

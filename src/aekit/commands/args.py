@@ -6,20 +6,50 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from ..config import MAX_SEED
 from ..data.images import MAX_SIDE, MIN_SIDE, add_max_pixels_flag
 from ..errors import AekitError
 
+# argparse knows "-1" and "-.5" as numbers but takes "-inf", "-nan" or "-1e-3" for flags, so
+# "--beta -inf" was "expected one argument": these are values (no aekit flag looks like one)
+_NUMBER = re.compile(r"-(\d+\.?\d*(e[+-]?\d+)?|\.\d+(e[+-]?\d+)?|inf(inity)?|nan)", re.I)
+
 
 class Parser(argparse.ArgumentParser):
-    """argparse, but a usage mistake is one line (and exit 2), not a usage dump."""
+    """argparse, but a usage mistake is one line (and exit 2), not a usage dump; a command's
+    positionals may come after its flags (``aekit score RUN --data X a.png``), and a flag it
+    does not know is refused in its name (``aekit score: error: ...``)."""
+
+    _intermixing = False
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        # a group of commands (aekit, aekit data) hands the rest to a command's own parser;
+        # parse_known_intermixed_args calls this again for each of its two passes
+        if self._subparsers is not None or self._intermixing:
+            return super().parse_known_args(args, namespace)
+        self._intermixing = True
+        try:
+            ns, extras = self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._intermixing = False
+        if extras:
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        return ns, extras
+
+    def _parse_optional(self, arg_string: str) -> Any:
+        if _NUMBER.fullmatch(arg_string):
+            return None  # a value, not a flag
+        return super()._parse_optional(arg_string)
 
 
 def out_path(text: str) -> str:
