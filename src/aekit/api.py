@@ -13,7 +13,7 @@ from .config import DataConfig, ModelConfig, TrainConfig
 from .data import ImageSet
 from .devices import pick_device
 from .errors import AekitError
-from .fullsize import DEFAULT_TILE, add_noise, denoise_image
+from .fullsize import DEFAULT_TILE, add_noise, denoise_image, denoise_images
 from .models import Autoencoder, check_input, to_model_scale, to_unit_scale
 from .objectives import parse_noise
 from .runs import RunConfig, load, load_config, resume_config
@@ -185,12 +185,30 @@ def denoise(
     taken to be noisy already. ``amp``: bf16 autocast where the device runs it natively.
     """
     if isinstance(images, torch.Tensor) and images.dim() == 4:
-        check_input(model, tuple(images.shape[1:]), "the given")
-        pairs = [denoise_photo(model, im, noise, seed + i, tile, amp)
-                 for i, im in enumerate(images)]  # fmt: skip
-        return torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs])
+        return _denoise_batch(model, images, noise, seed, tile, amp)
+    shapes = {tuple(im.shape) for im in images if isinstance(im, torch.Tensor)}
+    if len(images) > 1 and len(shapes) == 1 and len(next(iter(shapes))) == 3:  # one batch
+        noisy, den = _denoise_batch(model, torch.stack(list(images)), noise, seed, tile, amp)
+        return list(noisy), list(den)
     pairs = [denoise_photo(model, im, noise, seed + i, tile, amp) for i, im in enumerate(images)]
     return [p[0] for p in pairs], [p[1] for p in pairs]
+
+
+def _denoise_batch(
+    model: Autoencoder, images: torch.Tensor, noise: str | None, seed: int, tile: int | None,
+    amp: bool,
+) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    """:func:`denoise_photo` of each image of a uint8 (B, C, H, W) batch, the model run on the
+    batch at once (the same numbers, to float rounding: kernels round with the batch size)."""
+    if images.dtype != torch.uint8:
+        raise AekitError(f"denoise takes uint8 images, got {images.dtype} {tuple(images.shape)}")
+    check_input(model, tuple(images.shape[1:]), "the given")
+    spec = parse_noise(noise, "noise")
+    if spec:  # image i from seed + i, as one at a time
+        noisy = torch.stack([add_noise(im, spec, seed + i) for i, im in enumerate(images)])
+    else:
+        noisy = images.float() / 255.0
+    return noisy, denoise_images(model, noisy, tile, amp)
 
 
 def denoise_photo(

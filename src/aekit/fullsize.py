@@ -81,7 +81,6 @@ def _spans(length: int, core: int, margin: int) -> Iterator[tuple[int, int, int,
         yield max(0, a - margin), min(length, b + margin), a, b
 
 
-@torch.no_grad()
 def denoise_image(
     model: Autoencoder, noisy: torch.Tensor, tile: int | None = DEFAULT_TILE, amp: bool = True
 ) -> torch.Tensor:
@@ -89,32 +88,52 @@ def denoise_image(
     [0, 1]), at its own size: (C, H, W) floats on [0, 1] on the CPU. Images larger than ``tile``
     pixels a side are processed in exact overlapping tiles (None: in one pass). ``amp``: bf16
     autocast where the device runs it natively (``fastpath.bf16_inference``)."""
+    return denoise_images(model, noisy[None], tile, amp)[0]
+
+
+@torch.no_grad()
+def denoise_images(
+    model: Autoencoder, noisy: torch.Tensor, tile: int | None = DEFAULT_TILE, amp: bool = True
+) -> torch.Tensor:
+    """:func:`denoise_image` of a (B, C, H, W) batch, (B, C, H, W) out: the images go through
+    the model together, as many per pass as fit in one tile's pixels (``DEFAULT_TILE``'s with
+    ``tile`` None), so memory stays what ``tile`` bounds. Float32, or float64 for a float64
+    model."""
     model.eval()
     device = next(model.parameters()).device
     bf16 = fastpath.bf16_inference(device, amp)
+    h, w = noisy.shape[-2:]
+    side = tile or DEFAULT_TILE
+    per_pass = max(1, side * side // (min(h, side) * min(w, side)))
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-        return _denoise(model, noisy, tile, device)
+        return torch.cat([_denoise(model, noisy[i : i + per_pass], tile, device)
+                          for i in range(0, len(noisy), per_pass)])  # fmt: skip
+
+
+def _real_dtype(model: Autoencoder) -> torch.dtype:
+    return torch.float64 if next(model.parameters()).dtype == torch.float64 else torch.float32
 
 
 def _denoise(
     model: Autoencoder, noisy: torch.Tensor, tile: int | None, device: torch.device
 ) -> torch.Tensor:
     lo, hi = model.value_range
-    c, h, w = noisy.shape
-    x = noisy.to(device, torch.float32) * (hi - lo) + lo
+    dtype = _real_dtype(model)
+    b, c, h, w = noisy.shape
+    x = noisy.to(device, dtype) * (hi - lo) + lo
     if tile is None or (h <= tile and w <= tile) or not get_family(model.config.arch).any_size:
-        y = model(x[None]).recon[0]
-        return ((y.float() - lo) / (hi - lo)).clamp(0, 1).cpu()
+        y = model(x).recon
+        return ((y.to(dtype) - lo) / (hi - lo)).clamp(0, 1).cpu()
     margin = reach(model)
     check_tile(model, tile)
     core = tile - 2 * margin
     core -= core % model.stride
-    out = torch.empty((c, h, w))
+    out = torch.empty((b, c, h, w), dtype=dtype)
     for r0, r1, k0, k1 in _spans(h, core, margin):
         for c0, c1, j0, j1 in _spans(w, core, margin):
-            y = model(x[None, :, r0:r1, c0:c1]).recon[0]
-            part = y[:, k0 - r0 : k1 - r0, j0 - c0 : j1 - c0]
-            out[:, k0:k1, j0:j1] = ((part.float() - lo) / (hi - lo)).clamp(0, 1).cpu()
+            y = model(x[:, :, r0:r1, c0:c1]).recon
+            part = y[..., k0 - r0 : k1 - r0, j0 - c0 : j1 - c0]
+            out[..., k0:k1, j0:j1] = ((part.to(dtype) - lo) / (hi - lo)).clamp(0, 1).cpu()
     return out
 
 
