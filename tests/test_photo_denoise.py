@@ -243,6 +243,13 @@ def test_a_tile_smaller_than_the_models_reach_is_refused() -> None:
     with pytest.raises(AekitError, match="--tile 64 is too small"):
         denoise_image(model, torch.rand(3, 300, 300), tile=64)
     assert reach(model) % model.stride == 0
+    least = 2 * reach(model) + model.stride
+    with pytest.raises(AekitError, match=f"--tile {least - 1} is too small.* use --tile {least} "):
+        denoise_image(model, torch.rand(3, 300, 300), tile=least - 1)
+    aekit.fullsize.check_tile(model, least)
+    noisy = torch.rand(3, 140, 8)  # tiled along its height: 18 tiles of the least
+    exact = denoise_image(model, noisy, least) - denoise_image(model, noisy, None)
+    assert exact.abs().max() < 1e-4  # the least the message names works, without seams
 
 
 @pytest.mark.parametrize("arch", ["unet", "conv"])

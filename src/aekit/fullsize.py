@@ -67,10 +67,12 @@ def check_tile(model: Autoencoder, tile: int | None) -> None:
     if tile is None or not get_family(model.config.arch).any_size:
         return
     margin = reach(model)
-    if tile - 2 * margin < model.stride:
+    least = 2 * margin + model.stride  # the margins on both sides, and one stride kept
+    if tile < least:
         raise AekitError(
             f"--tile {tile} is too small for this model, which sees {margin} pixels around "
-            f"each pixel: use --tile {2 * margin + 8 * model.stride} or more"
+            f"each pixel (its receptive field, to a multiple of its stride {model.stride}): "
+            f"use --tile {least} or more"
         )
 
 
