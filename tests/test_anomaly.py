@@ -19,6 +19,7 @@ from aekit.anomaly import (
     detection_metrics,
     gaussian_blur,
     knn_distance,
+    method_scores,
     reconstruct_scores,
     spread_stats,
     ssim_map,
@@ -487,3 +488,23 @@ def test_api_score_takes_one_path_and_checks_out_first(circle_run, tmp_path) -> 
     assert [it["item"] for it in result["items"]] == [str(tmp_path / "a.png")]
     with pytest.raises(AekitError, match="is a file, not a folder"):
         aekit.score(circle_run, data="shapes", out=tmp_path / "a.png")
+
+
+@pytest.mark.parametrize(("method", "computed"), [
+    ("recon", set()), ("ssim", {"ssim"}), ("latent-knn", {"knn"}), ("combined", {"ssim", "knn"}),
+])  # fmt: skip
+def test_a_method_computes_only_the_parts_it_needs(circle_run, monkeypatch, method,
+                                                   computed) -> None:  # fmt: skip
+    det = load_detector(circle_run, device="cpu", progress=False)
+    images = aekit.load_dataset("shapes", "test").images[:30]
+    every = det.parts(images)  # all the parts, as every method once computed them
+    want = method_scores(method, every, det.stats if method == "combined" else None)
+    seen: set[str] = set()
+    error_map, knn = aekit.anomaly.error_map, aekit.detector.knn_distance
+    monkeypatch.setattr(aekit.anomaly, "error_map",
+                        lambda x, y, kind: seen.add(kind) or error_map(x, y, kind))  # fmt: skip
+    monkeypatch.setattr(aekit.detector, "knn_distance",
+                        lambda *a, **k: seen.add("knn") or knn(*a, **k))  # fmt: skip
+    got = aekit.score(circle_run, images=images, method=method, device="cpu")
+    assert seen == computed
+    assert [item["score"] for item in got["items"]] == want.tolist()  # the same numbers, exactly

@@ -393,6 +393,40 @@ def test_anomaly_scores_an_upload_or_a_gallery_item(
     assert body["map"] == "squared error"
 
 
+def test_anomaly_runs_the_model_once_per_request(
+    anomaly_client: TestClient, store: aekit.Embeddings
+) -> None:
+    from aekit.anomaly import anomaly_maps
+    from aekit.anomaly_plots import overlay
+    from aekit.detector import load_detector
+    from aekit.web.uploads import data_url
+
+    client, image = anomaly_client, store.images([3])[0]
+    assert client.post("/api/anomaly", files=upload(png(image))).status_code == 200  # made
+    det = load_detector(client.get("/api/info").json()["run"], device="cpu", progress=False)
+    calls: list[str] = []
+
+    def count(module: torch.nn.Module, args: object) -> None:
+        if isinstance(module, aekit.Autoencoder):
+            calls.append(type(module).__name__)
+
+    hook = torch.nn.modules.module.register_module_forward_pre_hook(count)
+    try:
+        for method in ("combined", "recon", "ssim", "latent-knn"):
+            calls.clear()
+            r = client.post("/api/anomaly", files=upload(png(image)), data={"method": method})
+            assert r.status_code == 200 and len(calls) == 1, (method, calls)
+            # the picture of the two passes it took before, from the one
+            kind = "ssim" if method in ("combined", "ssim") else "recon"
+            recon, maps = anomaly_maps(det.model, image[None], kind)
+            heat = (maps[0] / det.map_scale[kind]).clamp(0, 1).numpy()
+            shown = overlay(image.permute(1, 2, 0).float().numpy() / 255.0, heat)
+            assert r.json()["reconstruction"] == data_url(recon[0])
+            assert r.json()["heatmap"] == data_url(torch.from_numpy(shown).permute(2, 0, 1))
+    finally:
+        hook.remove()
+
+
 def test_bad_anomaly_requests(anomaly_client: TestClient, store: aekit.Embeddings) -> None:
     client = anomaly_client
     image = png(store.images([0])[0])

@@ -114,16 +114,26 @@ def map_kind(method: str) -> str:
 
 @torch.no_grad()
 def reconstruct_scores(
-    model: Autoencoder, images: torch.Tensor, batch_size: int = 256
+    model: Autoencoder,
+    images: torch.Tensor,
+    batch_size: int = 256,
+    ssim: bool = True,
+    maps: str | None = None,
 ) -> dict[str, np.ndarray]:
     """uint8 (N, C, H, W) -> ``{"recon": (N,), "ssim": (N,), "codes": (N, D)}``: the two
     pixel scores and the latent codes, in one pass of the model (eval mode, in
-    :func:`score_dtype`)."""
+    :func:`score_dtype`). ``ssim`` False leaves SSIM out (a method that does not need it);
+    ``maps`` (a kind of :func:`error_map`) adds what :func:`anomaly_maps` gives from the same
+    pass: ``"reconstructions"`` (N, C, H, W) and ``"maps"`` (N, H, W)."""
     model.eval()
     device = next(model.parameters()).device
     arch = model.config.arch
     dtype, (lo, hi) = score_dtype(model), value_range(arch)
-    recon, ssim, codes = [], [], []
+    parts: dict[str, list[torch.Tensor]] = {"recon": [], "codes": []}
+    if ssim:
+        parts["ssim"] = []
+    if maps is not None:
+        parts["reconstructions"], parts["maps"] = [], []
     for s in range(0, len(images), batch_size):
         batch = images[s : s + batch_size].to(device)
         out = model(to_model_scale(batch, arch, dtype))
@@ -134,14 +144,21 @@ def reconstruct_scores(
                 "the model gives NaN or infinite reconstructions: its weights are broken; "
                 "train it again"
             )
-        recon.append((x - y).pow(2).flatten(1).mean(1).cpu())
-        ssim.append(error_map(x, y, "ssim").flatten(1).mean(1).cpu())
-        codes.append(out.code.to(dtype).flatten(1).cpu())
-    return {
-        "recon": torch.cat(recon).numpy(),
-        "ssim": torch.cat(ssim).numpy(),
-        "codes": torch.cat(codes).numpy(),
-    }
+        parts["recon"].append((x - y).pow(2).flatten(1).mean(1).cpu())
+        parts["codes"].append(out.code.to(dtype).flatten(1).cpu())
+        if ssim:
+            parts["ssim"].append(error_map(x, y, "ssim").flatten(1).mean(1).cpu())
+        if maps is not None:
+            parts["reconstructions"].append(y.cpu())
+            parts["maps"].append(smoothed_map(x, y, maps).cpu())
+    return {name: torch.cat(values).numpy() for name, values in parts.items()}
+
+
+def smoothed_map(x: torch.Tensor, recon: torch.Tensor, kind: str) -> torch.Tensor:
+    """(B, H, W) :func:`error_map` of ``kind`` smoothed by :func:`heatmap_sigma`: the map a
+    heatmap shows."""
+    m = error_map(x, recon, kind)
+    return gaussian_blur(m[:, None], heatmap_sigma(x.shape[-1]))[:, 0]
 
 
 @torch.no_grad()
@@ -157,10 +174,8 @@ def anomaly_maps(
     for s in range(0, len(images), batch_size):
         x = images[s : s + batch_size].to(device)
         y = to_unit_scale(model(to_model_scale(x, arch)).recon.float(), arch).clamp(0, 1)
-        m = error_map(x.float() / 255.0, y, kind)
-        m = gaussian_blur(m[:, None], heatmap_sigma(images.shape[-1]))[:, 0]
         recons.append(y.cpu())
-        maps.append(m.cpu())
+        maps.append(smoothed_map(x.float() / 255.0, y, kind).cpu())
     return torch.cat(recons), torch.cat(maps)
 
 

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from .anomaly import (
+    COMBINED,
     MAP_KINDS,
     METHODS,
     PARTS,
@@ -29,6 +30,7 @@ from .anomaly import (
     check_fpr,
     check_method,
     knn_distance,
+    map_kind,
     map_scale,
     method_scores,
     reconstruct_scores,
@@ -46,6 +48,9 @@ ANOMALY, CODES, LOCK = "anomaly.json", "anomaly-codes.npy", ".anomaly.lock"
 DEFAULT_FPR = 0.05
 FEW_HELDOUT = 10  # fewer held-out normal images than this: the threshold is rough (a note)
 MAP_SAMPLE = 512  # held-out images whose maps set the heatmaps' colour scale
+# the parts each method adds up: recon needs no latent-knn, latent-knn no SSIM
+NEEDS = {"recon": ("recon",), "ssim": ("ssim",), "latent-knn": ("latent-knn",),
+         "combined": COMBINED}  # fmt: skip
 
 
 @dataclass
@@ -76,15 +81,32 @@ class Detector:
             )
         return {name: spread_stats(self.heldout[name]) for name in PARTS}
 
-    def parts(self, images: torch.Tensor) -> dict[str, np.ndarray]:
-        """uint8 (N, C, H, W) -> the scores of every part, and the codes."""
-        out = reconstruct_scores(self.model, images)
-        out["latent-knn"] = knn_distance(out["codes"], self.train_codes)
+    def parts(
+        self, images: torch.Tensor, method: str | None = None, maps: str | None = None
+    ) -> dict[str, np.ndarray]:
+        """uint8 (N, C, H, W) -> the scores of the parts ``method`` needs (None: every part),
+        and the codes; ``maps``: the reconstructions and heatmaps too (see
+        :func:`reconstruct_scores`), from the same pass of the model."""
+        need = PARTS if method is None else NEEDS[check_method(method)]
+        out = reconstruct_scores(self.model, images, ssim="ssim" in need, maps=maps)
+        if "latent-knn" in need:
+            out["latent-knn"] = knn_distance(out["codes"], self.train_codes)
         return out
 
     def scores(self, images: torch.Tensor, method: str) -> np.ndarray:
-        stats = self.stats if check_method(method) == "combined" else None
-        return method_scores(method, self.parts(images), stats)
+        return self._method_scores(method, self.parts(images, method))
+
+    def explain(
+        self, images: torch.Tensor, method: str
+    ) -> tuple[np.ndarray, torch.Tensor, torch.Tensor]:
+        """The scores of ``method``, the reconstructions and the heatmaps of its map kind
+        (:func:`anomaly_maps`'s), all from one pass of the model."""
+        out = self.parts(images, method, maps=map_kind(method))
+        recons, heat = torch.from_numpy(out["reconstructions"]), torch.from_numpy(out["maps"])
+        return self._method_scores(method, out), recons, heat
+
+    def _method_scores(self, method: str, parts: dict[str, np.ndarray]) -> np.ndarray:
+        return method_scores(method, parts, self.stats if method == "combined" else None)
 
     def threshold(self, method: str) -> float:
         """The verdict threshold of ``method``: at most ``fpr`` of held-out normal images above."""

@@ -18,7 +18,7 @@ from fastapi import FastAPI, File, Form, HTTPException, Query, Request, UploadFi
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from ..anomaly import DEFAULT_METHOD, MAP_NAMES, anomaly_maps, map_kind
+from ..anomaly import DEFAULT_METHOD, MAP_NAMES, map_kind
 from ..anomaly_plots import overlay
 from ..api import denoise_photo, reconstruct
 from ..config import MAX_SEED
@@ -291,10 +291,8 @@ def create_app(
         else:
             u8 = read(image)  # type: ignore[arg-type]
         det = need_detector()
-        value = float(det.scores(u8[None], method)[0])
-        threshold = det.threshold(method)
-        kind = map_kind(method)
-        recon, maps = anomaly_maps(det.model, u8[None], kind)
+        scores, recon, maps = det.explain(u8[None], method)  # one pass of the model
+        value, threshold, kind = float(scores[0]), det.threshold(method), map_kind(method)
         heat = (maps[0] / det.map_scale[kind]).clamp(0, 1).numpy()
         shown = overlay(u8.permute(1, 2, 0).float().numpy() / 255.0, heat)
         return {
