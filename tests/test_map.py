@@ -129,3 +129,20 @@ def test_a_damaged_or_empty_store_is_one_line(store: Path, cli, tmp_path: Path) 
     assert code != 0 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert not (tmp_path / "b.png").exists() and not (tmp_path / "e.png").exists()
     assert {f.name: f.read_bytes() for f in broken.iterdir() if f.name in kept} == kept
+
+
+@pytest.mark.parametrize("size", [3, 300])
+def test_umap_maps_a_store_of_three_or_fits_on_three(store: Path, cli, tmp_path: Path,
+                                                     size: int) -> None:  # fmt: skip
+    pytest.importorskip("umap")
+    emb = store
+    if size == 3:
+        run = aekit.load(store.parent / "run")
+        emb = aekit.embed(run, aekit.load_dataset("shapes", "test", limit=3)).save(tmp_path / "e")
+    code, out, err = cli("map", emb, "--method", "umap", "--fit", 3, "--out", tmp_path / "u.png",
+                         "--json")  # fmt: skip
+    assert code == 0 and "Traceback" not in err, err
+    got = json.loads(out)
+    assert (got["count"], got["fitted_on"]) == (size, 3)
+    points, _ = read_map(emb, aekit.Embeddings.load(emb).manifest)
+    assert points.shape == (size, 2) and np.isfinite(points).all()

@@ -62,7 +62,10 @@ def _fit_transform(vectors: np.ndarray, method: str, fit_rows: np.ndarray, seed:
                 "--method umap needs umap-learn, which is not installed: pip install "
                 "'aekit[map]' (or pip install umap-learn), or use --method pca or tsne"
             ) from e
-        model = umap.UMAP(n_components=2, random_state=seed, n_jobs=1).fit(sample)
+        # its spectral start needs more points than 3 (scipy's eigh refuses k >= N): fewer
+        # start at random
+        init = "spectral" if len(sample) > 3 else "random"
+        model = umap.UMAP(n_components=2, random_state=seed, n_jobs=1, init=init).fit(sample)
     out = np.empty((len(vectors), 2), dtype=np.float32)
     for s in range(0, len(vectors), CHUNK):
         out[s : s + CHUNK] = model.transform(np.asarray(vectors[s : s + CHUNK], dtype=np.float32))
