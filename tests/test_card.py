@@ -78,3 +78,26 @@ def test_hub_datasets_are_named_and_time_limited_runs_say_their_limit() -> None:
     from aekit.card import _front_matter
 
     assert '- "ylecun/mnist"' in _front_matter(cfg).splitlines()
+
+
+def test_the_cards_commands_run_when_pasted_for_an_odd_folder_name(
+    tmp_path: Path, cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aekit.commands import build_parser
+
+    run = aekit.train(tmp_path / "-my run", "shapes", epochs=1, **TINY)
+    _, body = _card(run)
+    monkeypatch.chdir(tmp_path)  # beside the folder, where a reader pastes them
+    uses = re.findall(r"`(aekit (?:eval|denoise|export) [^`]*)`", body)
+    assert len(uses) == 3
+    for line in uses:
+        ns = build_parser().parse_args(shlex.split(line)[1:])
+        assert Path(ns.run).resolve() == run.resolve(), line
+    code, _, err = cli(*shlex.split(uses[0])[1:])  # aekit eval
+    assert code == 0, err
+    command = re.search(r"```bash\n(aekit train .*?)\n```", body).group(1)
+    (tmp_path / "else").mkdir()
+    monkeypatch.chdir(tmp_path / "else")
+    code, _, err = cli(*shlex.split(command)[1:])
+    assert code == 0, err
+    assert (tmp_path / "else" / "-my run" / "config.json").is_file()

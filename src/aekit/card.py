@@ -57,7 +57,13 @@ def train_command(cfg: RunConfig, out: str | Path) -> str:
                 words.append(flag if value else flag.replace("--", "--no-"))
             else:
                 words += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
-    return shlex.join([*words, "--out", str(out)])
+    return " ".join([shlex.join(words), "--out", shell_path(out)])
+
+
+def shell_path(path: str | Path) -> str:
+    """``path`` as one shell word that no command reads as a flag (``./-x``, quoted)."""
+    text = str(path)
+    return shlex.quote(f"./{text}" if text.startswith("-") else text)
 
 
 def _front_matter(cfg: RunConfig) -> str:
@@ -91,6 +97,7 @@ def render(run: Path, cfg: RunConfig, rows: list[dict[str, Any]], samples: Path 
     last = rows[-1] if rows else {}
     family = get_family(cfg.model.arch)
     m = cfg.model
+    name = shell_path(run.name)  # the commands, pasted beside the folder, must run
     what = (f"An aekit `{m.arch}` autoencoder ({family.summary}),"
             f" {m.in_channels}-channel {m.image_size}×{m.image_size} images, latent size "
             f"{m.latent_dim}, trained on `{cfg.data.source}` [{cfg.data.train_split}] for "
@@ -102,8 +109,8 @@ def render(run: Path, cfg: RunConfig, rows: list[dict[str, Any]], samples: Path 
         "\n## Use\n",
         '```python\nimport aekit\n\nmodel = aekit.load("path/to/this/folder")  # eval mode\n'
         "recon = aekit.reconstruct(model, images)  # uint8 (N, C, H, W) -> [0, 1] floats\n```",
-        f"\nOr `aekit eval {run.name}`, `aekit denoise {run.name} photo.png --out cleaned/`, "
-        f"`aekit export {run.name} --out model.onnx` (onnxruntime).",
+        f"\nOr `aekit eval {name}`, `aekit denoise {name} photo.png --out cleaned/`, "
+        f"`aekit export {name} --out model.onnx` (onnxruntime).",
         "\n## Training\n",
         f"```bash\n{train_command(cfg, run.name)}\n```",
     ]
