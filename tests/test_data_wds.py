@@ -230,3 +230,54 @@ def test_many_bad_members_warn_a_few_lines(tmp_path: Path, capsys) -> None:
     lines = capsys.readouterr().err.strip().splitlines()
     assert [ln.split("(")[1].split(" so far")[0] for ln in lines] == ["1", "2", "3", "4", "5",
                                                                      "10", "100"]  # fmt: skip
+
+
+def test_pack_into_an_empty_file_says_it_is_a_file(cli, tmp_path: Path) -> None:
+    (tmp_path / "empty").write_bytes(b"")
+    code, _, err = cli("data", "pack", "shapes", "--out", tmp_path / "empty")
+    assert code == 2 and "is a file, not a folder" in err and err.count("\n") == 1, err
+    with pytest.raises(AekitError, match="is a file, not a folder"):
+        aekit.data.pack.pack("shapes", tmp_path / "empty")
+    assert (tmp_path / "empty").read_bytes() == b""
+    assert sorted(tmp_path.iterdir()) == [tmp_path / "empty"]  # nothing else written
+
+
+# the child packs with os.replace hooked: it is killed (SIGKILL, nothing cleaned up) just before
+# its finished folder is moved into place, leaving its .NAME.*.part folder of shards
+KILLED_PACK = """
+import os, sys
+sys.path.insert(0, sys.argv[1])
+real = os.replace
+
+def replace(src, dst, *args, **kwargs):
+    if os.path.basename(dst) == "w":
+        os.kill(os.getpid(), 9)
+    real(src, dst, *args, **kwargs)
+
+os.replace = replace
+from aekit.commands import main
+main(sys.argv[2:])
+"""
+
+
+def test_the_next_pack_removes_what_a_killed_one_left(cli, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from aekit.files import writing
+
+    args = ["data", "pack", "shapes", "--split", "test", "--out", str(tmp_path / "w")]
+    src = Path(__file__).resolve().parents[1] / "src"
+    child = subprocess.run([sys.executable, "-c", KILLED_PACK, str(src), *args],
+                           capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert child.returncode == -9, child.stderr
+    (left,) = tmp_path.glob(".w.*.part")
+    assert any(left.glob("test-*.tar"))
+    live = tmp_path / ".w.live.part"  # another pack into w, still writing: not touched
+    live.mkdir()
+    with writing(live):
+        code, _, err = cli(*args)
+        assert code == 0, err
+        assert sorted(p.name for p in tmp_path.glob(".w.*")) == [live.name]
+    info = json.loads((tmp_path / "w" / "info.json").read_text())
+    assert sum(info["splits"]["test"]["counts"]) == 1000

@@ -122,3 +122,44 @@ def test_a_run_whose_data_is_gone_is_checked_on_random_images(
     monkeypatch.setattr("aekit.splits.load_splits", gone)
     done = aekit.export(runs["conv"], tmp_path / "m.onnx")
     assert done.checked_on.startswith("8 random images") and done.max_difference <= 1e-4
+
+
+# the child exports with os.replace hooked: it is killed (SIGKILL, nothing cleaned up) just
+# before the checked graph is moved into place, leaving its full .NAME.*.tmp file
+KILLED_EXPORT = """
+import os, sys
+sys.path.insert(0, sys.argv[1])
+real = os.replace
+
+def replace(src, dst, *args, **kwargs):
+    if os.path.basename(dst) == "m.onnx":
+        os.kill(os.getpid(), 9)
+    real(src, dst, *args, **kwargs)
+
+os.replace = replace
+from aekit.commands import main
+main(sys.argv[2:])
+"""
+
+
+def test_the_next_export_removes_what_a_killed_one_left(cli, tiny_run: Path,
+                                                        tmp_path: Path) -> None:  # fmt: skip
+    import subprocess
+
+    from aekit.files import writing
+
+    args = ["export", str(tiny_run), "--out", str(tmp_path / "m.onnx")]
+    src = Path(__file__).resolve().parents[1] / "src"
+    child = subprocess.run([sys.executable, "-c", KILLED_EXPORT, str(src), *args],
+                           capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert child.returncode == -9, child.stderr
+    (left,) = tmp_path.glob(".m.onnx.*.tmp")
+    assert left.stat().st_size > 10_000 and not (tmp_path / "m.onnx").exists()
+    (tmp_path / ".other.onnx.x.tmp").write_bytes(b"not ours")  # another file's temp: kept
+    live = tmp_path / ".m.onnx.live.tmp"  # another export into m.onnx, still writing: kept
+    live.write_bytes(b"")
+    with writing(live):
+        code, _, err = cli(*args)
+        assert code == 0, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        ".m.onnx.live.tmp", ".other.onnx.x.tmp", "m.onnx"]  # fmt: skip

@@ -30,7 +30,7 @@ from torch import nn
 
 from . import runs
 from .errors import AekitError
-from .files import give_normal_mode
+from .files import give_normal_mode, remove_stale_temps_of, writing
 from .models import Autoencoder, get_family
 
 FORMATS = ("onnx",)
@@ -262,18 +262,20 @@ def export(
         )
         checks += [trace, _example(part, model, _resized(images[:1], (h + 5, w + 11)))]
     out.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps_of(out)  # what an export killed before this one left
     fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
     os.close(fd)
     try:
-        _write_onnx(graph, trace, part, family.any_size, tmp)
-        worst = _compare(tmp, graph, checks)
-        if not worst <= TOLERANCE:
-            raise AekitError(
-                f"the exported {part} graph differs from aekit by {worst:.2g} on {source} "
-                f"(more than {TOLERANCE:g}): nothing was written"
-            )
-        give_normal_mode(tmp)
-        os.replace(tmp, out)
+        with writing(tmp):
+            _write_onnx(graph, trace, part, family.any_size, tmp)
+            worst = _compare(tmp, graph, checks)
+            if not worst <= TOLERANCE:
+                raise AekitError(
+                    f"the exported {part} graph differs from aekit by {worst:.2g} on {source} "
+                    f"(more than {TOLERANCE:g}): nothing was written"
+                )
+            give_normal_mode(tmp)
+            os.replace(tmp, out)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

@@ -3,7 +3,9 @@
 Every file aekit writes goes to a temp file ``.NAME.*.tmp`` beside its destination and is then
 moved into place, so a reader never sees a half-written file. A process killed mid-write leaves
 that temp file; ``remove_stale_temps`` deletes such leftovers when the folder is next opened for
-writing.
+writing. A file written beside others of the user's (``aekit export``, ``aekit data pack``) is
+held while it is written (``writing``), and the next writer of the same path removes the temps
+of its killed predecessors only (``remove_stale_temps_of``).
 
 A run or store has one writer at a time: ``folder_lock`` holds an advisory lock (``flock``) on
 the folder itself while a command writes it, and a second writer is refused with one line. The
@@ -12,7 +14,9 @@ lock is the kernel's: a killed writer leaves no lock file behind to clean up.
 
 from __future__ import annotations
 
+import glob
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -60,6 +64,50 @@ def remove_stale_temps(folder: Path) -> list[Path]:
     stale = [p for p in folder.glob(".*.tmp") if p.is_file()]
     for p in stale:
         p.unlink(missing_ok=True)
+    return stale
+
+
+@contextmanager
+def writing(path: str | Path) -> Iterator[None]:
+    """Hold ``path``, a temp file or folder being written, so that
+    :func:`remove_stale_temps_of` tells it from one a killed writer left (the kernel lets go
+    of a killed process's lock)."""
+    if fcntl is None:
+        yield
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def remove_stale_temps_of(path: Path) -> list[Path]:
+    """Delete the ``.NAME.*.tmp`` files and ``.NAME.*.part`` folders that killed writers of
+    ``path`` left beside it (those no live writer holds: :func:`writing`); returns them. The
+    folder is the user's, so only the temps named after ``path`` are touched."""
+    if fcntl is None or not path.parent.is_dir():
+        return []  # without flock a live writer's temp cannot be told from a dead one's
+    stale = []
+    for p in path.parent.glob(f".{glob.escape(path.name)}.*"):
+        if p.suffix not in (".tmp", ".part") or p.is_symlink():
+            continue
+        try:
+            fd = os.open(p, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if p.is_dir():
+                shutil.rmtree(p)
+            else:
+                p.unlink()
+            stale.append(p)
+        except (BlockingIOError, FileNotFoundError):
+            pass  # being written, or another process removed it first
+        finally:
+            os.close(fd)
     return stale
 
 

@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import Any
 
-from .args import Parser, data_flags, out_path, out_png, positive_int
+from .args import Parser, data_flags, out_dir, out_path, out_png, positive_int
 
 
 def add_parsers(sub: Any) -> None:
@@ -45,6 +45,7 @@ def cmd_pack(ns: argparse.Namespace) -> None:
     from ..data.pack import pack, parse_size
 
     size = parse_size(ns.shard_size)
+    out_dir(ns.out)  # a file, or a path through one: refused before any work
     info = pack(ns.source, ns.out, size, ns.splits, ns.data_dir, ns.image_size)
     for split, part in info["splits"].items():
         print(f"{split}: {sum(part['counts'])} images in {len(part['shards'])} shard(s)")

@@ -7,7 +7,8 @@ labelled sets; ``info.json`` lists the shards, their image counts, the class nam
 image shape. A folder's files are copied as they are, one at a time (a folder of a million JPEGs
 is read once, never held in memory); array sources are PNG-encoded from their (memory-mapped)
 arrays. Everything is written into a temporary folder beside ``--out`` and moved into place
-when complete.
+when complete; the next pack into the same ``--out`` removes such a folder that a killed pack
+left (``files.remove_stale_temps_of``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pathlib import Path
 from PIL import Image
 
 from ..errors import AekitError
+from ..files import remove_stale_temps_of, writing
 from .folder import _decide, _root, _scan, folder_splits
 from .images import UNREADABLE, peek, unreadable_reason
 from .sources import available_splits, load_dataset, parse_source
@@ -60,41 +62,59 @@ def pack(
     image_size: int | None = None,
 ) -> dict:
     """Write the splits of ``source`` as shards into the new folder ``out``; returns info."""
-    import webdataset as wds
-
     out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+    if out.exists() and not out.is_dir():
+        raise AekitError(f"--out {out} is a file, not a folder: choose a new folder for the shards")
+    if out.exists() and any(out.iterdir()):
         raise AekitError(f"{out} already exists and is not empty: choose another --out")
     have = available_splits(source, data_dir)
     for split in splits or []:
         if split not in have:
             raise AekitError(f"{source} has no {split!r} split: it has {', '.join(have)}")
     out.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps_of(out)  # what a pack killed before this one left
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent))
-    info: dict = {"format": "aekit-wds 1", "source": source, "classes": [], "shape": None,
-                  "splits": {}}  # fmt: skip
     try:
-        for split in splits or have:
-            items, classes, shape = _items(source, split, data_dir, image_size)
-            info["classes"] = info["classes"] or classes
-            info["shape"] = info["shape"] or list(shape)
-            counts: list[int] = []
-            pattern = str(tmp / f"{split}-%06d.tar")
-            with wds.ShardWriter(pattern, maxsize=shard_size, maxcount=10**9, verbose=0) as sink:
-                for key, member in items:
-                    sink.write({"__key__": key, **member})
-                    shard = sink.shard - 1
-                    counts += [0] * (shard + 1 - len(counts))
-                    counts[shard] += 1
-            names = [f"{split}-{i:06d}.tar" for i in range(len(counts))]
-            info["splits"][split] = {"shards": names, "counts": counts}
-        (tmp / INFO).write_text(json.dumps(info, indent=1) + "\n")
-        os.chmod(tmp, 0o777 & ~_umask())
-        if out.exists():
-            out.rmdir()
-        tmp.replace(out)
+        with writing(tmp):
+            info = _write(source, tmp, out, shard_size, splits or have, data_dir, image_size)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    return info
+
+
+def _write(
+    source: str,
+    tmp: Path,
+    out: Path,
+    shard_size: int,
+    splits: list[str],
+    data_dir: str | None,
+    image_size: int | None,
+) -> dict:
+    """Write the shards and info.json into ``tmp``, then move it to ``out``."""
+    import webdataset as wds
+
+    info: dict = {"format": "aekit-wds 1", "source": source, "classes": [], "shape": None,
+                  "splits": {}}  # fmt: skip
+    for split in splits:
+        items, classes, shape = _items(source, split, data_dir, image_size)
+        info["classes"] = info["classes"] or classes
+        info["shape"] = info["shape"] or list(shape)
+        counts: list[int] = []
+        pattern = str(tmp / f"{split}-%06d.tar")
+        with wds.ShardWriter(pattern, maxsize=shard_size, maxcount=10**9, verbose=0) as sink:
+            for key, member in items:
+                sink.write({"__key__": key, **member})
+                shard = sink.shard - 1
+                counts += [0] * (shard + 1 - len(counts))
+                counts[shard] += 1
+        names = [f"{split}-{i:06d}.tar" for i in range(len(counts))]
+        info["splits"][split] = {"shards": names, "counts": counts}
+    (tmp / INFO).write_text(json.dumps(info, indent=1) + "\n")
+    os.chmod(tmp, 0o777 & ~_umask())
+    if out.exists():
+        out.rmdir()
+    tmp.replace(out)
     return info
 
 
