@@ -331,6 +331,49 @@ def test_generate_is_the_library_s_seeded_samples(vae_client) -> None:
         assert client.post("/api/generate", data=bad).status_code == 422, bad
 
 
+def test_generate_takes_its_parameters_from_the_query_a_form_or_json(vae_client) -> None:
+    client, _ = vae_client
+    want = client.post("/api/generate", data={"n": 4, "seed": 1, "temperature": 0.5}).json()
+    assert (want["n"], want["seed"], want["temperature"]) == (4, 1, 0.5)
+    by_query = client.post("/api/generate?n=4&seed=1&temperature=0.5")
+    by_json = client.post("/api/generate", json={"n": 4, "seed": 1, "temperature": 0.5})
+    mixed = client.post("/api/generate?seed=1", data={"n": "4", "temperature": "0.5"})
+    for r in (by_query, by_json, mixed):
+        assert r.status_code == 200 and r.json() == want, r.text
+    default = client.post("/api/generate").json()  # nothing given: the defaults
+    assert (default["n"], default["seed"], default["temperature"]) == (8, 0, 1.0)
+    assert "n" in {p["name"] for p in client.get("/openapi.json").json()["paths"][
+        "/api/generate"]["post"]["parameters"]}  # fmt: skip
+
+
+@pytest.mark.parametrize(("query", "body", "words"), [
+    ("n=0", None, "n: input should be greater than or equal to 1, got '0'"),
+    ("n=100000", None, "n: input should be less than or equal to 64, got '100000'"),
+    ("temperature=nan", None, "temperature: input should be a finite number, got 'nan'"),
+    ("temperature=inf", None, "temperature: input should be a finite number"),
+    ("seed=-1", None, "seed: input should be greater than or equal to 0"),
+    ("n=four", None, "n: input should be a valid integer"),
+    ("count=4", None, "unknown parameter 'count': /api/generate takes n, seed and temperature"),
+    ("", {"n": 0}, "n: input should be greater than or equal to 1, got 0"),
+    ("", {"temperature": "warm"}, "temperature: input should be a valid number"),
+    ("n=2", {"n": 3}, "n is given in the query string and in the body: give it once"),
+])  # fmt: skip
+def test_bad_generate_parameters_are_refused_in_one_line(vae_client, query, body, words) -> None:
+    client, _ = vae_client
+    r = client.post(f"/api/generate?{query}", json=body)
+    assert r.status_code == 422, r.text
+    detail = r.json()["detail"]
+    assert isinstance(detail, str) and "\n" not in detail and detail.startswith(words), detail
+
+
+def test_a_generate_body_that_is_not_a_json_object_is_refused(vae_client) -> None:
+    client, _ = vae_client
+    for content, words in [(b"{not json", "is not JSON"), (b"[4]", "is not a JSON object")]:
+        r = client.post("/api/generate", content=content,
+                        headers={"content-type": "application/json"})  # fmt: skip
+        assert r.status_code == 400 and words in r.json()["detail"], r.text
+
+
 def test_interpolate_runs_from_a_query_to_a_gallery_item(vae_client) -> None:
     client, run = vae_client
     model = aekit.load(run)

@@ -14,26 +14,26 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
-from fastapi import FastAPI, File, Form, HTTPException, Query, Request, UploadFile
+from fastapi import Depends, FastAPI, File, Form, HTTPException, Query, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from ..anomaly import DEFAULT_METHOD, MAP_NAMES, map_kind
 from ..anomaly_plots import overlay
 from ..api import denoise_photo, reconstruct
-from ..config import MAX_SEED
 from ..detector import ANOMALY, Detector, load_detector
 from ..devices import pick_device
 from ..embed import Embeddings, encode
 from ..errors import AekitError
 from ..fullsize import denoise_image, to_uint8
-from ..generate import MAX_TEMPERATURE, generate, interpolate
+from ..generate import generate, interpolate
 from ..metrics import psnr_per_image
 from ..models import get_family
 from ..runs import RunConfig, load, load_config
 from .batching import MicroBatcher
 from .gallery import Gallery
 from .limits import BodyLimit
+from .params import GENERATE_OPENAPI, GenerateParams, generate_params
 from .uploads import MAX_PIXELS, MAX_UPLOAD_BYTES, UploadError, data_url, decode_upload, png_bytes
 
 MAX_PAGE = 200  # gallery items per page: bounds the answer's size
@@ -41,8 +41,7 @@ MAX_PAGE = 200  # gallery items per page: bounds the answer's size
 # of white, else a fraction of pixels
 DEFAULT_LEVELS = {"gaussian": 25.0, "poisson": 30.0, "saltpepper": 0.2, "mask": 0.2}
 DEFAULT_K = 7  # results per search when the request names no k (fewer in a smaller gallery)
-MAX_GENERATE = 64  # samples per request, and points of an interpolation: bound the answer's size
-MAX_STEPS = 32
+MAX_STEPS = 32  # points of an interpolation: bounds the answer's size
 STATIC = Path(__file__).parent / "static"  # the page: plain HTML/JS/CSS, shipped as package data
 
 
@@ -235,13 +234,13 @@ def create_app(
         return {"query": {"index": index}, "k": k, "farthest": farthest, "metric": metric,
                 "results": results}  # fmt: skip
 
-    @app.post("/api/generate")
+    @app.post("/api/generate", openapi_extra=GENERATE_OPENAPI)
     def api_generate(
-        n: Annotated[int, Form(ge=1, le=MAX_GENERATE)] = 8,
-        seed: Annotated[int, Form(ge=0, le=MAX_SEED)] = 0,
-        temperature: Annotated[float, Form(gt=0, le=MAX_TEMPERATURE)] = 1.0,
+        params: Annotated[GenerateParams, Depends(generate_params)],
     ) -> dict[str, Any]:
-        """``n`` samples of a vae run's prior (seeded: a seed gives the same images)."""
+        """``n`` samples of a vae run's prior (seeded: a seed gives the same images); ``n``,
+        ``seed`` and ``temperature`` in the query string, a form or a JSON object."""
+        n, seed, temperature = params.n, params.seed, params.temperature
         images = generate(model, n, seed=seed, temperature=temperature)
         return {"n": n, "seed": seed, "temperature": temperature,
                 "images": [data_url(x) for x in images]}  # fmt: skip
