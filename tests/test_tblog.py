@@ -55,3 +55,17 @@ def test_logging_is_off_by_default_and_mistakes_are_one_line(
         "pip install 'aekit[tensorboard]' (the tensorboard package)"
     )
     assert not (tmp_path / "w").exists() and not (tmp_path / "t").exists()
+
+
+def test_logging_turned_on_at_resume_shows_the_whole_curve(tmp_path: Path, cli) -> None:
+    run = aekit.train(tmp_path / "run", "shapes", epochs=2, **TINY)  # no --log
+    assert not (run / "tensorboard").exists()
+    code, _, err = cli("train", "--out", run, "--resume", "--epochs", 3, "--log", "tensorboard")
+    assert code == 0, err
+    code, _, err = cli("train", "--out", run, "--resume", "--epochs", 4)  # once more: no twice
+    assert code == 0, err
+    rows, acc = read_metrics(run), _events(run)
+    for key in ("train_loss", "test_psnr"):
+        logged = [(e.step, e.value) for e in acc.Scalars(key)]
+        assert logged == [(r["epoch"], pytest.approx(r[key], rel=1e-6)) for r in rows]
+    assert [e.step for e in acc.Images("samples")] == [1, 2, 3, 4]

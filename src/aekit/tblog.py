@@ -32,17 +32,26 @@ class EpochLog:
     def __init__(self, run: Path, first_epoch: int) -> None:
         from torch.utils.tensorboard import SummaryWriter
 
-        # a resumed run logs from its checkpoint on: what a killed run logged past it is purged
-        self.writer = SummaryWriter(str(run / DIR), purge_step=first_epoch)
+        from .runs import read_metrics
 
-    def epoch(self, row: dict[str, Any], samples: Path) -> None:
+        # A resumed run's curve is metrics.jsonl's, whenever logging was turned on: everything
+        # logged before is purged (what a killed run logged past its checkpoint too) and the
+        # epochs before this one are written again from metrics.jsonl and their sample grids.
+        self.writer = SummaryWriter(str(run / DIR), purge_step=1)
+        for row in read_metrics(run) if first_epoch > 1 else []:
+            if row.get("epoch", first_epoch) < first_epoch:
+                grid = run / "samples" / f"epoch_{row['epoch']:03d}.png"
+                self.epoch(row, grid if grid.is_file() else None)
+
+    def epoch(self, row: dict[str, Any], samples: Path | None) -> None:
         step = row["epoch"]
         for key, value in row.items():
             if key != "epoch" and isinstance(value, int | float) and not isinstance(value, bool):
                 self.writer.add_scalar(key, value, step)
-        with Image.open(samples) as picture:
-            pixels = np.asarray(picture.convert("RGB"))
-        self.writer.add_image("samples", pixels, step, dataformats="HWC")
+        if samples is not None:
+            with Image.open(samples) as picture:
+                pixels = np.asarray(picture.convert("RGB"))
+            self.writer.add_image("samples", pixels, step, dataformats="HWC")
         self.writer.flush()
 
     def close(self) -> None:
