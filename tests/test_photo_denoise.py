@@ -149,8 +149,13 @@ def test_add_noise_is_the_same_for_a_seed_and_differs_between_seeds() -> None:
 
 def test_schedules_have_their_shapes() -> None:
     assert lr_factor("constant", 0.7) == 1.0
-    assert lr_factor("cosine", 0) == 1.0 and lr_factor("cosine", 1) == 0.0
-    assert math.isclose(lr_factor("cosine", 0.5), 0.5)
+    # cosine: a linear warm-up from 1/25 over the first 2%, then half a cosine down to 0
+    assert lr_factor("cosine", 0) == 1 / 25 and math.isclose(lr_factor("cosine", 0.01), 0.52)
+    assert lr_factor("cosine", 0.02) == 1.0 and lr_factor("cosine", 1) == 0.0
+    assert math.isclose(lr_factor("cosine", 0.51), 0.5)
+    assert all(
+        lr_factor("cosine", p / 100) > lr_factor("cosine", (p + 1) / 100) for p in range(2, 99)
+    )
     assert math.isclose(lr_factor("onecycle", 0), 1 / 25)
     assert math.isclose(lr_factor("onecycle", 0.3), 1.0)
     assert lr_factor("onecycle", 1) < 1e-5

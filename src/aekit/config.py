@@ -201,7 +201,8 @@ class TrainConfig:
         default=None,
     )
     schedule: str | None = _opt(
-        "learning-rate schedule: constant, cosine or onecycle (default: cosine with "
+        "learning-rate schedule: constant, cosine (after a warm-up over its first 2%%) or "
+        "onecycle (default: cosine with "
         "--time-limit, else constant)",
         default=None,
     )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import math
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -38,6 +38,7 @@ from .devices import bf16_native
 from .distributed import SINGLE, Group, QuietExit
 from .errors import AekitError
 from .files import folder_lock, remove_stale_temps
+from .guard import Diverged, Guard
 from .metrics import mse_per_image, psnr, ssim_per_image
 from .models import Autoencoder, get_family, to_model_scale, to_unit_scale
 from .objectives import (
@@ -62,6 +63,7 @@ from .splits import (
 )
 
 DEVICE_RESIDENT_BYTES = 8 * 2**30  # larger (memory-mapped) sets stay on the host, streamed
+PROBE_IMAGES = 64  # at most, in the guard's fixed batch (one forward pass per check)
 
 
 @dataclass
@@ -166,6 +168,7 @@ def evaluate(
     gen = torch.Generator(device).manual_seed(seed + 7919)
     sums: dict[str, torch.Tensor] = {}
     ever_active = None
+    spread = Spread()
 
     def add(key: str, value: torch.Tensor) -> None:
         sums[key] = sums.get(key, 0) + value.float().sum()
@@ -176,6 +179,7 @@ def evaluate(
         clean = step(model, batch, obj, gen, training=False, noisy=False)
         target = to_unit_scale(clean.clean, model.config.arch)
         add("mse", mse_per_image(to_unit_scale(clean.output, model.config.arch), target))
+        spread.add(to_unit_scale(clean.output, model.config.arch), target)
         if with_ssim:
             add("ssim", ssim_per_image(to_unit_scale(clean.output, model.config.arch), target))
         scored = clean
@@ -206,6 +210,8 @@ def evaluate(
     # the one host sync of an evaluation
     means = dict(zip(keys, (v / n for v in totals.tolist()), strict=True))
     result = {"count": n, "loss": means["loss"], "mse": means["mse"], "psnr": psnr(means["mse"])}
+    if spread.collapsed(group if shared else SINGLE):
+        result["collapsed"] = True
     if with_ssim:
         result["ssim"] = means["ssim"]
     if obj.noise:
@@ -219,6 +225,39 @@ def evaluate(
     return result
 
 
+class Spread:
+    """How much the reconstructions of the held-out images differ from one another, against
+    how much the images do: a model whose output no longer depends on its input (the same
+    picture for every image) has collapsed."""
+
+    LEVEL = 1 / 255  # less spread than one 8-bit level, at every pixel, is no spread at all
+
+    def __init__(self) -> None:
+        self.sums: torch.Tensor | None = None
+
+    def add(self, output: torch.Tensor, target: torch.Tensor) -> None:
+        """One batch of [0, 1] reconstructions and images, (B, C, H, W) each."""
+        # about mid-grey, so that float32 sums of squares keep their precision
+        o, t = output.float() - 0.5, target.float() - 0.5
+        batch = torch.stack([o.sum(0), o.square().sum(0), t.sum(0), t.square().sum(0)])
+        count = torch.full_like(batch[:1], float(len(output)))
+        batch = torch.cat([batch, count])
+        self.sums = batch if self.sums is None else self.sums + batch
+
+    def collapsed(self, group: Group = SINGLE) -> bool:
+        if self.sums is None:
+            return False
+        sums = group.sum(self.sums) if group.on else self.sums
+        n = sums[4]
+        if float(n.min()) < 2:
+            return False
+
+        def std(s: torch.Tensor, sq: torch.Tensor) -> float:
+            return float((sq / n - (s / n).square()).clamp_min(0).sqrt().max())
+
+        return std(sums[0], sums[1]) < self.LEVEL <= std(sums[2], sums[3])
+
+
 def _epoch_row(epoch: int, train_loss: float, seconds: float, n: int, ev: dict) -> dict[str, Any]:
     row = {
         "epoch": epoch,
@@ -229,14 +268,31 @@ def _epoch_row(epoch: int, train_loss: float, seconds: float, n: int, ev: dict) 
         "seconds": round(seconds, 3),
         "images_per_s": round(n / seconds, 1),
     }
-    row.update(
-        {
-            k: ev[k]
-            for k in ("noisy_psnr", "denoised_psnr", "kl", "nelbo", "active_fraction", "dead_units")
-            if k in ev
-        }
-    )
+    keys = ("noisy_psnr", "denoised_psnr", "kl", "nelbo", "active_fraction", "dead_units",
+            "collapsed")  # fmt: skip
+    row.update({k: ev[k] for k in keys if k in ev})
     return row
+
+
+def epoch_line(
+    row: dict[str, Any], epochs: int, limit: float | None = None, minutes: float = 0.0
+) -> str:
+    """The line training prints at each epoch's end: its numbers, and what went wrong.
+    ``limit``: the run's --time-limit, of which ``minutes`` are spent."""
+    of = f" ({minutes:.1f} of {limit:g} min)" if limit else f"/{epochs}"
+    parts = [f"train loss {row['train_loss']:.5g}", f"held-out PSNR {row['test_psnr']:.2f} dB"]
+    if "denoised_psnr" in row:
+        parts.append(f"denoised {row['noisy_psnr']:.2f} -> {row['denoised_psnr']:.2f} dB")
+    parts.append(f"{row['images_per_s']:.0f} images/s")
+    for spike in row.get("spikes", []):
+        parts.append(f"loss spike at step {spike['step']} undone (back to step "
+                     f"{spike['back_to_step']}, learning rate x{spike['lr_scale']:g})")  # fmt: skip
+    if row.get("collapsed"):
+        parts.append("COLLAPSED: every held-out image gets the same output (try another --lr "
+                     "or --arch)")  # fmt: skip
+    if row.get("stopped"):
+        parts.append(f"stopped at the {row['stopped']}")
+    return f"epoch {row['epoch']}{of}: " + ", ".join(parts)
 
 
 def _save_samples(
@@ -259,19 +315,42 @@ def _save_samples(
     return path
 
 
-def _check_finite(value: float, epoch: int, run: Path, group: Group = SINGLE) -> None:
-    """Stop a diverged run (every rank sees the same summed loss: rank 0 says so)."""
-    if not math.isfinite(value):
+def _probe(
+    model: Autoencoder, data: TrainingData, obj: Objective, bs: int, device: torch.device,
+    seed: int,
+) -> Callable[[], torch.Tensor]:  # fmt: skip
+    """The guard's fixed batch: the loss of the first held-out images (cut to the training
+    size), with the same noise each time, under the model's current weights."""
+    _, h, w = data.shape
+    images = data.held.images[: min(bs, PROBE_IMAGES)]
+    top, left = max(0, (images.shape[2] - h) // 2), max(0, (images.shape[3] - w) // 2)
+    images = images[:, :, top : top + h, left : left + w].to(device)
+
+    @torch.no_grad()
+    def loss() -> torch.Tensor:
+        gen = torch.Generator(device).manual_seed(seed + 104729)
+        return step(model, images, obj, gen, training=False).loss
+
+    return loss
+
+
+def _diverge(epoch: int, message: str) -> None:
+    raise Diverged(f"training diverged: {message}")
+
+
+def _guarded(check: Callable[..., Any], epoch: int, *args: Any, run: Path, group: Group) -> Any:
+    """``check(epoch, *args)`` of the guard; a divergence stops the run with one line saying
+    what is kept (every rank sees the same summed loss: rank 0 says so)."""
+    try:
+        return check(epoch, *args)
+    except Diverged as e:
         kept = (
             f"the last good checkpoint (epoch {epoch - 1}) is kept in {run}"
             if epoch > 1
             else "no epoch finished, so nothing was saved"
         )
-        message = (
-            f"training diverged: the loss became {value} in epoch {epoch}; {kept}. "
-            "Try a lower --lr (or a smaller noise / sparsity weight)"
-        )
-        raise AekitError(message) if group.main else QuietExit(message)
+        message = f"{e}; {kept}. Try a lower --lr (or a smaller noise / sparsity weight)"
+        raise AekitError(message) if group.main else QuietExit(message) from None
 
 
 def train(
@@ -317,12 +396,16 @@ def _train(
         obj = Objective.from_config(cfg, device)
         torch.manual_seed(cfg.train.seed)
         model = Autoencoder(cfg.model).to(device, memory_format=fastpath.memory_format(device))
+        if not resume:
+            model.start_at_mean(data.channel_mean(model.config.arch).to(device))
         opt = torch.optim.Adam(model.parameters(), lr=cfg.train.lr)
         cpu_gen = torch.Generator().manual_seed(cfg.train.seed)  # the same order on every rank
         dev_gen = torch.Generator(device).manual_seed(cfg.train.seed + 1 + 1009 * group.rank)
-        start, clock = 0, Clock(cfg.train.time_limit)
+        start, clock, guard_state = 0, Clock(cfg.train.time_limit), {}
         if resume:
-            start, clock.before = _restore(run, cfg, model, opt, cpu_gen, dev_gen, group)
+            start, clock.before, guard_state = _restore(
+                run, cfg, model, opt, cpu_gen, dev_gen, group
+            )
         if cfg.train.log == "tensorboard":
             tblog.check_available()
     except AekitError as e:
@@ -344,6 +427,8 @@ def _train(
 
         net = DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
     fwd = fastpath.training_forward(net, device, cfg.train.compile)
+    probe = _probe(model, data, obj, bs, device, cfg.train.seed)
+    guard = Guard(model, opt, device, steps, probe, group, guard_state)
     total_steps = cfg.train.epochs * steps
     epoch = start
     clock.start()  # the budget counts training, not loading the data or building the model
@@ -353,7 +438,7 @@ def _train(
         epoch += 1
         model.train()
         t0 = time.perf_counter()
-        total, seen, cut = torch.zeros((), device=device), 0, False
+        seen, cut = 0, False
         bar = tqdm(
             total=data.per_epoch(bs, group),
             unit="img",
@@ -366,29 +451,41 @@ def _train(
             warm = warmup_fraction(epoch, i, steps, obj.kl_warmup)
             done = clock.fraction() if clock.limit else ((epoch - 1) * steps + i) / total_steps
             for group_ in opt.param_groups:
-                group_["lr"] = cfg.train.lr * lr_factor(cfg.train.schedule, done)
+                group_["lr"] = cfg.train.lr * lr_factor(cfg.train.schedule, done) * guard.lr_scale
             res = step(model, batch, obj, dev_gen, training=True, warm=warm,
                        forward=fwd if len(batch) == bs else net)  # fmt: skip
             opt.zero_grad(set_to_none=True)
             res.loss.backward()
+            guard.clip()
             opt.step()
-            total += res.loss.detach() * len(batch)
+            guard.add(res.loss, len(batch))
             seen += len(batch)
             bar.update(len(batch) * group.world)
             if not bar.disable and i % 20 == 0:  # a host sync, only when someone watches
-                bar.set_postfix(loss=f"{total.item() / seen:.4f}")
+                bar.set_postfix(loss=f"{guard.running():.4f}")
+            if guard.due():
+                _guarded(guard.check, epoch, run=run, group=group)
             # the time limit (rank 0's clock, so all ranks stop at the same step): this epoch
             # ends here, saved as any other
             if clock.limit is not None and group.any(clock.spent() and group.main):
                 cut = True
                 break
         bar.close()
-        summed = group.sum(torch.stack([total.float(), torch.tensor(float(seen), device=device)]))
-        train_loss, seen = (summed[0] / summed[1]).item(), int(summed[1].item())
+        # the steps since the last check
+        _guarded(guard.check, epoch, run=run, group=group)
+        taken = guard.take_epoch()
+        if taken is None:  # every step of it was undone: trained again at the lower rate
+            if cut:
+                message = f"no step of epoch {epoch} could be kept within the time limit"
+                _guarded(_diverge, epoch, message, run=run, group=group)
+            epoch -= 1
+            continue
+        train_loss, guarded = taken
+        seen = int(group.sum(torch.tensor(float(seen), device=device)).item())
         seconds = time.perf_counter() - t0
-        _check_finite(train_loss, epoch, run, group)
         ev = evaluate(model, data.held.images, obj, seed=cfg.train.seed, group=group)
         row = _epoch_row(epoch, train_loss, seconds, seen, ev)
+        row.update(guarded)
         if group.on:
             row["ranks"] = group.world
         if cut:
@@ -396,12 +493,16 @@ def _train(
         device_rngs = group.gather_objects(dev_gen.get_state())
         if group.main:
             runs.append_metrics(run, row)
+            if progress is not False:
+                line = epoch_line(row, cfg.train.epochs, clock.limit, clock.seconds() / 60)
+                print(line, file=sys.stderr, flush=True)
             samples = _save_samples(run, epoch, model, held_images, obj)
             runs.save_checkpoint(run, {
                 "model": runs.state_dict(model), "optimizer": opt.state_dict(), "epoch": epoch,
                 "cpu_rng": cpu_gen.get_state(), "device_rng": dev_gen.get_state(),
                 "device_rngs": device_rngs, "world_size": group.world,
                 "trained_seconds": clock.seconds(),
+                "guard": guard.state(),
             })  # fmt: skip
             runs.save_weights(run, model, epoch)  # after the checkpoint: a kill between resumes
             if log is not None:
@@ -495,6 +596,15 @@ class TrainingData:
             return (1 if self.files.gray else 3), h, w
         _, c, h, w = self.images.shape
         return int(c), int(h), int(w)
+
+    def channel_mean(self, arch: str, most: int = 4096) -> torch.Tensor:
+        """(C,) the per-channel mean of the training images on ``arch``'s scale, from the first
+        ``most`` of them where they are in memory, else from the held-out images (a streamed
+        split is not read ahead for it)."""
+        images = self.held.images
+        if self.images is not None:
+            images = self.images if self.rows is None else self.images[self.rows[:most].cpu()]
+        return to_model_scale(images[:most].float().mean(dim=(0, 2, 3)), arch)  # 0-255 -> scale
 
     def steps(self, batch_size: int, group: Group = SINGLE) -> int:
         """Optimizer steps per epoch: batches of ``batch_size`` x ranks, less a last one too
@@ -614,10 +724,11 @@ def _restore(
     cpu_gen: torch.Generator,
     dev_gen: torch.Generator,
     group: Group = SINGLE,
-) -> tuple[int, float]:
-    """Load the checkpoint's weights, optimizer and RNG states; returns its epoch and the
-    seconds trained so far. Each rank takes its own noise generator's state; resumed by
-    another number of processes, the run goes on (a warning says what changes)."""
+) -> tuple[int, float, dict[str, Any]]:
+    """Load the checkpoint's weights, optimizer and RNG states; returns its epoch, the
+    seconds trained so far and the guard's state (its learning-rate scale). Each rank takes its
+    own noise generator's state; resumed by another number of processes, the run goes on (a
+    warning says what changes)."""
     ckpt = runs.load_checkpoint(run, cfg.train.epochs)
     try:
         model.load_state_dict(ckpt["model"])
@@ -638,13 +749,14 @@ def _restore(
             dev_gen.set_state(state)
         # else the run moved to another kind of device or number of processes: the noise
         # continues from the run's seed, and the run is no longer bit-for-bit the same
+        guard = dict(ckpt.get("guard") or {})
     except (RuntimeError, ValueError, KeyError, TypeError, AttributeError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise AekitError(
             f"{run / runs.CHECKPOINT} does not fit {run / runs.CONFIG} ({first}): it is "
             "another run's or damaged; start the run again"
         ) from e
-    return ckpt["epoch"], float(ckpt.get("trained_seconds", 0.0))
+    return ckpt["epoch"], float(ckpt.get("trained_seconds", 0.0)), guard
 
 
 def _fit_model_config(cfg: RunConfig, data: TrainingData) -> RunConfig:

@@ -69,6 +69,43 @@ class Autoencoder(nn.Module):
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         return self.decoder(z)  # (B, D) -> (B, C, S, S)
 
+    @torch.no_grad()
+    def start_at_mean(self, mean: torch.Tensor) -> nn.Module | None:
+        """Set the bias of the decoder's last layer so that its output starts at ``mean``, the
+        training data's (C,) per-channel mean on the model's scale (the squashing activation's
+        inverse of it); returns that layer, or None where the decoder ends in no Tanh or Sigmoid
+        (it is left alone).
+
+        Why: the seed's Tanh decoder starts near 0, far from MNIST's mean of -0.74 on [-1, 1].
+        Adam's first steps move every weight at once toward that level, overshoot it within 7
+        steps into saturation (pre-activations of -50 by step 8, -40,000 by step 60 on the
+        momentum), where the Tanh's gradient is exactly 0 in float32: the model stays an
+        all-black picture for good (9.44 dB). A warm-up of 300 steps or a 10x lower rate only
+        delayed it; started at the mean, the first steps learn the images' structure instead
+        (Karpathy's "init the final layer's bias" rule). The weights keep their initialisation.
+        """
+        decoder = getattr(self, "decoder", None)  # a unet has none: it starts as the identity
+        if not isinstance(decoder, nn.Module):
+            return None
+        squash = [m for m in decoder.modules() if isinstance(m, nn.Tanh | nn.Sigmoid)]
+        if not squash:
+            return None
+        channels = len(mean)
+        biased = [
+            m for m in decoder.modules()
+            if isinstance(getattr(m, "bias", None), nn.Parameter) and m.bias.numel() == channels
+        ]  # fmt: skip
+        if not biased:
+            return None
+        lo, hi = self.value_range
+        unit = ((mean.float() - lo) / (hi - lo)).clamp(0.01, 0.99)  # away from +-infinity
+        target = (
+            torch.logit(unit) if isinstance(squash[-1], nn.Sigmoid) else torch.atanh(2 * unit - 1)
+        )
+        layer = biased[-1]
+        layer.bias.copy_(target.to(layer.bias))
+        return layer
+
     def forward(self, x: torch.Tensor, eps: torch.Tensor | None = None) -> AEOutput:
         """``eps``: standard normal noise of shape (B, latent_dim) for a family that samples
         its code (``Family.generative``); None takes the posterior mean. Others ignore it."""
