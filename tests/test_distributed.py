@@ -115,7 +115,8 @@ def test_two_ranks_train_like_one_process_with_the_same_total_batch(tmp_path: Pa
     assert cfg["train"]["batch_size"] == 16
     model = aekit.load(tmp_path / "two")
     assert model.config.latent_dim == 16
-    ev = aekit_cli(["eval", str(tmp_path / "two"), "--limit", "400", "--json"])
+    # --no-amp: in float32 like the training (bf16 is the default where it is native)
+    ev = aekit_cli(["eval", str(tmp_path / "two"), "--limit", "400", "--json", "--no-amp"])
     assert ev.returncode == 0, ev.stderr
     assert json.loads(ev.stdout)["mse"] == pytest.approx(rows2[-1]["test_mse"], rel=1e-3)
 
