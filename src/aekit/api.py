@@ -11,6 +11,7 @@ import torch
 from . import fastpath
 from .config import DataConfig, ModelConfig, TrainConfig
 from .data import ImageSet
+from .data.streamed import InOrder, SplitStream
 from .devices import pick_device
 from .errors import AekitError
 from .fullsize import DEFAULT_TILE, add_noise, denoise_image, denoise_images
@@ -94,8 +95,11 @@ def evaluate(
                                    seed, tile, amp)  # fmt: skip
     if per_image:
         raise AekitError("per-image numbers come with a full-size evaluation: add --full-size")
-    ds = load_split_images(run, cfg, model, data, split, data_dir, image_size)
-    images = ds.images[:limit] if limit else ds.images
+    ds = load_split_images(run, cfg, model, data, split, data_dir, image_size, stream=True)
+    if isinstance(ds, SplitStream):  # too large for memory: read in order as it is scored
+        images = InOrder(ds, limit)
+    else:
+        images = ds.images[:limit] if limit else ds.images
     bf16 = fastpath.bf16_inference(next(model.parameters()).device, amp)
     result = _evaluate(model, images, replace(Objective.from_config(cfg), amp=bf16), with_ssim=True)
     keys = ("mse", "psnr", "ssim", "count", "noisy_psnr", "denoised_psnr", "kl", "nelbo")
@@ -110,18 +114,23 @@ def load_split_images(
     split: str | None = None,
     data_dir: str | None = None,
     image_size: int | None = None,
-) -> ImageSet:
+    stream: bool = False,
+) -> ImageSet | SplitStream:
     """The images a command scores a run on: those it held out while training, or ``data``
-    [``split``, default test] at its size; refused when the model cannot take them."""
+    [``split``, default test] at its size; refused when the model cannot take them. With
+    ``stream``, a split too large to decode into memory comes as a :class:`SplitStream`."""
     from .data import load_dataset
-    from .splits import load_splits
+    from .data.streamed import open_stream
+    from .splits import heldout_images
 
     if data is None and split is None and image_size is None:
-        ds = load_splits(replace(cfg.data, limit=None, data_dir=data_dir or cfg.data.data_dir))[1]
+        ds = heldout_images(replace(cfg.data, limit=None, data_dir=data_dir or cfg.data.data_dir))
     else:
-        ds = load_dataset(data or cfg.data.source, split or "test",
-                          data_dir=data_dir or cfg.data.data_dir,
-                          image_size=image_size or cfg.data.image_size)  # fmt: skip
+        where = (data or cfg.data.source, split or "test", data_dir or cfg.data.data_dir,
+                 image_size or cfg.data.image_size)  # fmt: skip
+        ds = open_stream(*where) if stream else None
+        if ds is None:
+            ds = load_dataset(where[0], where[1], data_dir=where[2], image_size=where[3])
     check_input(model, ds.shape, f"{ds.source} [{ds.split}]", run)
     return ds
 

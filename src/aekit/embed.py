@@ -21,6 +21,7 @@ import torch
 from tqdm import tqdm
 
 from .data import ImageSet, load_dataset, same_source
+from .data.streamed import Listing, SplitStream
 from .distributed import SINGLE, Group
 from .errors import AekitError
 from .models import Autoencoder, check_input, to_model_scale
@@ -38,6 +39,8 @@ class Embeddings:
     path: Path | None = None
     _index: Any = field(default=None, repr=False)
     _datasets: dict[tuple[str, str], ImageSet] = field(default_factory=dict, repr=False)
+    # parts whose pictures are read file by file (checked once), and those that are not
+    _by_file: dict[tuple[str, str], bool] = field(default_factory=dict, repr=False)
 
     def __len__(self) -> int:
         return int(self.vectors.shape[0])
@@ -131,8 +134,7 @@ class Embeddings:
         longer holds every stored item's image."""
         key = (source, split)
         if key not in self._datasets:
-            part = next((p for p in self.manifest["parts"]
-                         if (p["source"], p["split"]) == key), {})  # fmt: skip
+            part = self._part(key)
             ds = load_dataset(source, split, data_dir=part.get("data_dir"),
                               image_size=part.get("image_size"))  # fmt: skip
             top = max((it["item"] for it in self.items if (it["source"], it["split"]) == key),
@@ -149,10 +151,33 @@ class Embeddings:
             self._datasets[key] = ds
         return self._datasets[key]
 
+    def _part(self, key: tuple[str, str]) -> dict[str, Any]:
+        return next((p for p in self.manifest["parts"] if (p["source"], p["split"]) == key), {})
+
+    def _read_by_file(self, key: tuple[str, str]) -> bool:
+        """Whether a part's pictures are read from its items' files, one at a time (a folder
+        too large to decode into memory); its files are checked on the first."""
+        if key not in self._by_file:
+            from .embed_stream import check_files, per_file
+
+            part = self._part(key)
+            items = [it for it in self.items if (it["source"], it["split"]) == key]
+            by_file = per_file(part, items)
+            if by_file:
+                check_files(part, items, self.path)
+            self._by_file[key] = by_file
+        return self._by_file[key]
+
     def image(self, i: int) -> torch.Tensor:
-        """uint8 (C, H, W): stored item ``i``'s image, from its source."""
+        """uint8 (C, H, W): stored item ``i``'s image, from its source (from its file alone,
+        where the source is a folder too large to decode into memory)."""
         it = self.items[i]
-        return self.dataset(it["source"], it["split"]).images[it["item"]]
+        key = (it["source"], it["split"])
+        if self._read_by_file(key):
+            from .embed_stream import read_files
+
+            return read_files([it["path"]], self._part(key)["shape"])[0]
+        return self.dataset(*key).images[it["item"]]
 
     def images(self, indices: np.ndarray | list[int]) -> torch.Tensor:
         """The stored items' images, uint8 (n, C, H, W), from their sources."""
@@ -187,10 +212,19 @@ def fingerprint(images: torch.Tensor, count: int) -> str:
     embedded, at the cost of 64 images, whatever the dataset's size."""
     if len(images) < count:
         return "fewer images"
-    at = torch.linspace(0, count - 1, min(count, FINGERPRINT_IMAGES)).round().long()
-    sample = images[at].contiguous()
-    h = hashlib.sha256(str((count, *images.shape[1:])).encode())
-    h.update(sample.numpy().tobytes())
+    return fingerprint_of(images[fingerprint_rows(count)], count)
+
+
+def fingerprint_rows(count: int) -> torch.Tensor:
+    """The positions of the images a fingerprint of ``count`` images hashes."""
+    return torch.linspace(0, count - 1, min(count, FINGERPRINT_IMAGES)).round().long()
+
+
+def fingerprint_of(sample: torch.Tensor, count: int) -> str:
+    """The fingerprint of a split of ``count`` images whose images at
+    :func:`fingerprint_rows` are ``sample`` (n, C, H, W)."""
+    h = hashlib.sha256(str((count, *sample.shape[1:])).encode())
+    h.update(sample.contiguous().numpy().tobytes())
     return h.hexdigest()
 
 
@@ -205,10 +239,15 @@ def model_hash(run: str | Path) -> str:
 
 @torch.no_grad()
 def encode(
-    model: Autoencoder, images: torch.Tensor, batch_size: int = 256, progress: bool | None = None
+    model: Autoencoder,
+    images: torch.Tensor,
+    batch_size: int = 256,
+    progress: bool | None = None,
+    first: int = 0,
 ) -> np.ndarray:
     """uint8 (N, C, H, W) -> float32 (N, D) latent vectors (eval mode, batched, no grad; the
-    model runs in the dtype of its weights)."""
+    model runs in the dtype of its weights). ``first``: the split's position of ``images[0]``
+    (what an error names)."""
     model.eval()
     device, dtype = next(model.parameters()).device, next(model.parameters()).dtype
     out = np.empty((len(images), model.config.latent_dim), dtype=np.float32)
@@ -220,7 +259,8 @@ def encode(
         if not torch.isfinite(codes).all():
             bar.close()
             raise AekitError(
-                f"the model gives NaN or infinite codes (images {s} to {s + len(batch) - 1}): "
+                f"the model gives NaN or infinite codes (images {first + s} to "
+                f"{first + s + len(batch) - 1}): "
                 "its weights are broken; train it again"
             )
         out[s : s + len(batch)] = codes.cpu()
@@ -229,7 +269,7 @@ def encode(
     return out
 
 
-def items_of(ds: ImageSet, start: int = 0) -> list[dict[str, Any]]:
+def items_of(ds: ImageSet | Listing, start: int = 0) -> list[dict[str, Any]]:
     """One record per image: global index, label, class name, and where it came from."""
     labels = None if ds.labels is None else ds.labels.tolist()
     records = []
@@ -248,7 +288,7 @@ def items_of(ds: ImageSet, start: int = 0) -> list[dict[str, Any]]:
 
 def embed(
     model: Autoencoder,
-    data: ImageSet,
+    data: ImageSet | SplitStream,
     batch_size: int = 256,
     run: str | Path | None = None,
     progress: bool | None = None,
@@ -260,25 +300,33 @@ def embed(
 
     ``run``, ``data_dir`` and ``image_size`` are recorded so that the store can encode new
     query images and show its items' pictures later. In a torchrun ``group`` each process
-    encodes its share of the images and every process gets all the vectors.
+    encodes its share of the images and every process gets all the vectors. A
+    :class:`SplitStream` (a split too large for memory) is read in chunks of ``batch_size``,
+    in its order: the same vectors and items as from memory.
     """
     check_input(model, data.shape, f"{data.source} [{data.split}]", run)
-    part = encode(model, data.images[group.shard(len(data))], batch_size,
-                  progress if group.main else False)  # fmt: skip
-    vectors = group.gather_rows(torch.from_numpy(part)).numpy()
-    part = {"source": data.source, "split": data.split, "count": len(data),
-            "data_dir": data_dir, "image_size": image_size,
-            "fingerprint": fingerprint(data.images, len(data))}  # fmt: skip
+    show = progress if group.main else False
+    if isinstance(data, SplitStream):
+        from .embed_stream import encode_stream
+
+        vectors, found, mark = encode_stream(model, data, batch_size, show, group)
+    else:
+        codes = encode(model, data.images[group.shard(len(data))], batch_size, show)
+        vectors = group.gather_rows(torch.from_numpy(codes)).numpy()
+        found, mark = data, fingerprint(data.images, len(data))
+    part = {"source": data.source, "split": data.split, "count": len(found),
+            "data_dir": data_dir, "image_size": image_size, "shape": list(data.shape),
+            "fingerprint": mark}  # fmt: skip
     manifest = {
         "run": str(Path(run).resolve()) if run else None,
         "model_hash": model_hash(run) if run else None,
         "model": vars(model.config).copy(),
         "source": data.source, "split": data.split,
         "parts": [part],
-        "dim": int(vectors.shape[1]), "count": len(data),
+        "dim": int(vectors.shape[1]), "count": len(found),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }  # fmt: skip
-    return Embeddings(vectors, items_of(data), manifest)
+    return Embeddings(vectors, items_of(found), manifest)
 
 
 def append(store: Embeddings, more: Embeddings) -> Embeddings:

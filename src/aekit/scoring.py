@@ -23,7 +23,9 @@ from .anomaly import (
     detection_metrics,
     map_kind,
 )
+from .data import ImageSet
 from .data.classes import class_names, in_classes
+from .data.streamed import Listing, SplitStream
 from .detector import Detector, load_detector
 from .devices import pick_device
 from .errors import AekitError
@@ -31,19 +33,22 @@ from .files import write_text
 from .models import check_input
 
 SHOWN = 8  # images in each heatmap picture
+SCORE_BATCH = 256  # images a chunk of a streamed split: the model's batch (reconstruct_scores')
 
 
 @dataclass
 class Batch:
     """What is scored: uint8 images, their names, class names and which are anomalous."""
 
-    images: torch.Tensor
+    images: torch.Tensor | None  # None: a split too large for memory, scored as it was read
     items: list[str]
     labels: list[str | None]
     anomalous: np.ndarray | None  # (N,) bool, when the images are labelled
     normal: list[str] | None
     source: str | None = None
     split: str | None = None
+    scores: np.ndarray | None = None  # of a split scored as it was read
+    shown: dict[int, torch.Tensor] | None = None  # ... and its most and least anomalous images
 
 
 @dataclass
@@ -100,7 +105,7 @@ def score(
     batch = None
     if images is not None or data is not None:  # read (and check) before anything is saved
         where = None if data is None else Split(data, split, data_dir, image_size)
-        batch = _batch(det, images, where, normal, limit)
+        batch = _batch(det, images, where, normal, limit, method)
     if fpr is not None:
         det.set_fpr(fpr)
     threshold = det.threshold(method)
@@ -109,7 +114,7 @@ def score(
                               "calibration": det.about}  # fmt: skip
     if batch is None:
         return result
-    scores = det.scores(batch.images, method)
+    scores = det.scores(batch.images, method) if batch.scores is None else batch.scores
     flagged = scores > threshold
     result.update(count=len(scores), flagged=int(flagged.sum()))
     if batch.source is not None:
@@ -140,6 +145,7 @@ def _batch(
     where: Split | None,
     normal: str | None,
     limit: int | None,
+    method: str,
 ) -> Batch:
     model = det.model
     if isinstance(images, torch.Tensor):
@@ -165,11 +171,14 @@ def _batch(
             print(f"note: {note} (as the model's training data)", file=sys.stderr)
         return Batch(u8, paths, [None] * len(paths), None, None)
     assert where is not None  # score() checked that images or data is given
-    return _dataset_batch(det, where, normal, limit)
+    return _dataset_batch(det, where, normal, limit, method)
 
 
-def _dataset_batch(det: Detector, where: Split, normal: str | None, limit: int | None) -> Batch:
+def _dataset_batch(
+    det: Detector, where: Split, normal: str | None, limit: int | None, method: str
+) -> Batch:
     from .data import available_splits, load_dataset
+    from .data.streamed import open_stream
 
     cfg = det.config.data
     data_dir = where.data_dir or cfg.data_dir
@@ -180,8 +189,57 @@ def _dataset_batch(det: Detector, where: Split, normal: str | None, limit: int |
     size = where.image_size or cfg.image_size
     if size is None and where.source.startswith("folder:"):  # resized as the training folder was
         size = det.model.config.image_size
+    stream = open_stream(where.source, split, data_dir, size)
+    if stream is not None:  # too large for memory: scored as it is read
+        return _streamed_batch(det, stream, normal, limit, method)
     ds = load_dataset(where.source, split, data_dir=data_dir, image_size=size, limit=limit)
     check_input(det.model, ds.shape, f"{ds.source} [{ds.split}]", det.run)
+    return _described(ds, _normal_names(det, ds, normal), ds.images)
+
+
+def _streamed_batch(
+    det: Detector, stream: SplitStream, normal: str | None, limit: int | None, method: str
+) -> Batch:
+    """A split too large for memory scored chunk by chunk, in its order (the chunks are the
+    model's batches, so the scores are those of the whole split at once), keeping only the
+    images the report shows: the most and least anomalous."""
+    check_input(det.model, stream.shape, f"{stream.source} [{stream.split}]", det.run)
+    known = stream.known  # a folder's labels, from before decoding: --normal checked first
+    names = None if known is None else _normal_names(det, known, normal)
+    scores: list[np.ndarray] = []
+    shown: dict[int, tuple[float, torch.Tensor]] = {}
+    at = 0
+    for chunk in stream.chunks(SCORE_BATCH, limit):
+        scores.append(det.scores(chunk.images, method))
+        shown = _extremes(shown, at, scores[-1], chunk.images)
+        at += len(chunk.images)
+    found = stream.listing()
+    if known is None:
+        names = _normal_names(det, found, normal)
+    batch = _described(found, names, None)
+    batch.scores = np.concatenate(scores)
+    batch.shown = {i: image for i, (_, image) in shown.items()}
+    return batch
+
+
+def _extremes(
+    kept: dict[int, tuple[float, torch.Tensor]], at: int, scores: np.ndarray, images: torch.Tensor
+) -> dict[int, tuple[float, torch.Tensor]]:
+    """The SHOWN most and least anomalous of the images kept so far and of a chunk of them
+    (the first at position ``at``), ordered as :func:`write_report` orders all the scores."""
+    rows = np.array(list(kept) + list(range(at, at + len(scores))), dtype=np.int64)
+    values = np.array([kept[r][0] for r in kept] + scores.tolist(), dtype=np.float64)
+    order = rows[np.lexsort((rows, -values))]  # argsort(-scores, stable) of these rows
+    keep = set(order[:SHOWN].tolist()) | set(order[::-1][:SHOWN].tolist())
+    out = {r: v for r, v in kept.items() if r in keep}
+    for r in keep - set(out):
+        out[r] = (float(scores[r - at]), images[r - at].clone())  # not a view of the chunk
+    return out
+
+
+def _normal_names(det: Detector, ds: ImageSet | Listing, normal: str | None) -> list[str] | None:
+    """The normal classes of a labelled split (``--normal``, else the run's), or None (no
+    metrics: a note says why)."""
     names: list[str] | None = None
     if normal is not None:
         names = class_names(ds, normal, "--normal")
@@ -198,6 +256,14 @@ def _dataset_batch(det: Detector, where: Split, normal: str | None, limit: int |
     elif ds.labels is not None:
         print(f"note: {ds.source} is labelled; pass --normal CLASSES (the normal ones) for "
               "AUROC, AUPR and F1", file=sys.stderr)  # fmt: skip
+    return names
+
+
+def _described(
+    ds: ImageSet | Listing, names: list[str] | None, images: torch.Tensor | None
+) -> Batch:
+    """What is scored of a split: its items, labels and (with ``names``) which are anomalous;
+    a split with one kind only is refused."""
     anomalous = None
     if names is not None:
         anomalous = ~in_classes(ds, names).numpy()
@@ -212,7 +278,7 @@ def _dataset_batch(det: Detector, where: Split, normal: str | None, limit: int |
     if ds.labels is not None and not ds.multi_label:
         labels = [ds.classes[i] if i < len(ds.classes) else str(i) for i in ds.labels.tolist()]
     items = ds.paths or [f"{ds.split}:{i}" for i in range(len(ds))]
-    return Batch(ds.images, items, labels, anomalous, names, ds.source, ds.split)
+    return Batch(images, items, labels, anomalous, names, ds.source, ds.split)
 
 
 def write_report(
@@ -247,7 +313,10 @@ def write_report(
     picks = {"anomalous": order[:SHOWN], "normal": order[::-1][:SHOWN]}
     heat = map_kind(method)
     for kind, idx in picks.items():
-        shown = batch.images[torch.as_tensor(idx.copy())]
+        if batch.images is None:  # scored as it was read: the images kept for this
+            shown = torch.stack([batch.shown[int(i)] for i in idx])  # type: ignore[index]
+        else:
+            shown = batch.images[torch.as_tensor(idx.copy())]
         recons, maps = anomaly_maps(det.model, shown, heat)
         captions = [f"{scores[i]:.3g}\n{_short(batch, i)}".strip() for i in idx]
         name = f"the {len(idx)} most {kind} of {what} ({method}; heat: {MAP_NAMES[heat]})"

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import os
 from dataclasses import replace
+from pathlib import Path
 
 import torch
 
 from .config import DataConfig
 from .data import ImageSet, available_splits, load_dataset
 from .data.classes import class_mask, class_names, keep_classes
-from .data.folder import FolderFiles, FolderScan
+from .data.folder import FolderFiles, FolderScan, scan_folder
+from .data.npzarrays import memmap_threshold
 from .data.photos import PhotoSet, load_photos
 from .data.sources import parse_source
 from .data.wds import Stream, carved_heldout, check_shards, open_shards
@@ -108,6 +110,20 @@ def training_split(cfg: DataConfig) -> tuple[ImageSet, torch.Tensor | None, Imag
         else:
             rows = rows[: cfg.limit]
     return full, rows, held
+
+
+def heldout_images(cfg: DataConfig) -> ImageSet:
+    """The images a run held out while training, read as its training read them (see
+    ``aekit.train``): a ``wds:`` split, or a folder too large to decode into memory, is not read
+    whole to carve them out, and a ``wds:`` one holds out the images training held out."""
+    src = parse_source(cfg.source)
+    if cfg.patch_size is None and src.kind == "wds":
+        return stream_split(cfg)[0]
+    if cfg.patch_size is None and src.kind == "folder":
+        scanned = scan_folder(Path(src.name), cfg.train_split, cfg.image_size)
+        if scanned.decoded_bytes() > memmap_threshold():
+            return folder_stream_split(cfg, scanned)[0]
+    return load_splits(cfg)[1]
 
 
 def load_photo_splits(cfg: DataConfig) -> tuple[PhotoSet, PhotoSet]:

@@ -94,14 +94,14 @@ def cmd_embed(ns: argparse.Namespace) -> None:
         existing, model, ds, data_dir, size = checked
         store = embed(model, ds, ns.batch_size, run=ns.run, data_dir=data_dir, image_size=size,
                       group=group)  # fmt: skip
-        error = None
+        error, count = None, len(store)
         try:
             if group.main:
                 if existing is not None:
                     store = append(existing, store)
                 store.save(ns.out)
                 print(
-                    f"embedded {len(ds)} images of {ds.source} [{ds.split}] into {ns.out} "
+                    f"embedded {count} images of {ds.source} [{ds.split}] into {ns.out} "
                     f"({len(store)} items, {store.dim}-d)"
                 )
         except AekitError as e:
@@ -113,6 +113,7 @@ def _embed_inputs(ns: argparse.Namespace, device: Any) -> tuple:
     """(the store to append to or None, model, dataset, data_dir, image_size), all checked
     before the costly encoding."""
     from ..data import load_dataset
+    from ..data.streamed import open_stream
     from ..runs import load, load_config
 
     if not ns.append and (Path(ns.out) / MANIFEST).exists():
@@ -131,7 +132,11 @@ def _embed_inputs(ns: argparse.Namespace, device: Any) -> tuple:
     model = load(ns.run, device=device)
     data_dir = ns.data_dir or cfg.data.data_dir
     size = ns.image_size or cfg.data.image_size
-    ds = load_dataset(ns.source or cfg.data.source, ns.split, data_dir=data_dir, image_size=size)
+    source = ns.source or cfg.data.source
+    # a split too large to decode into memory is read in chunks as it is encoded
+    ds = open_stream(source, ns.split, data_dir, size)
+    if ds is None:
+        ds = load_dataset(source, ns.split, data_dir=data_dir, image_size=size)
     if len(ds) == 0:
         raise AekitError(f"{ds.source} [{ds.split}] has no images to embed")
     if existing is not None:  # before the costly encoding

@@ -360,7 +360,7 @@ def _read(
         if limit is not None and len(images) >= limit:
             break
     labelled = bool(images) and all(x is not None for x in labels)
-    classes = shards.classes or [str(i) for i in range(max(labels) + 1)] if labelled else []
+    classes = classes_of(shards, labels)
     return ImageSet(
         images=torch.from_numpy(np.stack(images)) if images
         else torch.zeros((0, c, h, w), dtype=torch.uint8),
@@ -369,6 +369,14 @@ def _read(
         source=shards.source,
         split=shards.split,
     )  # fmt: skip
+
+
+def classes_of(shards: Shards, labels: list[int | None]) -> list[str]:
+    """The class names of a split whose images have ``labels``: info.json's, else "0", "1", ...
+    up to the largest label; none (unlabelled) unless every image has a label."""
+    if not labels or any(x is None for x in labels):
+        return []
+    return shards.classes or [str(i) for i in range(max(labels) + 1)]  # type: ignore[type-var]
 
 
 @dataclass
