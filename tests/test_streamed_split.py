@@ -5,6 +5,7 @@ numbers, vectors, items and scores of the in-memory path."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -170,3 +171,29 @@ def test_eval_of_a_carved_shard_split_scores_what_training_held_out(
     got = json.loads(out)
     held = sum(aekit.data.wds.held_out(f"{i:09d}") for i in range(60))  # pack's keys
     assert got["count"] == held and got["mse"] == trained["test_mse"]
+
+
+def test_a_run_trained_on_a_streamed_folder_calibrates_from_it_streamed(
+    data, run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first score of a run reads its training images for their codes: a batch at a time
+    (its held-out split, test/, is read whole, as training reads it), with the codes and
+    held-out scores of the whole split at once."""
+    for name in ("memory", "streamed"):
+        shutil.copytree(run, tmp_path / name)
+        for kept in ("anomaly.json", "anomaly-codes.npy"):
+            (tmp_path / name / kept).unlink(missing_ok=True)
+    aekit.score(tmp_path / "memory")
+    real = aekit.data.sources.load_folder
+
+    def held_only(root: Path, split: str, *args: object) -> object:
+        assert split == "test", "the training split was read whole"
+        return real(root, split, *args)
+
+    monkeypatch.setenv("AEKIT_MEMMAP_BYTES", SMALL)
+    monkeypatch.setattr(aekit.data.sources, "load_folder", held_only)
+    aekit.score(tmp_path / "streamed")
+    a, b = (json.loads((tmp_path / n / "anomaly.json").read_text()) for n in ("memory", "streamed"))
+    assert a == b and a["about"]["train_count"] == 30  # class a of train/
+    codes = [np.load(tmp_path / n / "anomaly-codes.npy") for n in ("memory", "streamed")]
+    np.testing.assert_array_equal(*codes)

@@ -48,6 +48,7 @@ ANOMALY, CODES, LOCK = "anomaly.json", "anomaly-codes.npy", ".anomaly.lock"
 DEFAULT_FPR = 0.05
 FEW_HELDOUT = 10  # fewer held-out normal images than this: the threshold is rough (a note)
 MAP_SAMPLE = 512  # held-out images whose maps set the heatmaps' colour scale
+ENCODE_BATCH = 256  # training images encoded at a time (encode's own batch)
 # the parts each method adds up: recon needs no latent-knn, latent-knn no SSIM
 NEEDS = {"recon": ("recon",), "ssim": ("ssim",), "latent-knn": ("latent-knn",),
          "combined": COMBINED}  # fmt: skip
@@ -167,19 +168,23 @@ def _saved(run: Path, cfg: RunConfig, model: Autoencoder, digest: str) -> Detect
 
 
 def _build(run: Path, cfg: RunConfig, model: Autoencoder, digest: str, progress: bool) -> Detector:
-    from .splits import load_splits
+    from .splits import training_batches
 
     if progress:
         print(f"scoring {run}'s training and held-out images (once; kept in {run / ANOMALY})",
               file=sys.stderr)  # fmt: skip
     fpr = _previous_fpr(run)
-    train, held = load_splits(cfg.data)
-    codes = encode(model, train.images, progress=False)  # their codes only: no pixel scores
+    # read as training read them: a split too large for memory a batch at a time
+    batches, _, held = training_batches(cfg.data, ENCODE_BATCH)
+    # their codes only: no pixel scores
+    found = [encode(model, b, ENCODE_BATCH, progress=False) for b in batches]
+    dim = model.config.latent_dim
+    codes = np.concatenate(found) if found else np.zeros((0, dim), np.float32)
     parts = reconstruct_scores(model, held.images)
     parts["latent-knn"] = knn_distance(parts["codes"], codes)
     heldout = {k: parts[k].astype(np.float64) for k in PARTS}
     about = {"source": held.source, "split": held.split, "count": len(held),
-             "train_count": len(train)}  # fmt: skip
+             "train_count": len(codes)}  # fmt: skip
     shown = held.images[:MAP_SAMPLE]
     scale = {kind: map_scale(anomaly_maps(model, shown, kind)[1]) for kind in MAP_KINDS}
     det = Detector(run, cfg, model, codes, heldout, fpr, about, scale)

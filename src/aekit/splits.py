@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from .data.folder import FolderFiles, FolderScan, scan_folder
 from .data.npzarrays import memmap_threshold
 from .data.photos import PhotoSet, load_photos
 from .data.sources import parse_source
+from .data.streamed import folder_stream
 from .data.wds import Stream, carved_heldout, check_shards, open_shards
 from .errors import AekitError
 
@@ -124,6 +126,32 @@ def heldout_images(cfg: DataConfig) -> ImageSet:
         if scanned.decoded_bytes() > memmap_threshold():
             return folder_stream_split(cfg, scanned)[0]
     return load_splits(cfg)[1]
+
+
+def training_batches(
+    cfg: DataConfig, batch_size: int = 256
+) -> tuple[Iterator[torch.Tensor], int, ImageSet]:
+    """(the training images in uint8 batches, how many there are, the held-out images), read as
+    training reads them: a ``wds:`` split streamed from its shards (in an order of its own), a
+    folder too large to decode into memory file by file, in its order; others from memory."""
+    src = parse_source(cfg.source)
+    if cfg.patch_size is None and src.kind == "wds":
+        held, stream = stream_split(cfg)
+        n = stream.count(0, 1)  # before --classes: a bound, for a progress bar
+        return stream.batches(batch_size, torch.Generator().manual_seed(0)), n, held
+    if cfg.patch_size is None and src.kind == "folder":
+        scanned = scan_folder(Path(src.name), cfg.train_split, cfg.image_size)
+        if scanned.decoded_bytes() > memmap_threshold():
+            held, _, rows = folder_stream_split(cfg, scanned)
+            kept = replace(scanned, files=[scanned.files[r] for r in rows.tolist()], bad=[],
+                           labels=None)  # fmt: skip
+            stream = folder_stream(kept, cfg.source, cfg.train_split)
+            return (c.images for c in stream.chunks(batch_size)), len(rows), held
+    full, rows, held = training_split(cfg)
+    rows = torch.arange(len(full)) if rows is None else rows
+    # gathered a batch at a time: a memory-mapped split stays on disk
+    batches = (full.images[rows[s : s + batch_size]] for s in range(0, len(rows), batch_size))
+    return batches, len(rows), held
 
 
 def load_photo_splits(cfg: DataConfig) -> tuple[PhotoSet, PhotoSet]:
