@@ -41,7 +41,7 @@ def test_each_epoch_is_logged_and_a_resume_continues_the_curves(tmp_path: Path, 
 def test_logging_is_off_by_default_and_mistakes_are_one_line(
     tmp_path: Path, cli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    run = aekit.train(tmp_path / "plain", "shapes", epochs=1, **TINY)
+    run = aekit.train(tmp_path / "plain", "shapes", epochs=1, progress=False, **TINY)
     assert not (run / "tensorboard").exists() and (run / "metrics.jsonl").is_file()
     code, _, err = cli("train", "--data", "shapes", "--log", "wandb", "--out", tmp_path / "w")
     assert code != 0 and err.strip() == (

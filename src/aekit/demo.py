@@ -1,7 +1,9 @@
 """``aekit demo``: the offline tour on the built-in ``shapes`` set.
 
-Trains a plain and a denoising conv autoencoder, draws reconstruction and denoising grids, and
-writes ``report.md`` with the numbers. Sized for 2 CPU cores: 75-84 s with AVX512-BF16
+Trains a plain and a denoising conv autoencoder (the seed's model), and aekit's ``unet``
+denoiser on the same noisy shapes; draws reconstruction and denoising grids (the two denoisers
+side by side, each with its PSNR) and nearest/farthest search results, and writes ``report.md``
+with the numbers. Sized for 2 CPU cores: 75-84 s with AVX512-BF16
 (bf16 autocast), 151 s with AVX2 only (float32), measured with ``make demo``.
 Everything is built in a staging folder and moved into place at the end, so an interrupted demo
 leaves the previous results as they were.
@@ -28,10 +30,13 @@ from .viz import image_rows
 # time budget. Colour appears after ~6 epochs of this; the report shows the curve.
 DEMO_MODEL = ModelConfig(arch="conv", base_channels=16, latent_dim=128)
 NOISE = "gaussian:51"  # twice the seed's 0.2 on [-1, 1]: a short CPU run shows a clear gain
+UNET_IMAGES, UNET_EPOCHS = 2000, 2  # the unet denoiser's share of the demo's time
+DENOISERS = {"denoising": "the seed's conv DAE", "unet": "aekit's unet"}
 SEARCH_QUERIES = (0, 1, 2)  # test images whose neighbours the demo draws
 OUTPUTS = (
     "plain",
     "denoising",
+    "unet",
     "embeddings",
     "reconstructions.png",
     "denoising.png",
@@ -40,13 +45,20 @@ OUTPUTS = (
 )
 
 
-def demo_configs(epochs: int = 7) -> dict[str, RunConfig]:
-    """The two runs of the demo: a plain and a denoising autoencoder on ``shapes``."""
+def demo_configs(epochs: int = 7, unet_epochs: int = UNET_EPOCHS) -> dict[str, RunConfig]:
+    """The runs of the demo: the seed's plain and denoising autoencoders on ``shapes``, and
+    aekit's unet denoiser on the same noisy shapes (its defaults; fewer images: it costs more
+    per image)."""
     data = DataConfig(source="shapes")
     return {
         "plain": RunConfig(data, DEMO_MODEL, TrainConfig(epochs=epochs, batch_size=16)),
         "denoising": RunConfig(
             data, DEMO_MODEL, TrainConfig(epochs=epochs, batch_size=16, noise=NOISE)
+        ),
+        "unet": RunConfig(
+            DataConfig(source="shapes", limit=UNET_IMAGES),
+            ModelConfig(arch="unet"),
+            TrainConfig(epochs=unet_epochs, noise=NOISE),
         ),
     }
 
@@ -55,13 +67,19 @@ def command(cfg: RunConfig, out: str) -> str:
     """The ``aekit train`` command line that trains ``cfg``."""
     m, t = cfg.model, cfg.train
     noise = f" --noise {t.noise}" if t.noise else ""
+    if m.arch == "unet":  # its family's defaults
+        return (f"aekit train --data {cfg.data.source} --limit {cfg.data.limit} --arch unet "
+                f"--epochs {t.epochs}{noise} --out {out}")  # fmt: skip
     return (f"aekit train --data {cfg.data.source} --base-channels {m.base_channels} "
             f"--latent-dim {m.latent_dim} --batch-size {t.batch_size} --epochs {t.epochs}"
             f"{noise} --out {out}")  # fmt: skip
 
 
-def run_demo(out: Path, epochs: int = 7, progress: bool | None = None) -> Path:
-    """Run the demo into ``out``; returns the path of its report."""
+def run_demo(
+    out: Path, epochs: int = 7, progress: bool | None = None, unet_epochs: int = UNET_EPOCHS
+) -> Path:
+    """Run the demo into ``out`` (``epochs`` of each conv run, ``unet_epochs`` of the unet's);
+    returns the path of its report."""
     stage = out / ".demo-staging"
     shutil.rmtree(stage, ignore_errors=True)  # left by an interrupted demo
     stage.mkdir(parents=True)
@@ -71,16 +89,21 @@ def run_demo(out: Path, epochs: int = 7, progress: bool | None = None) -> Path:
              f"classes: {', '.join(test.classes)}). Conv autoencoder (the seed's architecture, "
              f"base {DEMO_MODEL.base_channels} channels, latent {DEMO_MODEL.latent_dim}), "
              f"{epochs} epochs each.", ""]  # fmt: skip
-    for name, cfg in demo_configs(epochs).items():
-        print(f"[demo] training the {name} autoencoder ({cfg.train.epochs} epochs) ...", flush=True)
+    denoisers = []
+    for name, cfg in demo_configs(epochs, unet_epochs).items():
+        what = "unet denoiser" if name == "unet" else f"{name} autoencoder"
+        print(f"[demo] training the {what} ({cfg.train.epochs} epochs) ...", flush=True)
         t0 = time.perf_counter()
         train(cfg, stage / name, progress=progress)
         model = load(stage / name)
         ev = evaluate(model, test.images, Objective.from_config(cfg), with_ssim=True)
-        lines += _section(name, cfg, stage / name, time.perf_counter() - t0, ev)
-        lines += _pictures(name, model, test.images[:10], stage)
+        lines += _section(what, cfg, stage / name, time.perf_counter() - t0, ev)
         if name == "plain":
+            lines += _reconstructions(model, test.images[:10], stage)
             lines += _search(model, stage / name, test, stage)
+        else:
+            denoisers.append((DENOISERS[name], model, ev["denoised_psnr"]))
+    lines += _denoising(denoisers, test.images[:10], stage)
     (stage / "report.md").write_text("\n".join(lines) + "\n")
     for item in OUTPUTS:  # the new results replace the old ones only now that all are complete
         target = out / item
@@ -105,8 +128,8 @@ def run_demo(out: Path, epochs: int = 7, progress: bool | None = None) -> Path:
 def _section(name: str, cfg: RunConfig, run: Path, seconds: float, ev: dict) -> list[str]:
     rows = read_metrics(run)
     noisy = bool(cfg.train.noise)
-    lines = [f"## {name} autoencoder", "",
-             f"`{command(cfg, name)}` took {seconds:.1f} s "
+    lines = [f"## {name}", "",
+             f"`{command(cfg, run.name)}` took {seconds:.1f} s "
              f"({rows[-1]['images_per_s']:.0f} training images/s in the last epoch).", "",
              "| epoch | train loss | held-out loss | held-out PSNR (dB) |"
              + (" noisy PSNR | denoised PSNR |" if noisy else ""),
@@ -125,18 +148,29 @@ def _section(name: str, cfg: RunConfig, run: Path, seconds: float, ev: dict) -> 
     return [*lines, ""]
 
 
-def _pictures(name: str, model: torch.nn.Module, images: torch.Tensor, out: Path) -> list[str]:
-    if name == "plain":
-        path = image_rows([("original", images), ("reconstruction", reconstruct(model, images))],
-                          out / "reconstructions.png", title="plain autoencoder")  # fmt: skip
-    else:
-        noisy, clean = denoise(model, images, NOISE)
-        path = image_rows(
-            [("original", images), ("noisy input", noisy), ("denoised", clean)],
-            out / "denoising.png",
-            title=f"denoising autoencoder ({NOISE})",
-        )
-    return [f"![{name}]({path.name})", ""]
+def _reconstructions(model: torch.nn.Module, images: torch.Tensor, out: Path) -> list[str]:
+    path = image_rows([("original", images), ("reconstruction", reconstruct(model, images))],
+                      out / "reconstructions.png", title="plain autoencoder")  # fmt: skip
+    return [f"![plain]({path.name})", ""]
+
+
+def _denoising(
+    denoisers: list[tuple[str, torch.nn.Module, float]], images: torch.Tensor, out: Path
+) -> list[str]:
+    """One picture: the clean and noisy images, then each denoiser's output with its PSNR on
+    the test split."""
+    rows: list[tuple[str, torch.Tensor]] = [("original", images)]
+    for i, (name, model, db) in enumerate(denoisers):
+        noisy, clean = denoise(model, images, NOISE)  # the same noise for each: the same seeds
+        if i == 0:
+            rows.append((f"noisy input ({NOISE})", noisy))
+        rows.append((f"{name}: {db:.1f} dB", clean))
+    path = image_rows(rows, out / "denoising.png", title="denoising the same noisy shapes")
+    table = [f"| {name} | {db:.2f} dB |" for name, _, db in denoisers]
+    return ["## Denoising, side by side", "",
+            f"The same test images with the same {NOISE} noise, denoised by each model:", "",
+            f"![denoising]({path.name})", "", "| model | denoised PSNR (test split) |",
+            "|---|---|", *table, ""]  # fmt: skip
 
 
 def _search(model: torch.nn.Module, run: Path, test: ImageSet, out: Path) -> list[str]:

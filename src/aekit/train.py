@@ -598,13 +598,11 @@ class TrainingData:
         return int(c), int(h), int(w)
 
     def channel_mean(self, arch: str, most: int = 4096) -> torch.Tensor:
-        """(C,) the per-channel mean of the training images on ``arch``'s scale, from the first
-        ``most`` of them where they are in memory, else from the held-out images (a streamed
-        split is not read ahead for it)."""
-        images = self.held.images
-        if self.images is not None:
-            images = self.images if self.rows is None else self.images[self.rows[:most].cpu()]
-        return to_model_scale(images[:most].float().mean(dim=(0, 2, 3)), arch)  # 0-255 -> scale
+        """(C,) the per-channel mean of (the first ``most``) held-out images on ``arch``'s
+        scale: what the decoder starts at. The held-out images are in memory however the
+        training split is read (whole, per batch from files, streamed from shards), so every
+        way of reading one dataset starts the same run."""
+        return to_model_scale(self.held.images[:most].float().mean(dim=(0, 2, 3)), arch)
 
     def steps(self, batch_size: int, group: Group = SINGLE) -> int:
         """Optimizer steps per epoch: batches of ``batch_size`` x ranks, less a last one too
