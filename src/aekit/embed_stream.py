@@ -36,20 +36,22 @@ def encode_stream(
     split; in a torchrun ``group`` each process reads its part, and every one gets it all."""
     mine = stream.part(group.rank, group.world) if group.on else stream
     wanted = set(fingerprint_rows(stream.expected).tolist())  # if every image decodes
-    codes, kept, pos = [], {}, mine.offset
+    vectors = np.empty((len(mine), model.config.latent_dim), np.float32)  # filled in place
+    kept, pos = {}, mine.offset
     bar = tqdm(total=len(mine), unit="img", desc="embedding", leave=False,
                disable=None if progress is None else not progress)  # fmt: skip
     try:
         for chunk in mine.chunks(batch_size):
-            codes.append(encode(model, chunk.images, batch_size, False, first=pos))
+            at = pos - mine.offset
+            vectors[at : at + len(chunk.images)] = encode(model, chunk.images, batch_size,
+                                                          False, first=pos)  # fmt: skip
             for j in sorted(wanted.intersection(range(pos, pos + len(chunk.images)))):
                 kept[j] = chunk.images[j - pos].clone()  # not a view: the chunk goes
             pos += len(chunk.images)
             bar.update(len(chunk.images) + chunk.skipped)
     finally:
         bar.close()
-    dim = model.config.latent_dim
-    vectors = np.concatenate(codes) if codes else np.zeros((0, dim), np.float32)
+    vectors = vectors[: pos - mine.offset]  # fewer where images failed to decode
     found = mine.listing()
     if group.on:
         vectors = group.gather_rows(torch.from_numpy(vectors)).numpy()

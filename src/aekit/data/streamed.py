@@ -161,7 +161,10 @@ def share(n: int, rank: int, world: int) -> slice:
 def folder_stream(scanned: FolderScan, source: str, split: str, offset: int = 0) -> SplitStream:
     """A folder's split (scanned from its headers) decoded chunk by chunk."""
     w, h = scanned.size_wh
-    files = FolderFiles(scanned.files, scanned.gray, scanned.size_wh)
+    # the files by name: a Path of a million holds several times its string's memory
+    paths = [str(f) for f in scanned.files]
+    scanned = replace(scanned, files=[])
+    files = FolderFiles(paths, scanned.gray, scanned.size_wh)  # type: ignore[arg-type]
     labels = scanned.labels
 
     def read(size: int, limit: int | None) -> Iterator[Chunk]:
@@ -178,7 +181,7 @@ def folder_stream(scanned: FolderScan, source: str, split: str, offset: int = 0)
                 taken += len(kept)
                 yield Chunk(torch.stack([decoded[r - s] for r in kept]),  # type: ignore[misc]
                             [None if labels is None else labels[r] for r in kept],
-                            [str(scanned.files[r]) for r in kept],
+                            [paths[r] for r in kept],
                             len(rows) - sum(im is not None for im in decoded))  # fmt: skip
                 if limit is not None and taken >= limit:
                     return
@@ -188,14 +191,15 @@ def folder_stream(scanned: FolderScan, source: str, split: str, offset: int = 0)
 
     def cut(rank: int, world: int) -> SplitStream:
         rows = share(len(files), rank, world)
-        mine = replace(scanned, files=scanned.files[rows],
+        mine = replace(scanned, files=paths[rows],
                        labels=None if labels is None else labels[rows])  # fmt: skip
         return folder_stream(mine, source, split, offset + rows.start)
 
     shape = (1 if scanned.gray else 3, h, w)
+    # what --normal needs before a pass: the labels and classes (not the files)
     known = Listing(source, split, shape, classes([]),
                     None if labels is None else torch.tensor(labels, dtype=torch.int64),
-                    [str(f) for f in scanned.files], len(files))  # fmt: skip
+                    None, len(files))  # fmt: skip
     return SplitStream(source, split, shape, len(files), read, classes, cut, offset, known)
 
 
