@@ -120,7 +120,7 @@ def run_demo(
     print(f"[demo] embedding store (use it with aekit search / search-eval): {out / 'embeddings'}")
     print(
         f"[demo] runs (use them with aekit eval / reconstruct / denoise): {out / 'plain'}, "
-        f"{out / 'denoising'}"
+        f"{out / 'denoising'}, {out / 'unet'}"
     )
     return report
 

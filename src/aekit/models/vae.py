@@ -21,8 +21,9 @@ from ..errors import AekitError
 from .base import AEOutput, Autoencoder
 from .registry import Family, get_family, list_bodies
 
-# the conv body (the seed's decoder) saturated its Tanh to a blank image on MNIST in a probe of
-# 150 steps (seed 0, lr 1e-3; the conv family itself too); the resnet body trained
+# the resnet body: 0.3 dB better than the conv body on CIFAR (BENCHMARKS.md, "Model families").
+# (The conv body's Tanh once saturated to a blank image on MNIST, as the conv family did, with
+# torch's default start; both now start with He weights and the output at the data's mean.)
 DEFAULT_BODY = "resnet"
 LOGVAR_RANGE = (-30.0, 20.0)  # keeps exp(logvar) finite in float32 and bf16
 
