@@ -4,8 +4,12 @@ numbers, vectors, items and scores of the in-memory path."""
 
 from __future__ import annotations
 
+import io
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -97,7 +101,9 @@ def test_embed_streams_the_same_vectors_and_items(
 def test_a_streamed_store_shows_its_folder_items_file_by_file(
     cli, data, run, streamed, tmp_path: Path
 ) -> None:
-    code, _, err = cli("embed", run, "--data", data["folder"], "--out", tmp_path / "memory")
+    shutil.copytree(Path(data["root"]) / "pics", tmp_path / "pics")  # its files change below
+    code, _, err = cli("embed", run, "--data", f"folder:{tmp_path / 'pics'}", "--out",
+                       tmp_path / "memory")  # fmt: skip
     assert code == 0, err
     memory = Embeddings.load(tmp_path / "memory")
     streamed()  # the store reads its items' pictures from their files alone
@@ -197,3 +203,70 @@ def test_a_run_trained_on_a_streamed_folder_calibrates_from_it_streamed(
     assert a == b and a["about"]["train_count"] == 30  # class a of train/
     codes = [np.load(tmp_path / n / "anomaly-codes.npy") for n in ("memory", "streamed")]
     np.testing.assert_array_equal(*codes)
+
+
+def test_a_server_of_a_streamed_folder_store_reads_its_files_per_picture(
+    cli, data, run, streamed, tmp_path: Path
+) -> None:
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from aekit.web.server import create_app
+
+    code, _, err = cli("embed", run, "--data", data["folder"], "--out", tmp_path / "emb")
+    assert code == 0, err
+    expected = Embeddings.load(tmp_path / "emb").image(7)
+    streamed()  # the gallery no longer loads the folder at start
+    client = TestClient(create_app(run, tmp_path / "emb", device="cpu"))
+    r = client.get("/api/gallery/7/image")
+    assert r.status_code == 200
+    with Image.open(io.BytesIO(r.content)) as img:
+        assert np.array_equal(np.asarray(img).transpose(2, 0, 1), expected.numpy())
+
+
+@pytest.mark.parametrize("kind", ["folder", "wds"])
+def test_an_image_that_fails_to_decode_is_skipped_as_from_memory(
+    cli, data, run, streamed, tmp_path: Path, kind: str
+) -> None:
+    """Its header reads, its pixels do not: skipped with a warning on both paths, the items
+    and fingerprint (positions moved: made again) those of the in-memory path."""
+    shutil.copytree(Path(data["root"]) / "pics" / "test", tmp_path / "pics")
+    cut = tmp_path / "pics" / "a" / "003a.jpg"  # 4th of a's: a JPEG cut in half, header whole
+    noise = np.random.default_rng(0).integers(0, 256, (32, 32, 3), np.uint8)
+    Image.fromarray(noise).save(cut, quality=95)
+    cut.write_bytes(cut.read_bytes()[: cut.stat().st_size // 2])
+    source = f"folder:{tmp_path / 'pics'}"
+    if kind == "wds":
+        pack(source, tmp_path / "shards", shard_size=40_000)
+        source = f"wds:{tmp_path / 'shards'}"
+    args = ["embed", run, "--data", source, "--split", "train", "--batch-size", "16"]
+    code, _, err = cli(*args, "--out", tmp_path / "memory")
+    assert code == 0 and "skipped" in err, err
+    streamed()
+    code, out, err = cli(*args, "--out", tmp_path / "streamed")
+    assert code == 0 and "skipped" in err, err
+    assert "embedded 60 images" in out
+    a, b = Embeddings.load(tmp_path / "memory"), Embeddings.load(tmp_path / "streamed")
+    assert a.items == b.items and a.manifest["parts"] == b.manifest["parts"]
+    np.testing.assert_allclose(np.asarray(a.vectors), np.asarray(b.vectors), rtol=1e-5, atol=1e-6)
+    with pytest.raises(AekitError, match="cannot be decoded"):  # eval counts its images first
+        aekit.evaluate(run, data=source, split="train")
+
+
+def test_embed_of_a_streamed_folder_under_torchrun_is_one_store(data, run, tmp_path: Path) -> None:
+    """Each process reads its part of the files; rank 0 writes the store of them all."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "AEKIT_DIST_TIMEOUT": "60"}
+    args = ["embed", str(run), "--data", data["folder"], "--split", "test", "--batch-size", "16"]
+    one = subprocess.run([sys.executable, "-m", "aekit", *args, "--out", str(tmp_path / "e1")],
+                         capture_output=True, text=True, timeout=240, env=env)  # fmt: skip
+    assert one.returncode == 0, one.stderr
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                          "--nproc_per_node", "2", "-m", "aekit", *args, "--out",
+                          str(tmp_path / "e2")], capture_output=True, text=True, timeout=240,
+                         env={**env, "AEKIT_MEMMAP_BYTES": SMALL})  # fmt: skip
+    assert two.returncode == 0, two.stderr
+    assert two.stdout.count("embedded 60 images") == 1
+    a, b = Embeddings.load(tmp_path / "e1"), Embeddings.load(tmp_path / "e2")
+    assert a.items == b.items and a.manifest["parts"] == b.manifest["parts"]
+    # the processes' batches start elsewhere (file 30): float32 rounding of other batches
+    np.testing.assert_allclose(np.asarray(a.vectors), np.asarray(b.vectors), rtol=1e-5, atol=1e-6)

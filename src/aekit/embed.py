@@ -168,6 +168,15 @@ class Embeddings:
             self._by_file[key] = by_file
         return self._by_file[key]
 
+    def preload(self) -> None:
+        """Read every part's pictures now (a server's, not per request), and check that they
+        are the ones embedded; a folder too large for memory is checked, then read a file per
+        picture shown."""
+        for part in self.manifest["parts"]:
+            key = (part["source"], part["split"])
+            if not self._read_by_file(key):
+                self.dataset(*key)
+
     def image(self, i: int) -> torch.Tensor:
         """uint8 (C, H, W): stored item ``i``'s image, from its source (from its file alone,
         where the source is a folder too large to decode into memory)."""

@@ -12,10 +12,11 @@ A shard is a plain tar whose members ``KEY.png|jpg|jpeg|webp`` are the images an
 Training streams a split: each epoch every process reads its own shards (shard ``i`` goes to
 rank ``i % ranks``) in an order drawn from the run's generator, DataLoader workers decode them
 (each worker its shards), samples pass a shuffle buffer, and memory holds the buffer and the
-batches in flight, never the set. Other commands (eval, embed, describe, ...) read a split whole
-into memory. A split with no held-out split beside it gives one: the images whose key hashes to
-0 mod 10 (at most HELD_MAX of them), never trained on. A member that cannot be decoded is
-skipped with a warning.
+batches in flight, never the set. ``eval``, ``embed`` and ``score`` read a split whose images
+would exceed ``AEKIT_MEMMAP_BYTES`` in order, a chunk at a time (:mod:`aekit.data.streamed`);
+other commands (describe, ...) and smaller splits are read whole into memory. A split with no
+held-out split beside it gives one: the images whose key hashes to 0 mod 10 (at most HELD_MAX
+of them), never trained on. A member that cannot be decoded is skipped with a warning.
 """
 
 from __future__ import annotations

@@ -36,8 +36,7 @@ class Gallery:
         self.store = store
         self._map: dict[str, Any] = {}
         self._map_lock = threading.Lock()
-        for part in store.manifest["parts"]:  # load every item's pictures now, not per request
-            store.dataset(part["source"], part["split"])
+        store.preload()  # every item's pictures now, not per request
 
     def __len__(self) -> int:
         return len(self.store)
