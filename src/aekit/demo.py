@@ -3,8 +3,9 @@
 Trains a plain and a denoising conv autoencoder (the seed's model), and aekit's ``unet``
 denoiser on the same noisy shapes; draws reconstruction and denoising grids (the two denoisers
 side by side, each with its PSNR) and nearest/farthest search results, and writes ``report.md``
-with the numbers. Sized for 2 CPU cores: 75-84 s with AVX512-BF16
-(bf16 autocast), 151 s with AVX2 only (float32), measured with ``make demo``.
+with the numbers. On 2 AVX2 cores (float32), ``make demo`` took 217 s after set-up (5 min 45 s
+from a fresh clone, 2026-12-02); before the unet run it took 75-84 s with AVX512-BF16 (bf16
+autocast) and 151 s with AVX2 only.
 Everything is built in a staging folder and moved into place at the end, so an interrupted demo
 leaves the previous results as they were.
 """
