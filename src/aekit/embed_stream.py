@@ -20,7 +20,7 @@ from .data.npzarrays import memmap_threshold
 from .data.sources import parse_source
 from .data.streamed import Listing, SplitStream
 from .distributed import SINGLE, Group
-from .embed import encode, fingerprint_of, fingerprint_rows
+from .encoding import encode, fingerprint_of, fingerprint_rows
 from .errors import AekitError
 from .models import Autoencoder
 
