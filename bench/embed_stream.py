@@ -26,7 +26,6 @@ and are deleted after.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import sys
@@ -38,7 +37,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from stream import IMAGE_BYTES, SIDE, watch  # same folder: the same pictures and measurement
+from stream import (  # same folder: the same pictures and measurement
+    IMAGE_BYTES,
+    SIDE,
+    save_results,
+    watch,
+)
 from train_speed import machine
 
 HERE = Path(__file__).resolve().parent
@@ -104,9 +108,7 @@ def main() -> None:
     finally:
         if not args.work:
             shutil.rmtree(work, ignore_errors=True)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(results, indent=1) + "\n")
-    print(f"wrote {args.out}")
+    save_results(args.out, results)
 
 
 def embed_size(
