@@ -73,12 +73,15 @@ def command(cfg: RunConfig, out: str) -> str:
         return (f"aekit train --data {cfg.data.source} --limit {cfg.data.limit} --arch unet "
                 f"--epochs {t.epochs}{noise} --out {out}")  # fmt: skip
     return (f"aekit train --data {cfg.data.source} --base-channels {m.base_channels} "
-            f"--latent-dim {m.latent_dim} --batch-size {t.batch_size} --lr {t.lr:g} --epochs {t.epochs}"
-            f"{noise} --out {out}")  # fmt: skip
+            f"--latent-dim {m.latent_dim} --batch-size {t.batch_size} --lr {t.lr:g} "
+            f"--epochs {t.epochs}{noise} --out {out}")  # fmt: skip
 
 
 def run_demo(
-    out: Path, epochs: int = CONV_EPOCHS, progress: bool | None = None, unet_epochs: int = UNET_EPOCHS
+    out: Path,
+    epochs: int = CONV_EPOCHS,
+    progress: bool | None = None,
+    unet_epochs: int = UNET_EPOCHS,
 ) -> Path:
     """Run the demo into ``out`` (``epochs`` of each conv run, ``unet_epochs`` of the unet's);
     returns the path of its report."""
