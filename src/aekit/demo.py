@@ -3,9 +3,9 @@
 Trains a plain and a denoising conv autoencoder (the seed's model), and aekit's ``unet``
 denoiser on the same noisy shapes; draws reconstruction and denoising grids (the two denoisers
 side by side, each with its PSNR) and nearest/farthest search results, and writes ``report.md``
-with the numbers. On 2 AVX2 cores (float32), ``make demo`` took 217 s after set-up (5 min 45 s
-from a fresh clone, 2026-12-02); before the unet run it took 75-84 s with AVX512-BF16 (bf16
-autocast) and 151 s with AVX2 only.
+with the numbers. From a fresh clone on 2 AVX2 cores (float32, 2026-12-02), ``make demo`` took
+4 min 46 s: 33 s of set-up and 254 s of demo (the conv runs at 584-680 images/s; an hour before,
+the same runs trained at 1,050-1,100 images/s on that machine).
 Everything is built in a staging folder and moved into place at the end, so an interrupted demo
 leaves the previous results as they were.
 """
@@ -27,9 +27,10 @@ from .runs import RunConfig, load, read_metrics
 from .train import Objective, evaluate, train
 from .viz import image_rows
 
-# A narrower model than the seed's (base 16, not 64), batches of 32 at 3x the family's rate:
-# on 2 AVX2 cores 6 epochs of this take ~45 s and denoise better than the 7 epochs of batch 16 at
-# 1e-3 the demo ran before (22.7 dB, 84 s; 5 epochs at 3e-3: 22.7 dB, 7: 24.0 dB, 2026-12-02).
+# A narrower model than the seed's (base 16, not 64), batches of 32 at 3x the family's rate. The
+# conv DAE, measured on 2 AVX2 cores on 2026-12-02 within an hour: 7 epochs of batch 16 at 1e-3
+# (the demo before) 22.7 dB denoised in 84 s; batch 32 at 3e-3, 5 epochs 22.7 dB and 7 epochs
+# 24.0 dB, at 1,000-1,100 images/s against 660-770 for batch 16.
 DEMO_MODEL = ModelConfig(arch="conv", base_channels=16, latent_dim=128)
 CONV_EPOCHS, CONV_BATCH, CONV_LR = 6, 32, 3e-3
 NOISE = "gaussian:51"  # twice the seed's 0.2 on [-1, 1]: a short CPU run shows a clear gain
