@@ -3,9 +3,9 @@
 Trains a plain and a denoising conv autoencoder (the seed's model), and aekit's ``unet``
 denoiser on the same noisy shapes; draws reconstruction and denoising grids (the two denoisers
 side by side, each with its PSNR) and nearest/farthest search results, and writes ``report.md``
-with the numbers. From a fresh clone on 2 AVX2 cores (float32, 2026-12-02), ``make demo`` took
-4 min 46 s: 33 s of set-up and 254 s of demo (the conv runs at 584-680 images/s; an hour before,
-the same runs trained at 1,050-1,100 images/s on that machine).
+with the numbers. From a fresh clone, ``make demo`` took 2 min 02 s including set-up on 2 Intel
+AMX cores (bf16 native) and 4 min 46 s on 2 AVX2-only cores (float32, a slowed machine), both
+2026-12-02.
 Everything is built in a staging folder and moved into place at the end, so an interrupted demo
 leaves the previous results as they were.
 """
