@@ -39,10 +39,10 @@ from sklearn.decomposition import PCA
 from sklearn.metrics import roc_auc_score
 
 import aekit
-from aekit.anomaly import METHODS, PARTS
-from aekit.commands import main as aekit_main
-from aekit.detector import load_detector
-from aekit.search import exact_search
+from aekit.anomaly.detector import load_detector
+from aekit.anomaly.methods import METHODS, PARTS
+from aekit.cli import main as aekit_main
+from aekit.search.knn import exact_search
 
 HERE = Path(__file__).resolve().parent
 SHARED = HERE.parents[1] / "shared" / "data"

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from aekit.anomaly import PARTS, spread_stats, standardise
+from aekit.anomaly.methods import PARTS, spread_stats, standardise
 
 
 def main() -> None:

@@ -9,7 +9,7 @@ For each trained run (e.g. the two of ``make demo``: ``aekit-demo/plain``,
 - **eval** (not for a run trained on photo patches, whose job is the next point):
   ``aekit.evaluate(run, limit=N, amp=False)`` against ``amp=True`` (bf16 autocast):
   MSE on [0, 1] pixels and its relative difference; images/s of each.
-- **embed**: ``aekit.embed.encode`` of the run's held-out images in float32 and under bf16
+- **embed**: ``aekit.search.encoding.encode`` of the run's held-out images in float32 and under bf16
   autocast: relative difference of each code vector (median, max) and how many of each query's
   10 exact nearest neighbours (the first 100 images as queries) stay the same; images/s.
   aekit's embed stays float32; this says why.
@@ -36,13 +36,13 @@ import numpy as np
 import torch
 
 import aekit
-from aekit import runs
 from aekit.data.images import read_image_file
 from aekit.devices import bf16_native, pick_device
-from aekit.embed import encode
 from aekit.models import get_family
-from aekit.search import exact_search
-from aekit.splits import load_splits
+from aekit.search.embed import encode
+from aekit.search.knn import exact_search
+from aekit.training import runs
+from aekit.training.splits import load_splits
 from train_speed import machine  # same folder: the same machine description
 
 HERE = Path(__file__).resolve().parent

@@ -1,11 +1,11 @@
 """Photo denoising against the classics: aekit, CBM3D / BM3D (the ``bm3d`` package), a Gaussian
 blur and the noisy input, on the same noisy photos, at each noise level.
 
-Every method sees the same noisy images: photo i at sigma s is ``aekit.fullsize.add_noise`` of it
-with seed i (Gaussian, unclipped, as the published tables add it). Outputs are clipped and
-rounded to 8 bits (what a saved PNG holds); PSNR and SSIM on the 0-255 scale, seconds per photo
-of the method alone. The blur's width is chosen per noise level as the best of a small grid on
-the same images (an oracle, which flatters the blur).
+Every method sees the same noisy images: photo i at sigma s is
+``aekit.denoising.fullsize.add_noise`` of it with seed i (Gaussian, unclipped, as the published
+tables add it). Outputs are clipped and rounded to 8 bits (what a saved PNG holds); PSNR and SSIM
+on the 0-255 scale, seconds per photo of the method alone. The blur's width is chosen per noise
+level as the best of a small grid on the same images (an oracle, which flatters the blur).
 
     python bench/denoise.py --run runs/photo-denoiser --photos ../shared/data/photos/Kodak24
     python bench/denoise.py --gray --run runs/photo-denoiser-gray --methods noisy,blur,aekit,bm3d
@@ -26,9 +26,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from aekit.fullsize import add_noise, denoise_image, to_uint8
+from aekit.denoising.fullsize import add_noise, denoise_image, to_uint8
 from aekit.metrics import psnr_per_image, ssim_per_image
-from aekit.objectives import Noise
+from aekit.training.objectives import Noise
 
 HERE = Path(__file__).resolve().parent
 PHOTOS = HERE.parents[1] / "shared" / "data" / "photos" / "Kodak24"
@@ -177,7 +177,7 @@ def main() -> None:
     photos = load_photos(args.photos, args.gray, args.limit)
     model = None
     if args.run:
-        from aekit.runs import load
+        from aekit.training.runs import load
 
         model = load(args.run)
     if args.picture:

@@ -36,7 +36,7 @@ SHARED = HERE.parent.parent / "shared" / "data"
 SEED_START = (
     "import sys, aekit.models.conv as c, aekit.models.base as b; "
     "c.he_init = lambda m: m; b.Autoencoder.start_at_mean = lambda self, mean: None; "
-    "from aekit.commands import run; sys.argv[0] = 'aekit'; run()"
+    "from aekit.cli import run; sys.argv[0] = 'aekit'; run()"
 )
 
 RUNS: dict[str, str] = {
@@ -50,7 +50,7 @@ RUNS: dict[str, str] = {
 
 def train(args: list[str], seed_start: bool, out: Path) -> list[float]:
     """Held-out PSNR after each epoch of ``aekit train ARGS --out OUT``."""
-    code = SEED_START if seed_start else "from aekit.commands import run; run()"
+    code = SEED_START if seed_start else "from aekit.cli import run; run()"
     cmd = [sys.executable, "-c", code, "train", *args, "--out", str(out)]
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
@@ -60,8 +60,8 @@ def train(args: list[str], seed_start: bool, out: Path) -> list[float]:
 def mean_image_psnr(source: str, limit: int, train_split: str = "train") -> float:
     """PSNR on the held-out images of the training images' mean image (what a model that
     gives every image the same output can reach at best)."""
-    from aekit.config import DataConfig
-    from aekit.splits import training_split
+    from aekit.data.config import DataConfig
+    from aekit.training.splits import training_split
 
     full, rows, held = training_split(DataConfig(source=source, limit=limit,
                                                  train_split=train_split))  # fmt: skip

@@ -27,9 +27,9 @@ from pathlib import Path
 import numpy as np
 
 import aekit
-from aekit.retrieval import search_eval
-from aekit.runs import read_metrics
-from aekit.splits import load_splits
+from aekit.search.retrieval import search_eval
+from aekit.training.runs import read_metrics
+from aekit.training.splits import load_splits
 from train_speed import machine  # same folder: the same machine description
 
 HERE = Path(__file__).resolve().parent
@@ -59,7 +59,7 @@ def run_family(variant: str, data: str, epochs: int, work: Path) -> dict:
     run = aekit.train(work / variant.replace(":", "_"), data, arch=arch, epochs=epochs, seed=0,
                       amp=False, progress=False, **opts)  # fmt: skip
     wall = time.perf_counter() - t0
-    cfg = aekit.runs.load_config(run)
+    cfg = aekit.training.runs.load_config(run)
     rows = read_metrics(run)
     model = aekit.load(run)
     _, held = load_splits(cfg.data)

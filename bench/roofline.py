@@ -49,14 +49,14 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 import aekit
-from aekit import fastpath, runs
-from aekit.config import ModelConfig
 from aekit.devices import bf16_native, pick_device
 from aekit.models import Autoencoder
 from aekit.models.base import to_model_scale
-from aekit.objectives import reconstruction_loss
-from aekit.splits import load_splits
-from aekit.train import Objective
+from aekit.models.config import ModelConfig
+from aekit.training import fastpath, runs
+from aekit.training.objectives import reconstruction_loss
+from aekit.training.splits import load_splits
+from aekit.training.step import Objective
 from train_speed import machine  # same folder: the same machine description
 
 HERE = Path(__file__).resolve().parent

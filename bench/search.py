@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from aekit.search import build_index, exact_search, index_search, recall_at_k
+from aekit.search.knn import build_index, exact_search, index_search, recall_at_k
 
 METHODS = ("exact", "flat", "ivf", "hnsw")
 DIM = 256

@@ -115,7 +115,8 @@ def decode_speed(size: float, work: Path, out: str) -> None:
     import torch
 
     from aekit.data.pack import pack
-    from aekit.data.wds import Stream, open_shards
+    from aekit.data.wds import open_shards
+    from aekit.data.wds_stream import Stream
 
     n = round(size * 1e9 / IMAGE_BYTES)
     write_npz(work / "decode.npz", n)

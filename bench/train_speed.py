@@ -51,9 +51,9 @@ import numpy as np
 import torch
 
 import aekit
-from aekit import fastpath
 from aekit.devices import bf16_native, pick_device
-from aekit.splits import load_splits
+from aekit.training import fastpath
+from aekit.training.splits import load_splits
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "train_speed.json"

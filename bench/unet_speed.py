@@ -12,8 +12,8 @@ import time
 
 import torch
 
-from aekit.config import ModelConfig
 from aekit.models import Autoencoder
+from aekit.models.config import ModelConfig
 
 CONFIGS = [(16, 1, 16, 64), (16, 1, 64, 64), (24, 1, 32, 64), (32, 1, 64, 64), (32, 2, 16, 64)]
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 import aekit
-from aekit.commands import main
+from aekit.cli import main
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

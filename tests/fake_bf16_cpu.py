@@ -14,7 +14,7 @@ import importlib
 import torch
 
 _devices = importlib.import_module("aekit.devices")
-_train = importlib.import_module("aekit.train")  # ``aekit.train`` the attribute is the function
+_step = importlib.import_module("aekit.training.step")  # where training looks the check up
 _real = _devices.bf16_native
 
 
@@ -23,4 +23,4 @@ def _native_on_cpu(device: torch.device) -> bool:
 
 
 _devices.bf16_native = _native_on_cpu
-_train.bf16_native = _native_on_cpu
+_step.bf16_native = _native_on_cpu

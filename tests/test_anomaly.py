@@ -13,7 +13,8 @@ from PIL import Image
 from pytorch_msssim import ssim as reference_ssim
 
 import aekit
-from aekit.anomaly import (
+from aekit.anomaly.detector import ANOMALY, load_detector
+from aekit.anomaly.methods import (
     calibrate,
     combine,
     detection_metrics,
@@ -24,12 +25,11 @@ from aekit.anomaly import (
     spread_stats,
     ssim_map,
 )
-from aekit.config import DataConfig
 from aekit.data.classes import class_names, keep_classes, parse_classes
-from aekit.detector import ANOMALY, load_detector
-from aekit.embed import encode
+from aekit.data.config import DataConfig
 from aekit.errors import AekitError
-from aekit.splits import load_splits
+from aekit.search.embed import encode
+from aekit.training.splits import load_splits
 
 # --- pure functions ---
 
@@ -194,9 +194,9 @@ def circle_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_the_run_remembers_its_normal_classes_by_name(circle_run: Path) -> None:
-    cfg = aekit.runs.load_config(circle_run)
+    cfg = aekit.training.runs.load_config(circle_run)
     assert cfg.data.classes == "circle"
-    rows = aekit.runs.read_metrics(circle_run)
+    rows = aekit.training.runs.read_metrics(circle_run)
     assert rows  # the held-out numbers are of the circles of the test split
     det = load_detector(circle_run, progress=False)
     assert det.normal == ["circle"]
@@ -258,7 +258,7 @@ def test_fpr_calibrates_and_is_kept_in_the_run(cli, circle_run: Path, tmp_path: 
     assert result["fpr"] == 0.2 and "count" not in result  # calibrated only
     saved = json.loads((run / ANOMALY).read_text())
     assert saved["fpr"] == 0.2
-    held = load_splits(aekit.runs.load_config(run).data)[1]
+    held = load_splits(aekit.training.runs.load_config(run).data)[1]
     det = load_detector(run, progress=False)
     flagged = (det.scores(held.images, "combined") > result["verdict_threshold"]).mean()
     assert 0.1 <= flagged <= 0.2  # about the chosen share of held-out normal images
@@ -365,7 +365,7 @@ def test_score_with_a_run_of_another_size(cli, circle_run, mnist_dir) -> None:
 def test_a_run_that_cannot_be_written_still_scores(circle_run, tmp_path, monkeypatch, capsys):
     import shutil
 
-    import aekit.detector as detector
+    import aekit.anomaly.detector as detector
 
     run = shutil.copytree(circle_run, tmp_path / "copy")
     (run / ANOMALY).unlink(missing_ok=True)
@@ -408,7 +408,7 @@ def test_any_damage_to_the_saved_scores_makes_them_again(circle_run, tmp_path, d
 def test_training_codes_of_another_shape_are_made_again(circle_run, tmp_path, shape) -> None:
     import shutil
 
-    from aekit.detector import CODES
+    from aekit.anomaly.detector import CODES
 
     run = shutil.copytree(circle_run, tmp_path / "copy")
     load_detector(run, progress=False)
@@ -428,8 +428,8 @@ def test_an_image_scores_the_same_alone_or_in_a_batch(circle_run, monkeypatch) -
     # 4 decades above float64's rounding and 5 below float32's, so only what the scoring does
     # with a batch can fail it.
     load_detector(circle_run, progress=False)  # made, if it was not, by the float32 model
-    real_load = aekit.detector.load
-    monkeypatch.setattr(aekit.detector, "load", lambda *a, **k: real_load(*a, **k).double())
+    real_load = aekit.anomaly.detector.load
+    monkeypatch.setattr(aekit.anomaly.detector, "load", lambda *a, **k: real_load(*a, **k).double())
     images = aekit.load_dataset("shapes", "test").images[:40]
     batch = [it["score"] for it in aekit.score(circle_run, images=images, device="cpu")["items"]]
     alone = [aekit.score(circle_run, images=images[i : i + 1], device="cpu")["items"][0]["score"]
@@ -500,10 +500,10 @@ def test_a_method_computes_only_the_parts_it_needs(circle_run, monkeypatch, meth
     every = det.parts(images)  # all the parts, as every method once computed them
     want = method_scores(method, every, det.stats if method == "combined" else None)
     seen: set[str] = set()
-    error_map, knn = aekit.anomaly.error_map, aekit.detector.knn_distance
-    monkeypatch.setattr(aekit.anomaly, "error_map",
+    error_map, knn = aekit.anomaly.methods.error_map, aekit.anomaly.detector.knn_distance
+    monkeypatch.setattr(aekit.anomaly.methods, "error_map",
                         lambda x, y, kind: seen.add(kind) or error_map(x, y, kind))  # fmt: skip
-    monkeypatch.setattr(aekit.detector, "knn_distance",
+    monkeypatch.setattr(aekit.anomaly.detector, "knn_distance",
                         lambda *a, **k: seen.add("knn") or knn(*a, **k))  # fmt: skip
     got = aekit.score(circle_run, images=images, method=method, device="cpu")
     assert seen == computed

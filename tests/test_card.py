@@ -12,8 +12,8 @@ import pytest
 import torch
 
 import aekit
-from aekit.card import train_command
-from aekit.runs import read_metrics
+from aekit.training.card import train_command
+from aekit.training.runs import read_metrics
 
 yaml = pytest.importorskip("yaml")
 TINY = {"base_channels": 8, "latent_dim": 16, "limit": 128, "device": "cpu", "amp": False}
@@ -52,7 +52,7 @@ def test_the_cards_command_trains_the_same_config(tmp_path: Path, cli) -> None:
     meta, body = _card(run)
     assert "variational-autoencoder" in meta["tags"]
     command = re.search(r"```bash\n(aekit train .*?)\n```", body).group(1)
-    assert command == train_command(aekit.runs.load_config(run), "vae")
+    assert command == train_command(aekit.training.runs.load_config(run), "vae")
     args = shlex.split(command)[2:]
     args[args.index("--out") + 1] = str(tmp_path / "again")
     code, _, err = cli("train", *args)
@@ -75,7 +75,7 @@ def test_hub_datasets_are_named_and_time_limited_runs_say_their_limit() -> None:
     assert command.startswith("aekit train --data mnist --arch keras ")
     assert command.endswith(" --time-limit 5 --out runs/m")  # epochs and schedule follow it
     assert "--epochs" not in command and "--schedule" not in command
-    from aekit.card import _front_matter
+    from aekit.training.card import _front_matter
 
     assert '- "ylecun/mnist"' in _front_matter(cfg).splitlines()
 
@@ -83,7 +83,7 @@ def test_hub_datasets_are_named_and_time_limited_runs_say_their_limit() -> None:
 def test_the_cards_commands_run_when_pasted_for_an_odd_folder_name(
     tmp_path: Path, cli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from aekit.commands import build_parser
+    from aekit.cli import build_parser
 
     run = aekit.train(tmp_path / "-my run", "shapes", epochs=1, **TINY)
     _, body = _card(run)

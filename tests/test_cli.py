@@ -211,7 +211,7 @@ def test_resume_accepts_the_same_relative_data_path(cli, tmp_path, monkeypatch) 
     assert code == 0, err
     code, _, err = cli(*args, "--epochs", "2", "--resume")  # the same flags, one more epoch
     assert code == 0, err
-    assert [r["epoch"] for r in aekit.runs.read_metrics(tmp_path / "r")] == [1, 2]
+    assert [r["epoch"] for r in aekit.training.runs.read_metrics(tmp_path / "r")] == [1, 2]
 
 
 def test_python_dash_m_aekit_exits_with_the_commands_code(tmp_path: Path) -> None:
@@ -224,7 +224,7 @@ def test_python_dash_m_aekit_exits_with_the_commands_code(tmp_path: Path) -> Non
 
 
 def test_every_command_group_registers_its_own_parsers() -> None:
-    from aekit import commands
+    from aekit import cli as commands
 
     names = set(commands.build_parser()._subparsers._group_actions[0].choices)
     assert names == {"train", "eval", "reconstruct", "denoise", "score", "generate",
@@ -235,7 +235,7 @@ def test_every_command_group_registers_its_own_parsers() -> None:
 
 
 def test_images_may_come_after_the_options(cli, run_dir, pngs, tmp_path) -> None:
-    from aekit.commands import build_parser
+    from aekit.cli import build_parser
 
     ns = build_parser().parse_args(["score", "RUN", "--data", "X", "a.png", "--limit", "3", "b"])
     assert (ns.run, ns.source, ns.images, ns.limit) == ("RUN", "X", ["a.png", "b"], 3)
@@ -273,7 +273,7 @@ def test_a_negative_number_reaches_its_flags_check(cli, tmp_path, args, message)
 def test_the_resume_refusal_names_flags_that_exist(cli, run_dir) -> None:
     import re
 
-    from aekit.commands import build_parser
+    from aekit.cli import build_parser
 
     code, _, err = cli("train", "--out", run_dir, "--resume", "--lr", "0.5")
     assert code == 2 and "--no-compile, --no-amp" in err, err

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import aekit
-from aekit.runs import CONFIG_VERSION, load_checkpoint, load_config, migrate
+from aekit.training.runs import CONFIG_VERSION, load_checkpoint, load_config, migrate
 
 OLD_RUN = Path(__file__).parent / "data" / "run_v1"
 

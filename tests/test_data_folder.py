@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 
 import numpy as np
@@ -146,9 +145,8 @@ def test_a_folder_too_large_to_decode_is_streamed(
     """Above AEKIT_MEMMAP_BYTES of decoded pixels a folder trains from its files, decoded per
     batch by DataLoader workers; the run is the same run as from memory."""
     import aekit
-
-    train_mod = importlib.import_module("aekit.train")  # aekit.train is the API function
-    from aekit.runs import read_metrics
+    from aekit.training import training_data as train_mod
+    from aekit.training.runs import read_metrics
 
     rng = np.random.default_rng(0)
     for cls in ("a", "b"):
@@ -179,4 +177,4 @@ def test_a_folder_too_large_to_decode_is_streamed(
     for x, y in zip(a, b, strict=True):  # the same images in the same order
         assert x["train_loss"] == pytest.approx(y["train_loss"], rel=1e-5)
         assert x["test_mse"] == pytest.approx(y["test_mse"], rel=1e-5)
-    assert aekit.runs.load_config(tmp_path / "streamed").data.classes == "b"
+    assert aekit.training.runs.load_config(tmp_path / "streamed").data.classes == "b"

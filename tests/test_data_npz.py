@@ -178,8 +178,8 @@ def test_an_uncompressed_npz_is_mapped_in_place_at_any_size(
 
 @pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="needs Linux /proc")
 def test_training_rows_of_a_mapped_split_are_not_copied(tmp_path: Path) -> None:
-    from aekit.config import DataConfig
-    from aekit.splits import holdout_indices, load_splits, training_split
+    from aekit.data.config import DataConfig
+    from aekit.training.splits import holdout_indices, load_splits, training_split
 
     x = rand_uint8((200, 8, 8, 3))
     labels = np.arange(200) % 4

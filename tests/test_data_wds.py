@@ -14,9 +14,10 @@ from PIL import Image
 
 import aekit
 from aekit.data import load_dataset
-from aekit.data.wds import Stream, held_out, open_shards
+from aekit.data.wds import held_out, open_shards
+from aekit.data.wds_stream import Stream
 from aekit.errors import AekitError
-from aekit.runs import read_metrics
+from aekit.training.runs import read_metrics
 
 
 def write_shard(path: Path, members: dict[str, bytes]) -> Path:
@@ -164,7 +165,7 @@ def test_training_on_shards(cli, tmp_path: Path) -> None:
                        "--base-channels", "8", "--latent-dim", "16", "--classes", "circle",
                        "--out", tmp_path / "carved")  # fmt: skip
     assert code == 0, err
-    cfg = aekit.runs.load_config(tmp_path / "carved")
+    cfg = aekit.training.runs.load_config(tmp_path / "carved")
     assert cfg.data.classes == "circle"
     assert read_metrics(tmp_path / "carved")[0]["images_per_s"] > 0
 
@@ -255,7 +256,7 @@ def replace(src, dst, *args, **kwargs):
     real(src, dst, *args, **kwargs)
 
 os.replace = replace
-from aekit.commands import main
+from aekit.cli import main
 main(sys.argv[2:])
 """
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import aekit
-from aekit import demo
+from aekit.cli import demo
 
 
 def test_demo_writes_report_pictures_and_runs(tmp_path: Path, monkeypatch) -> None:
@@ -19,7 +19,7 @@ def test_demo_writes_report_pictures_and_runs(tmp_path: Path, monkeypatch) -> No
     # the two denoisers side by side, each with its PSNR on the test split; aekit's ahead
     psnrs = {}
     for name in ("denoising", "unet"):
-        last = aekit.runs.read_metrics(out / name)[-1]
+        last = aekit.training.runs.read_metrics(out / name)[-1]
         assert last["noisy_psnr"] < last["denoised_psnr"]
         psnrs[name] = last["denoised_psnr"]
         # the report's number: the test split scored again after training, in float32 (the
@@ -39,7 +39,7 @@ def test_demo_writes_report_pictures_and_runs(tmp_path: Path, monkeypatch) -> No
     assert not (out / ".demo-staging").exists()
     store = aekit.Embeddings.load(out / "embeddings")  # finds its run where it was moved to
     assert store.manifest["run"] == str((out / "plain").resolve())
-    assert aekit.runs.load_config(out / "denoising").train.noise == demo.NOISE
+    assert aekit.training.runs.load_config(out / "denoising").train.noise == demo.NOISE
 
     def broken(*args, **kwargs):
         raise KeyboardInterrupt

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shlex
 import signal
 import socket
 import subprocess
@@ -21,11 +20,11 @@ import pytest
 import torch
 
 import aekit
-from aekit.distributed import Group
-from aekit.runs import load_checkpoint, read_metrics
-from aekit.train import TrainingData
+from aekit.training.distributed import Group
+from aekit.training.runs import load_checkpoint, read_metrics
+from aekit.training.training_data import TrainingData
 from formats import write_npz
-from test_readme import shrink
+from test_docs_examples import commands, shrink
 
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
 SMALL = ["--data", "shapes", "--limit", "400", "--base-channels", "8", "--latent-dim", "16",
@@ -225,25 +224,23 @@ def test_a_rank_killed_mid_run_stops_the_others_and_the_run_resumes(tmp_path: Pa
     assert [r["epoch"] for r in read_metrics(out)] == list(range(1, done + 2))
 
 
-# --- the README's torchrun commands -------------------------------------------------------
+# --- the torchrun commands of the README and the guides ------------------------------------
 
 
-def readme_torchrun_lines() -> list[list[str]]:
-    from test_readme import blocks
-
-    return [shlex.split(line.split("  #")[0]) for block in blocks("bash")
-            for line in block.splitlines() if line.startswith("torchrun ")]  # fmt: skip
+def documented_torchrun_lines() -> list[list[str]]:
+    return [["torchrun", *args] for args in commands("torchrun ")]
 
 
-def test_readme_torchrun_commands_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each torchrun line of the README, with 2 CPU processes instead of 8 GPUs, 1 epoch and
-    300 images; the two-machine line as two torchrun launches on this machine. CIFAR-10 is an
-    npz of CIFAR-sized images (the processes cannot take the tests' patched MD5s)."""
+def test_documented_torchrun_commands_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each torchrun line of the README and the guides, with 2 CPU processes instead of 8 GPUs,
+    1 epoch and 300 images; the two-machine line as two torchrun launches on this machine.
+    CIFAR-10 is an npz of CIFAR-sized images (the processes cannot take the tests' patched
+    MD5s)."""
     monkeypatch.chdir(tmp_path)
     rng = np.random.default_rng(0)
     write_npz(Path("cifar.npz"), x_train=rng.integers(0, 256, (200, 32, 32, 3), np.uint8),
               x_test=rng.integers(0, 256, (60, 32, 32, 3), np.uint8))  # fmt: skip
-    lines = readme_torchrun_lines()
+    lines = documented_torchrun_lines()
     assert len(lines) == 4
     env = {**os.environ, "OMP_NUM_THREADS": "1", "AEKIT_DIST_TIMEOUT": "60"}
     for line in lines:
@@ -307,8 +304,8 @@ def test_a_mistake_found_before_joining_is_said_once(tmp_path: Path) -> None:
 
 
 def test_timeout_setting_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
-    from aekit.distributed import timeout_s
     from aekit.errors import AekitError
+    from aekit.training.distributed import timeout_s
 
     for bad in ("abc", "0", "-5", "nan", "inf", "1e400", "1e14"):
         monkeypatch.setenv("AEKIT_DIST_TIMEOUT", bad)

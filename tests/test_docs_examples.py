@@ -1,7 +1,9 @@
-"""Every example in README.md runs: each ``aekit`` command of its bash blocks and its Python block.
+"""Every example of the README and of the documentation's guides runs: each ``aekit`` command of
+their bash blocks, in the order of the site's navigation (README first), and their Python blocks.
 
 Commands on downloadable datasets run against small files written in the official formats (their
-MD5s patched in, as no network is reachable); epochs are cut to 1 and images to a few hundred.
+MD5s patched in, as no network is reachable); epochs are cut to 1 and images to a few hundred. A
+command that two pages show (the README's short example, then its guide) runs once.
 """
 
 from __future__ import annotations
@@ -19,20 +21,33 @@ import aekit
 from aekit.data import registry as reg
 from formats import md5, medmnist_arrays, write_cifar_tar, write_mnist_split, write_npz
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+DOCS = ROOT / "docs"
 
 
-def blocks(lang: str) -> list[str]:
-    return re.findall(rf"```{lang}\n(.*?)```", README.read_text(), flags=re.S)
+def pages() -> list[Path]:
+    """README.md, then every page of the site in the order of mkdocs.yml's nav."""
+    nav = re.findall(r"^\s+- [^:]+: (\S+\.md)$", (ROOT / "mkdocs.yml").read_text(), flags=re.M)
+    return [README, *(DOCS / page for page in nav)]
 
 
-def commands() -> list[list[str]]:
-    out = []
+def blocks(lang: str, page: Path | None = None) -> list[str]:
+    """The ``lang`` code blocks of one page, or of every page in order."""
+    texts = [page.read_text()] if page else [p.read_text() for p in pages()]
+    return [b for text in texts for b in re.findall(rf"```{lang}\n(.*?)```", text, flags=re.S)]
+
+
+def commands(prefix: str = "aekit ") -> list[list[str]]:
+    """Each distinct command line starting with ``prefix`` of every page's bash blocks, in order
+    (its arguments after the program name)."""
+    out: list[list[str]] = []
     for block in blocks("bash"):
         for line in block.splitlines():
             line = line.split("  #")[0].strip()
-            if line.startswith("aekit "):
-                out.append(shlex.split(line)[1:])
+            args = shlex.split(line)[1:] if line.startswith(prefix) else None
+            if args is not None and args not in out:
+                out.append(args)
     return out
 
 
@@ -131,14 +146,14 @@ def serve_briefly(args: list[str]) -> None:
 
 
 def test_readme_has_the_quick_start() -> None:
-    quick = blocks("bash")[0]
+    quick = blocks("bash", README)[0]
     assert [ln.split("#")[0].strip() for ln in quick.strip().splitlines()] == [
         "make demo",
         "make test",
     ]
 
 
-def test_every_readme_command_runs(cli, fake_downloads, tmp_path, monkeypatch) -> None:
+def test_every_documented_command_runs(cli, fake_downloads, tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     ds = aekit.load_dataset("shapes", "test")
     for name in ("my1.png", "my2.png"):
@@ -146,7 +161,7 @@ def test_every_readme_command_runs(cli, fake_downloads, tmp_path, monkeypatch) -
     photo_folders()
     parts_folder()
     cmds = commands()
-    assert len(cmds) >= 12
+    assert len(cmds) >= 40  # the README's and the guides'
     for args in cmds:
         if args[0] == "train":  # the README's own commands train the full size; here, briefly
             args = shrink(args)
@@ -158,19 +173,19 @@ def test_every_readme_command_runs(cli, fake_downloads, tmp_path, monkeypatch) -
     assert Path("grid.png").is_file() and Path("shapes.png").is_file()
     assert Path("cleaned/my1_denoised.png").is_file()
     assert Path("samples.png").is_file() and Path("path.png").is_file()
-    vae = aekit.runs.load_config("runs/shapes-vae")
+    vae = aekit.training.runs.load_config("runs/shapes-vae")
     assert (vae.model.arch, vae.train.beta, vae.train.kl_warmup) == ("vae", 1.0, 2)
     for run in ("mnist-keras", "cifar10", "cifar10-denoise", "pathmnist", "shapes-sparse"):
         assert Path("runs", run, "model.safetensors").is_file(), run
-    cfg = aekit.runs.load_config("runs/cifar10")
+    cfg = aekit.training.runs.load_config("runs/cifar10")
     assert cfg.data.augment_ops() == ("crop", "hflip", "vflip")
-    assert aekit.runs.load_config("runs/mnist-keras").model.arch == "keras"
-    photo = aekit.runs.load_config("runs/photo-denoiser")
+    assert aekit.training.runs.load_config("runs/mnist-keras").model.arch == "keras"
+    photo = aekit.training.runs.load_config("runs/photo-denoiser")
     assert (photo.model.arch, photo.data.patch_size, photo.train.time_limit) == ("unet", 64, 0.02)
     with Image.open("cleaned/my-photo_denoised.png") as img:
         assert img.size == (300, 200)  # the photo's own size
-    assert aekit.runs.load_config("runs/mnist-3").data.classes == "3"
-    assert aekit.runs.load_config("runs/parts").data.classes == "good"
+    assert aekit.training.runs.load_config("runs/mnist-3").data.classes == "3"
+    assert aekit.training.runs.load_config("runs/parts").data.classes == "good"
     for name in ("scores.csv", "roc.png", "histogram.png", "anomalous.png", "normal.png"):
         assert Path("report", name).is_file(), name
     assert json.loads(Path("runs/mnist-3/anomaly.json").read_text())["fpr"] == 0.01
@@ -182,27 +197,63 @@ def test_every_readme_command_runs(cli, fake_downloads, tmp_path, monkeypatch) -
         assert Path(name).stat().st_size > 10_000, name
 
 
-def test_readme_python_example(tmp_path, monkeypatch, capsys) -> None:
-    monkeypatch.chdir(tmp_path)
+def run_python_blocks(page: Path, folder: Path, monkeypatch: pytest.MonkeyPatch) -> dict:
+    """A page's Python blocks in order, in one session as a reader would type them, in a folder
+    of their own; returns the session's names."""
+    folder.mkdir()
+    monkeypatch.chdir(folder)
     namespace: dict = {}
-    for code in blocks("python"):  # in order, one session, as a reader would type them
-        exec(compile(code, str(README), "exec"), namespace)
+    for code in blocks("python", page):
+        exec(compile(code, str(page), "exec"), namespace)
+    return namespace
+
+
+def claimed(page: Path, call: str) -> str:
+    """What a page says its ``print(CALL...)`` line prints (the comment after it)."""
+    return re.search(rf"print\({re.escape(call)}.*# (.*)", page.read_text()).group(1)
+
+
+def test_readme_python_example(tmp_path, monkeypatch, capsys) -> None:
+    namespace = run_python_blocks(README, tmp_path / "readme", monkeypatch)
+    printed = capsys.readouterr().out
+    assert claimed(README, "idx.shape") in printed  # (3, 5) 200
+    assert namespace["dist"].shape == (3, 5) and (namespace["dist"][:, 1:] >= 0).all()
+    assert Path("runs/py-first/model.safetensors").is_file()
+
+
+def test_python_guide_examples(tmp_path, monkeypatch, capsys) -> None:
+    guide = DOCS / "guides" / "python.md"
+    namespace = run_python_blocks(guide, tmp_path / "guide", monkeypatch)
     printed = capsys.readouterr().out
     assert "'count': 200" in printed and "'psnr'" in printed
     assert "{'item': 'test:0', 'label': 'triangle', 'score': " in printed
-    claimed = re.search(r"print\(aekit.list_models\(\).*# (.*)", README.read_text()).group(1)
-    assert claimed in printed  # what the README says the example prints
+    assert claimed(guide, "aekit.list_models()") in printed  # what the guide says it prints
     assert Path("runs/py-shapes/model.safetensors").is_file()
-    # the ONNX example: onnxruntime's outputs have the shapes the README names, and are aekit's
+    # the ONNX example: onnxruntime's outputs have the shapes the guide names, and are aekit's
     assert namespace["recon"].shape == (8, 3, 32, 32) and namespace["code"].shape == (8, 256)
     assert np.abs(namespace["code"] - namespace["codes"].detach().numpy()).max() <= 1e-4
     assert "{'images': ['batch', 3, 32, 32]} {'reconstruction': ['batch', 3, 32, 32], " in printed
 
 
-def test_readme_vae_pictures_commands(cli, mnist_dir, tmp_path, monkeypatch) -> None:
-    # the prose commands that made the README's two pictures, on the real MNIST test set
+def test_every_page_with_python_is_run() -> None:
+    """A Python block on a page these tests do not run would go stale unseen."""
+    assert [p.name for p in pages() if blocks("python", p)] == ["README.md", "python.md"]
+
+
+def test_the_readme_is_a_front_page() -> None:
+    """At most about 200 lines, and a link to every guide."""
+    text = README.read_text()
+    assert len(text.splitlines()) <= 200
+    guides = [p for p in pages() if p.parent.name == "guides"]
+    assert len(guides) >= 10
+    for guide in guides:
+        assert f"](docs/guides/{guide.name})" in text, guide.name
+
+
+def test_vae_pictures_commands(cli, mnist_dir, tmp_path, monkeypatch) -> None:
+    # the prose commands that made the two vae pictures, on the real MNIST test set
     monkeypatch.chdir(tmp_path)
-    text = " ".join(README.read_text().split())
+    text = " ".join((DOCS / "guides" / "use.md").read_text().split())
     cmds = [
         c.split()
         for c in re.findall(r"`(aekit (?:train|generate|interpolate) [^`]*mnist-vae[^`]*)`", text)

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 import aekit
-from aekit.embed import Embeddings
+from aekit.search.embed import Embeddings
 
 
 @pytest.fixture

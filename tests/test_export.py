@@ -100,7 +100,7 @@ def test_export_mistakes_say_one_line_and_write_nothing(
     assert code == 0 and stdout.startswith(f"wrote {out}: full,") and out.read_bytes() != b"mine"
 
     # a graph that would not match aekit is refused
-    monkeypatch.setattr(importlib.import_module("aekit.export"), "TOLERANCE", -1.0)
+    monkeypatch.setattr(importlib.import_module("aekit.exporting.onnx"), "TOLERANCE", -1.0)
     code, _, err = cli("export", run, "--out", tmp_path / "bad.onnx")
     assert code != 0 and "differs from aekit" in err and "nothing was written" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]
@@ -119,7 +119,7 @@ def test_a_run_whose_data_is_gone_is_checked_on_random_images(
     def gone(*args: object, **kwargs: object) -> None:
         raise AekitError("no such data")
 
-    monkeypatch.setattr("aekit.splits.load_splits", gone)
+    monkeypatch.setattr("aekit.training.splits.load_splits", gone)
     done = aekit.export(runs["conv"], tmp_path / "m.onnx")
     assert done.checked_on.startswith("8 random images") and done.max_difference <= 1e-4
 
@@ -137,7 +137,7 @@ def replace(src, dst, *args, **kwargs):
     real(src, dst, *args, **kwargs)
 
 os.replace = replace
-from aekit.commands import main
+from aekit.cli import main
 main(sys.argv[2:])
 """
 

@@ -19,9 +19,9 @@ import torch
 from PIL import Image
 
 import aekit
-from aekit import fastpath
-from aekit.fullsize import to_uint8
-from aekit.runs import load_config, read_metrics
+from aekit.denoising.fullsize import to_uint8
+from aekit.training import fastpath
+from aekit.training.runs import load_config, read_metrics
 
 NO_CXX = "no C++ compiler (g++) was found"
 TINY = {"base_channels": 8, "latent_dim": 32, "batch_size": 64, "augment": "crop,hflip"}
@@ -117,8 +117,10 @@ def test_bf16_autocast_matches_float32(tmp_path: Path, monkeypatch: pytest.Monke
     # bf16 is only on by default where the CPU runs it natively; forced on here to check quality
     opts = {**TINY, "base_channels": 4, "latent_dim": 16}
     ref = aekit.train(tmp_path / "f32", data="shapes", epochs=1, limit=256, **opts)
-    # ``aekit.train`` is the function; the module is patched where it looked the check up
-    monkeypatch.setattr(importlib.import_module("aekit.train"), "bf16_native", lambda device: True)
+    # patched where the training step looks the check up
+    monkeypatch.setattr(
+        importlib.import_module("aekit.training.step"), "bf16_native", lambda device: True
+    )
     bf16 = aekit.train(
         tmp_path / "bf16", data="shapes", epochs=1, limit=256, **{**opts, "amp": True}
     )

@@ -12,14 +12,16 @@ import torch
 from torch import nn
 
 import aekit
-from aekit import guard as guard_mod
-from aekit.config import DataConfig, ModelConfig
-from aekit.guard import Diverged, Guard
+from aekit.data.config import DataConfig
 from aekit.metrics import psnr
 from aekit.models import Autoencoder, to_model_scale
-from aekit.runs import load_checkpoint, read_metrics
-from aekit.splits import training_split
-from aekit.train import Spread, epoch_line
+from aekit.models.config import ModelConfig
+from aekit.training import guard as guard_mod
+from aekit.training.guard import Diverged, Guard
+from aekit.training.report import epoch_line
+from aekit.training.runs import load_checkpoint, read_metrics
+from aekit.training.splits import training_split
+from aekit.training.step import Spread
 
 # a denoiser at a learning rate 250x its default: its loss explodes within the first steps
 EXPLODING = {"data": "shapes", "limit": 300, "arch": "unet", "base_channels": 8,

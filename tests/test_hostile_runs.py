@@ -14,7 +14,7 @@ import pytest
 import torch
 
 import aekit
-from aekit.runs import load_checkpoint, read_metrics
+from aekit.training.runs import load_checkpoint, read_metrics
 
 TINY = ["--base-channels", "4", "--latent-dim", "8", "--batch-size", "32", "--limit", "64"]
 TINY_API = {"base_channels": 4, "latent_dim": 8, "batch_size": 32, "limit": 64}
@@ -345,7 +345,7 @@ def replace(src, dst, *args, **kwargs):
     real(src, dst, *args, **kwargs)
 
 os.replace = replace
-from aekit.commands import main
+from aekit.cli import main
 main(sys.argv[4:])
 """
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -372,7 +372,7 @@ def test_a_run_killed_after_a_checkpoint_is_resumed_to_the_end(cli, tmp_path, na
     code, _, err = cli("train", "--out", run, "--resume")
     assert code == 0, err
     assert [r["epoch"] for r in read_metrics(run)] == [1, 2]
-    assert aekit.runs.weights_epoch(run) == 2 and (run / "loss.png").is_file()
+    assert aekit.training.runs.weights_epoch(run) == 2 and (run / "loss.png").is_file()
     weights = aekit.load(run).state_dict()
     ckpt = load_checkpoint(run)["model"]
     assert all(torch.equal(weights[k], ckpt[k]) for k in ckpt)  # the weights are the checkpoint's

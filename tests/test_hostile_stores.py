@@ -20,8 +20,8 @@ from safetensors.torch import load_file, save_file
 
 import aekit
 from aekit import AekitError
-from aekit.commands import main
-from aekit.embed import Embeddings
+from aekit.cli import main
+from aekit.search.embed import Embeddings
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
@@ -101,7 +101,7 @@ def replace(src, dst, *args, **kwargs):
         os.kill(os.getpid(), 9)
 
 os.replace = replace
-from aekit.commands import main
+from aekit.cli import main
 main(sys.argv[3:])
 """
 

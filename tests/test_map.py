@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 import aekit
-from aekit.stores import read_map
+from aekit.search.stores import read_map
 
 
 @pytest.fixture(scope="module")

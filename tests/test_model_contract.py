@@ -11,7 +11,7 @@ from safetensors.torch import load_file, save_file
 import aekit
 from aekit import AekitError, ModelConfig
 from aekit.models import AEOutput, Autoencoder, create_model, get_family, list_models
-from aekit.runs import load_checkpoint, read_metrics
+from aekit.training.runs import load_checkpoint, read_metrics
 
 FAMILIES = list_models()
 SIZE = 28  # every family takes 28x28 (the keras model takes only that)

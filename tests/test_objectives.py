@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from aekit import AekitError
-from aekit.objectives import (
+from aekit.training.objectives import (
     Noise,
     Sparsity,
     active_mask,

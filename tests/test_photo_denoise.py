@@ -13,14 +13,14 @@ import torch
 from PIL import Image
 
 import aekit
-import aekit.fullsize
+import aekit.denoising.fullsize
 from aekit import AekitError, ModelConfig
 from aekit.data.augment import augment_batch
 from aekit.data.photos import PhotoSet, cut_patches, load_photos, sample_patches
-from aekit.fullsize import add_noise, denoise_image, reach
+from aekit.denoising.fullsize import add_noise, denoise_image, reach
 from aekit.models import create_model
-from aekit.objectives import Noise, corrupt, parse_noise
-from aekit.schedules import lr_factor
+from aekit.training.objectives import Noise, corrupt, parse_noise
+from aekit.training.schedules import lr_factor
 
 PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "photos"
 
@@ -184,7 +184,7 @@ def test_a_time_limit_stops_saves_and_resumes_with_the_schedule_spanning_it(
     seen = round(rows[0]["images_per_s"] * rows[0]["seconds"])
     assert 8 <= seen < 1000  # a few steps, not the epoch
     assert (run / "model.safetensors").is_file() and (run / "samples" / "epoch_001.png").is_file()
-    cfg = aekit.runs.load_config(run)
+    cfg = aekit.training.runs.load_config(run)
     assert cfg.train.schedule == "cosine" and cfg.train.time_limit == limit
     assert cfg.model.image_size == 16 and cfg.data.augment_ops() == ("hflip", "vflip", "rot90")
     ckpt = torch.load(run / "checkpoint.pt", weights_only=True)
@@ -200,7 +200,7 @@ def test_a_time_limit_stops_saves_and_resumes_with_the_schedule_spanning_it(
     assert code == 0, err
     after = torch.load(run / "checkpoint.pt", weights_only=True)
     assert after["epoch"] > ckpt["epoch"] and after["trained_seconds"] >= float(more) * 60
-    assert aekit.runs.load_config(run).train.time_limit == float(more)
+    assert aekit.training.runs.load_config(run).train.time_limit == float(more)
     lr_last = after["optimizer"]["param_groups"][0]["lr"]  # set from the time spent
     assert lr_last < 1e-3 * lr_factor("cosine", 0.8)  # the cosine reached (near) its end
 
@@ -254,7 +254,7 @@ def test_a_tile_smaller_than_the_models_reach_is_refused() -> None:
     least = 2 * reach(model) + model.stride
     with pytest.raises(AekitError, match=f"--tile {least - 1} is too small.* use --tile {least} "):
         denoise_image(model, torch.rand(3, 300, 300), tile=least - 1)
-    aekit.fullsize.check_tile(model, least)
+    aekit.denoising.fullsize.check_tile(model, least)
     noisy = torch.rand(3, 140, 8)  # tiled along its height: 18 tiles of the least
     exact = denoise_image(model, noisy, least) - denoise_image(model, noisy, None)
     assert exact.abs().max() < 1e-4  # the least the message names works, without seams
@@ -305,11 +305,11 @@ def test_denoise_cli_keeps_every_photos_size_and_mode(cli, photo_dir: Path, tmp_
     # the same numbers from the API and from eval --full-size
     from aekit.devices import pick_device
 
-    model = aekit.runs.load(run, device=pick_device("auto"))  # where the command ran it
+    model = aekit.training.runs.load(run, device=pick_device("auto"))  # where the command ran it
     u8 = torch.from_numpy(np.array(Image.open(big).convert("RGB"))).permute(2, 0, 1)
     _, den = aekit.api.denoise_photo(model, u8, "gaussian:25", seed=0, tile=160)
     saved = torch.from_numpy(np.array(Image.open(out / "big_denoised.png"))).permute(2, 0, 1)
-    assert torch.equal(aekit.fullsize.to_uint8(den), saved)
+    assert torch.equal(aekit.denoising.fullsize.to_uint8(den), saved)
 
 
 def test_reconstruct_keeps_a_unets_files_at_their_own_sizes(cli, photo_dir: Path,
@@ -395,7 +395,7 @@ def test_photoset_packs_tensors_of_mixed_sizes() -> None:
 def test_a_budget_shorter_than_one_step_still_trains_one(photo_dir: Path, tmp_path: Path) -> None:
     run = aekit.train(tmp_path / "r", data=f"folder:{photo_dir}", arch="unet", base_channels=8,
                       patch_size=32, time_limit=1e-6, progress=False)  # fmt: skip
-    rows = aekit.runs.read_metrics(run)
+    rows = aekit.training.runs.read_metrics(run)
     assert len(rows) == 1 and "stopped" in rows[0]
     # one batch of 16: Adam took one step, and 16 images lie within what the row's rounding
     # (seconds to 1 ms, images/s to 0.1) leaves of images/s x seconds (a step of 11 ms on an
@@ -412,8 +412,8 @@ def test_a_patch_run_resumes_bit_for_bit(photo_dir: Path, tmp_path: Path) -> Non
     whole = aekit.train(tmp_path / "whole", epochs=2, **opts)
     part = aekit.train(tmp_path / "part", epochs=1, **opts)
     aekit.train(part, resume=True, epochs=2, progress=False)
-    a, b = aekit.runs.load(whole).state_dict(), aekit.runs.load(part).state_dict()
+    a, b = aekit.training.runs.load(whole).state_dict(), aekit.training.runs.load(part).state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
-    assert aekit.runs.read_metrics(whole)[-1]["denoised_psnr"] == pytest.approx(
-        aekit.runs.read_metrics(part)[-1]["denoised_psnr"], abs=0
+    assert aekit.training.runs.read_metrics(whole)[-1]["denoised_psnr"] == pytest.approx(
+        aekit.training.runs.read_metrics(part)[-1]["denoised_psnr"], abs=0
     )

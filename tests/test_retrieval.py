@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from aekit import retrieval
 from aekit.errors import AekitError
-from aekit.retrieval import (
+from aekit.search import retrieval
+from aekit.search.retrieval import (
     average_precision_at_k,
     count_relevant,
     pca_vectors,

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from aekit import AekitError
-from aekit.search import (
+from aekit.search.knn import (
     INDEX_KINDS,
     METRICS,
     build_index,
@@ -228,7 +228,7 @@ def test_exact_search_through_faiss_equals_the_torch_path(
     metric: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pytest.importorskip("faiss")
-    from aekit import search
+    from aekit.search import knn as search
 
     rng = np.random.default_rng(0)
     base = rng.standard_normal((1000, 16)).astype(np.float32)

@@ -22,8 +22,8 @@ import aekit.data.sources
 import aekit.data.streamed
 import aekit.data.wds
 from aekit.data.pack import pack
-from aekit.embed import Embeddings
 from aekit.errors import AekitError
+from aekit.search.embed import Embeddings
 
 SMALL = "1000"  # bytes of pixels: every split here is "too large" (60 x 3,072 bytes)
 
@@ -171,7 +171,7 @@ def test_eval_of_a_carved_shard_split_scores_what_training_held_out(
     code, _, err = cli("train", "--data", shards, "--epochs", "1", "--base-channels", "8",
                        "--latent-dim", "16", "--no-amp", "--out", tmp_path / "run")  # fmt: skip
     assert code == 0, err
-    trained = aekit.runs.read_metrics(tmp_path / "run")[-1]
+    trained = aekit.training.runs.read_metrics(tmp_path / "run")[-1]
     code, out, err = cli("eval", tmp_path / "run", "--json", "--no-amp")
     assert code == 0, err
     got = json.loads(out)

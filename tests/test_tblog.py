@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import aekit
-from aekit.runs import read_metrics
+from aekit.training.runs import read_metrics
 
 event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
 TINY = {"base_channels": 8, "latent_dim": 16, "limit": 128, "device": "cpu", "amp": False}

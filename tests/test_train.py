@@ -15,9 +15,9 @@ import torch
 from safetensors.torch import load_file
 
 import aekit
-from aekit import objectives
 from aekit.metrics import psnr
-from aekit.runs import load_checkpoint, read_metrics
+from aekit.training import objectives
+from aekit.training.runs import load_checkpoint, read_metrics
 
 TINY = {"base_channels": 8, "latent_dim": 32, "batch_size": 64}
 
@@ -98,7 +98,7 @@ def test_real_mnist_beats_the_mean_image(tmp_path: Path, mnist_dir: Path) -> Non
         batch_size=32,
     )
     ds = aekit.load_dataset("mnist", "test", data_dir=mnist_dir)
-    from aekit.splits import carve_holdout
+    from aekit.training.splits import carve_holdout
 
     train, held = carve_holdout(ds)
     mean = train.images.float().mean(0, keepdim=True) / 255
@@ -173,7 +173,7 @@ def test_divergence_stops_with_message_and_keeps_last_checkpoint(
     weights = (run / "model.safetensors").read_bytes()
     real = objectives.reconstruction_loss
     monkeypatch.setattr(
-        sys.modules["aekit.train"],
+        sys.modules["aekit.training.step"],
         "reconstruction_loss",
         lambda *a, **k: real(*a, **k) * float("nan"),
     )

@@ -12,8 +12,8 @@ import torch
 from PIL import Image
 
 import aekit
-from aekit.embed import encode
-from aekit.units import unit_report
+from aekit.explore.units import unit_report
+from aekit.search.embed import encode
 
 TINY = {"epochs": 1, "limit": 256, "base_channels": 8, "device": "cpu", "amp": False}
 
@@ -77,13 +77,13 @@ def test_units_runs_the_model_where_device_says(
 ) -> None:
     from aekit.devices import pick_device
 
-    seen, real = [], aekit.runs.load
+    seen, real = [], aekit.training.runs.load
 
     def load(run: Path, device: object = "cpu") -> aekit.Autoencoder:
         seen.append(device)
         return real(run, device)
 
-    monkeypatch.setattr(aekit.runs, "load", load)
+    monkeypatch.setattr(aekit.training.runs, "load", load)
     args = ["units", sparse_run, "--limit", 40, "--top", 2, "--out", tmp_path / "u.png"]
     assert cli(*args, "--device", "cpu")[0] == 0 and seen == [torch.device("cpu")]
     assert cli(*args)[0] == 0 and seen[-1] == pick_device("auto")  # the default: auto

@@ -13,9 +13,9 @@ from aekit import AekitError, ModelConfig
 from aekit.models import create_model
 from aekit.models.vae import kl_divergence as our_kl
 from aekit.models.vae import slerp
-from aekit.objectives import nll_per_image
-from aekit.runs import read_metrics
-from aekit.train import Objective, step, warmup_fraction
+from aekit.training.objectives import nll_per_image
+from aekit.training.runs import read_metrics
+from aekit.training.step import Objective, step, warmup_fraction
 
 
 def vae(body: str = "conv", latent: int = 16) -> aekit.Autoencoder:

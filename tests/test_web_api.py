@@ -74,7 +74,7 @@ def assert_serving(client: TestClient, store: aekit.Embeddings) -> None:
 
 def test_info_and_page(client: TestClient, tiny_run: Path) -> None:
     info = client.get("/api/info").json()
-    cfg = aekit.runs.load_config(tiny_run)
+    cfg = aekit.training.runs.load_config(tiny_run)
     assert info["config"]["model"]["latent_dim"] == cfg.model.latent_dim == 16
     assert info["gallery_size"] == GALLERY
     assert info["device"] == "cpu" and info["value_range"] == [-1.0, 1.0]
@@ -441,9 +441,9 @@ def test_anomaly_scores_an_upload_or_a_gallery_item(
 def test_anomaly_runs_the_model_once_per_request(
     anomaly_client: TestClient, store: aekit.Embeddings
 ) -> None:
-    from aekit.anomaly import anomaly_maps
-    from aekit.anomaly_plots import overlay
-    from aekit.detector import load_detector
+    from aekit.anomaly.detector import load_detector
+    from aekit.anomaly.methods import anomaly_maps
+    from aekit.anomaly.plots import overlay
     from aekit.web.uploads import data_url
 
     client, image = anomaly_client, store.images([3])[0]

@@ -9,15 +9,17 @@ search, generate.
 __version__ = "0.1.0"
 
 from .api import denoise, evaluate, make_config, reconstruct, score, train
-from .config import DataConfig, ModelConfig, TrainConfig
 from .data import ImageSet, load_dataset
-from .embed import Embeddings, embed
+from .data.config import DataConfig
 from .errors import AekitError
-from .export import export
-from .generate import generate, interpolate
-from .latent_map import map_embeddings
+from .explore.generate import generate, interpolate
+from .exporting.onnx import export
 from .models import Autoencoder, create_model, list_models
-from .runs import RunConfig, load
+from .models.config import ModelConfig
+from .search.embed import Embeddings, embed
+from .search.latent_map import map_embeddings
+from .training.config import TrainConfig
+from .training.runs import RunConfig, load
 
 __all__ = [
     "AekitError",

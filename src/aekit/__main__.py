@@ -1,6 +1,6 @@
 """``python -m aekit`` is the ``aekit`` command."""
 
-from .commands import run
+from .cli import run
 
 if __name__ == "__main__":
     run()

@@ -6,6 +6,8 @@ import torch
 
 from .errors import AekitError
 
+DEVICES = ("auto", "cpu", "cuda", "mps")  # --device
+
 
 def pick_device(name: str = "auto") -> torch.device:
     """``auto`` -> cuda, else mps, else cpu; an explicit device that is absent is an error."""

@@ -20,7 +20,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from .anomaly import (
+from ..data.classes import parse_classes
+from ..devices import pick_device
+from ..errors import AekitError
+from ..files import atomic_write, waiting_lock, write_text
+from ..models import Autoencoder
+from ..search.embed import encode, model_hash
+from ..training.runs import RunConfig, load, load_config
+from .methods import (
     COMBINED,
     MAP_KINDS,
     METHODS,
@@ -36,13 +43,6 @@ from .anomaly import (
     reconstruct_scores,
     spread_stats,
 )
-from .data.classes import parse_classes
-from .devices import pick_device
-from .embed import encode, model_hash
-from .errors import AekitError
-from .files import atomic_write, waiting_lock, write_text
-from .models import Autoencoder
-from .runs import RunConfig, load, load_config
 
 ANOMALY, CODES, LOCK = "anomaly.json", "anomaly-codes.npy", ".anomaly.lock"
 DEFAULT_FPR = 0.05
@@ -56,7 +56,7 @@ NEEDS = {"recon": ("recon",), "ssim": ("ssim",), "latent-knn": ("latent-knn",),
 
 @dataclass
 class Detector:
-    """Scores images as a run's training images would not be: see :mod:`aekit.anomaly`."""
+    """Scores images as a run's training images would not be: see ``aekit.anomaly.methods``."""
 
     run: Path
     config: RunConfig
@@ -168,7 +168,7 @@ def _saved(run: Path, cfg: RunConfig, model: Autoencoder, digest: str) -> Detect
 
 
 def _build(run: Path, cfg: RunConfig, model: Autoencoder, digest: str, progress: bool) -> Detector:
-    from .splits import training_batches
+    from ..training.splits import training_batches
 
     if progress:
         print(f"scoring {run}'s training and held-out images (once; kept in {run / ANOMALY})",

@@ -6,7 +6,7 @@ Methods (higher = more anomalous):
 - ``recon``: the mean squared reconstruction error of the image ([0, 1] pixels);
 - ``ssim``: 1 - the SSIM of the image and its reconstruction (structure, not brightness);
 - ``latent-knn``: the mean distance of the image's code to its ``KNN_K`` nearest codes of the
-  training images (through :func:`aekit.search.exact_search`);
+  training images (through :func:`aekit.search.knn.exact_search`);
 - ``combined``: ``ssim`` + ``latent-knn``, each standardised by the mean and spread of its
   scores on held-out normal images: what an image looks like and where its code lies. (Adding
   ``recon`` as well scored lower on both one-class benchmarks: BENCHMARKS.md.)
@@ -20,9 +20,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .errors import AekitError
-from .models import Autoencoder, to_model_scale, to_unit_scale, value_range
-from .search import exact_search
+from ..errors import AekitError
+from ..models import Autoencoder, to_model_scale, to_unit_scale, value_range
+from ..search.knn import exact_search
 
 METHODS = ("recon", "ssim", "latent-knn", "combined")
 PARTS = ("recon", "ssim", "latent-knn")  # the scores computed for every image

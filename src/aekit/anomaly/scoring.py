@@ -14,7 +14,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from .anomaly import (
+from ..data import ImageSet
+from ..data.classes import class_names, in_classes
+from ..data.streamed import Listing, SplitStream
+from ..devices import pick_device
+from ..errors import AekitError
+from ..files import write_text
+from ..models import check_input
+from .detector import Detector, load_detector
+from .methods import (
     DEFAULT_METHOD,
     MAP_NAMES,
     anomaly_maps,
@@ -23,14 +31,6 @@ from .anomaly import (
     detection_metrics,
     map_kind,
 )
-from .data import ImageSet
-from .data.classes import class_names, in_classes
-from .data.streamed import Listing, SplitStream
-from .detector import Detector, load_detector
-from .devices import pick_device
-from .errors import AekitError
-from .files import write_text
-from .models import check_input
 
 SHOWN = 8  # images in each heatmap picture
 SCORE_BATCH = 256  # images a chunk of a streamed split: the model's batch (reconstruct_scores')
@@ -80,7 +80,7 @@ def score(
 
     Score ``images`` (image files, or a uint8 (N, C, H, W) batch) or the ``split`` of a dataset
     ``data`` (default split: test, else the first). ``method``: recon, ssim, latent-knn or
-    combined (see :mod:`aekit.anomaly`). With labels, ``normal`` (class names or numbers,
+    combined (see ``aekit.anomaly.methods``). With labels, ``normal`` (class names or numbers,
     default: the run's ``--classes``) says which images are normal, and the result has
     ``auroc``, ``aupr``, ``f1`` and ``threshold`` (the best F1's). Each item gets a verdict
     against the run's threshold (``verdict_threshold``), calibrated so that a fraction ``fpr``
@@ -159,7 +159,7 @@ def _batch(
         n = len(images)
         return Batch(images, [str(i) for i in range(n)], [None] * n, None, None)
     if images is not None:
-        from .data import read_image_files
+        from ..data import read_image_files
 
         if normal is not None:
             raise AekitError("--normal says which images of a labelled --data source are "
@@ -177,8 +177,8 @@ def _batch(
 def _dataset_batch(
     det: Detector, where: Split, normal: str | None, limit: int | None, method: str
 ) -> Batch:
-    from .data import available_splits, load_dataset
-    from .data.streamed import open_stream
+    from ..data import available_splits, load_dataset
+    from ..data.streamed import open_stream
 
     cfg = det.config.data
     data_dir = where.data_dir or cfg.data_dir
@@ -293,7 +293,7 @@ def write_report(
     """scores.csv, histogram.png, roc.png (labelled images), anomalous.png and normal.png."""
     from sklearn.metrics import roc_curve
 
-    from .anomaly_plots import heatmap_grid, roc_plot, score_histogram
+    from .plots import heatmap_grid, roc_plot, score_histogram
 
     out.mkdir(parents=True, exist_ok=True)
     what = f"{len(scores)} images"

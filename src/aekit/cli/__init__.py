@@ -9,7 +9,8 @@ from collections.abc import Sequence
 
 from .. import __version__
 from ..data.images import pixel_limit
-from ..distributed import (
+from ..errors import AekitError
+from ..training.distributed import (
     AgreedError,
     QuietExit,
     connected,
@@ -21,12 +22,11 @@ from ..distributed import (
     stop_listening,
     timeout_s,
 )
-from ..errors import AekitError
-from . import anomaly, data, demo, export, generate, maps, search, serve, train, use
+from . import anomaly, data, demo, denoise, export, generate, maps, search, serve, train, use
 from .args import Parser
 
 # in the order --help lists them
-GROUPS = (train, use, anomaly, generate, export, data, search, maps, serve, demo)
+GROUPS = (train, use, denoise, anomaly, generate, export, data, search, maps, serve, demo)
 
 
 def build_parser() -> Parser:

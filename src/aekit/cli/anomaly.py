@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..anomaly import DEFAULT_METHOD, METHODS
-from ..detector import DEFAULT_FPR
+from ..anomaly.detector import DEFAULT_FPR
+from ..anomaly.methods import DEFAULT_METHOD, METHODS
 from ..errors import AekitError
 from .args import data_flags, out_dir, out_path, positive_int
 
@@ -69,7 +69,7 @@ def add_parsers(sub: Any) -> None:
 
 
 def cmd_score(ns: argparse.Namespace) -> None:
-    from ..scoring import score
+    from ..anomaly.scoring import score
 
     source = ns.source
     if ns.images and source is not None:

@@ -11,9 +11,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from ..config import MAX_SEED
-from ..data.images import MAX_SIDE, MIN_SIDE, add_max_pixels_flag
+from ..data.images import add_max_pixels_flag
 from ..errors import AekitError
+from ..options import MAX_SIDE, MIN_SIDE
+from ..training.config import MAX_SEED
 
 # argparse knows "-1" and "-.5" as numbers but takes "-inf", "-nan" or "-1e-3" for flags, so
 # "--beta -inf" was "expected one argument": these are values (no aekit flag looks like one)

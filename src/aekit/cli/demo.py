@@ -1,4 +1,4 @@
-"""``aekit demo``: the offline tour on the built-in ``shapes`` set.
+"""``aekit demo``: the offline tour on the built-in ``shapes`` set (the command and its run).
 
 Trains a plain and a denoising conv autoencoder (the seed's model), and aekit's ``unet``
 denoiser on the same noisy shapes; draws reconstruction and denoising grids (the two denoisers
@@ -12,20 +12,26 @@ leaves the previous results as they were.
 
 from __future__ import annotations
 
+import argparse
 import shutil
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
-from .api import denoise, reconstruct
-from .config import DataConfig, ModelConfig, TrainConfig
-from .data import ImageSet, load_dataset
-from .embed import embed
-from .runs import RunConfig, load, read_metrics
-from .train import Objective, evaluate, train
-from .viz import image_rows
+from ..api import denoise, reconstruct
+from ..data import ImageSet, load_dataset
+from ..data.config import DataConfig
+from ..models.config import ModelConfig
+from ..search.embed import embed
+from ..training.config import TrainConfig
+from ..training.loop import train
+from ..training.runs import RunConfig, load, read_metrics
+from ..training.step import Objective, evaluate
+from ..viz import image_rows
+from .args import out_dir, out_path
 
 # A narrower model than the seed's (base 16, not 64), batches of 32 at 3x the family's rate. The
 # conv DAE, measured on 2 AVX2 cores on 2026-12-02 within an hour: 7 epochs of batch 16 at 1e-3
@@ -181,8 +187,8 @@ def _denoising(
 
 def _search(model: torch.nn.Module, run: Path, test: ImageSet, out: Path) -> list[str]:
     """Embed the test split, draw top-k/bottom-k for a few queries, score retrieval."""
-    from .retrieval import search_eval
-    from .viz import search_grid
+    from ..search.retrieval import search_eval
+    from ..viz import search_grid
 
     print("[demo] embedding the test split and searching it ...", flush=True)
     store = embed(model, test, run=run)
@@ -215,3 +221,15 @@ def _search(model: torch.nn.Module, run: Path, test: ImageSet, out: Path) -> lis
     for name, r in ev["results"].items():
         lines.append(f"| {names.get(name, name)} | {r['precision']:.3f} | {r['map']:.3f} |")
     return [*lines, ""]
+
+
+def add_parsers(sub: Any) -> None:
+    p = sub.add_parser("demo", help="the offline demo: train, denoise, write a report")
+    p.add_argument(
+        "--out", default="aekit-demo", type=out_path, help="folder for everything it writes"
+    )
+    p.set_defaults(func=cmd_demo)
+
+
+def cmd_demo(ns: argparse.Namespace) -> None:
+    run_demo(out_dir(ns.out))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ..export import FORMATS, PARTS
+from ..exporting.onnx import FORMATS, PARTS
 from .args import out_path
 
 
@@ -25,7 +25,7 @@ def add_parsers(sub: Any) -> None:
 
 
 def cmd_export(ns: argparse.Namespace) -> None:
-    from ..export import TOLERANCE, export
+    from ..exporting.onnx import TOLERANCE, export
 
     done = export(ns.run, ns.out, part=ns.part, fmt=ns.format, force=ns.force)
 

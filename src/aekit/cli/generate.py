@@ -7,9 +7,9 @@ import argparse
 from typing import Any
 
 from ..data.images import add_max_pixels_flag
-from ..generate import MAX_SAMPLES, MAX_STEPS, MAX_TEMPERATURE
+from ..explore.generate import MAX_SAMPLES, MAX_STEPS, MAX_TEMPERATURE
 from .args import bounded_float, bounded_int, out_path, out_png, seed
-from .use import _load, _read_images
+from .inputs import load_run, read_images
 
 
 def add_parsers(sub: Any) -> None:
@@ -35,22 +35,22 @@ def add_parsers(sub: Any) -> None:
 
 
 def cmd_generate(ns: argparse.Namespace) -> None:
-    from ..generate import generate
+    from ..explore.generate import generate
     from ..viz import image_grid
 
     out_png(ns.out)
-    model, _ = _load(ns.run)
+    model, _ = load_run(ns.run)
     images = generate(model, ns.n, seed=ns.seed, temperature=ns.temperature)
     title = f"{ns.n} samples of {ns.run} (seed {ns.seed}, temperature {ns.temperature:g})"
     print(f"wrote {image_grid(images, ns.out, cols=ns.cols, title=title)}")
 
 
 def cmd_interpolate(ns: argparse.Namespace) -> None:
-    from ..generate import interpolate
+    from ..explore.generate import interpolate
     from ..viz import interpolation_strip
 
     out_png(ns.out)
-    model, _ = _load(ns.run)
-    a, b = _read_images(model, [ns.image_a, ns.image_b])
+    model, _ = load_run(ns.run)
+    a, b = read_images(model, [ns.image_a, ns.image_b])
     path = interpolate(model, a, b, steps=ns.steps)
     print(f"wrote {interpolation_strip(a, b, path, ns.out)}")

@@ -1,5 +1,6 @@
 """The latent space, seen: ``aekit map`` (a store's vectors in 2-D, coloured by label:
-``aekit.latent_map``) and ``aekit units`` (what each unit of a code stands for: ``aekit.units``)."""
+``aekit.search.latent_map``) and ``aekit units`` (what each unit of a code stands for:
+``aekit.explore.units``)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from ..config import DEVICES
-from ..latent_map import DEFAULT_FIT, METHODS
+from ..devices import DEVICES
+from ..search.latent_map import DEFAULT_FIT, METHODS
 from .args import out_path, out_png, positive_int, seed
 
 
@@ -48,10 +49,10 @@ def add_parsers(sub: Any) -> None:
 
 
 def cmd_map(ns: argparse.Namespace) -> None:
-    from ..embed import Embeddings
     from ..errors import AekitError
-    from ..latent_map import map_embeddings
-    from ..stores import MAP
+    from ..search.embed import Embeddings
+    from ..search.latent_map import map_embeddings
+    from ..search.stores import MAP
     from ..viz import latent_map
 
     store = Embeddings.load(ns.store)
@@ -85,11 +86,11 @@ def cmd_map(ns: argparse.Namespace) -> None:
 def cmd_units(ns: argparse.Namespace) -> None:
     import torch
 
-    from ..api import load_split_images
     from ..devices import pick_device
-    from ..objectives import parse_sparsity
-    from ..runs import load, load_config
-    from ..units import unit_report
+    from ..explore.units import unit_report
+    from ..training.objectives import parse_sparsity
+    from ..training.runs import load, load_config
+    from ..training.splits import load_split_images
     from ..viz import image_rows
 
     out = out_png(ns.out)

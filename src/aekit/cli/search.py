@@ -12,11 +12,11 @@ from typing import Any
 import numpy as np
 
 from ..data.images import IMAGE_EXTENSIONS, add_max_pixels_flag
-from ..embed import Embeddings, append, check_new_part, check_same_size, embed, model_hash
 from ..errors import AekitError
 from ..files import folder_lock, write_text
-from ..search import INDEX_KINDS, METRICS
-from ..stores import INDEX, INDEX_INFO, MANIFEST, read_manifest, tidy
+from ..search.embed import Embeddings, append, check_new_part, check_same_size, embed, model_hash
+from ..search.knn import INDEX_KINDS, METRICS
+from ..search.stores import INDEX, INDEX_INFO, MANIFEST, read_manifest, tidy
 from .args import image_side, out_dir, out_path, out_png, positive_int, seed
 
 
@@ -78,7 +78,7 @@ def add_parsers(sub: Any) -> None:
 def cmd_embed(ns: argparse.Namespace) -> None:
     """Under torchrun each process encodes its share; rank 0 alone holds the store and
     writes it."""
-    from ..distributed import join
+    from ..training.distributed import join
 
     out_dir(ns.out)
     group, device = join("auto")
@@ -114,7 +114,7 @@ def _embed_inputs(ns: argparse.Namespace, device: Any) -> tuple:
     before the costly encoding."""
     from ..data import load_dataset
     from ..data.streamed import open_stream
-    from ..runs import load, load_config
+    from ..training.runs import load, load_config
 
     if not ns.append and (Path(ns.out) / MANIFEST).exists():
         read_manifest(Path(ns.out))  # a damaged store says so (and how to start over)
@@ -165,9 +165,9 @@ def _query_vectors(store: Embeddings, ns: argparse.Namespace) -> tuple[Any, list
                for i in indices]  # fmt: skip
     vectors = [np.asarray(store.vectors[indices])] if indices else []
     if files:
-        from ..embed import encode
-        from ..runs import WEIGHTS, load
-        from .use import _read_images
+        from ..search.embed import encode
+        from ..training.runs import WEIGHTS, load
+        from .inputs import read_images
 
         run, rel = store.manifest.get("run"), store.manifest.get("run_relative")
         if not run or not Path(run).is_dir():
@@ -183,7 +183,7 @@ def _query_vectors(store: Embeddings, ns: argparse.Namespace) -> tuple[Any, list
                 "further?): embed again with it, so that queries and stored vectors agree"
             )
         model = load(run)
-        u8 = _read_images(model, files)
+        u8 = read_images(model, files)
         vectors.append(encode(model, u8, progress=False))
         queries += [{"file": f, "exclude": -1, "caption": Path(f).name, "image": u8[j]}
                     for j, f in enumerate(files)]  # fmt: skip
@@ -294,7 +294,7 @@ def cmd_index(ns: argparse.Namespace) -> None:
 
 
 def _index_store(ns: argparse.Namespace, path: Path) -> None:
-    from ..search import (
+    from ..search.knn import (
         build_index,
         check_index_options,
         exact_search,
@@ -344,7 +344,7 @@ def _index_store(ns: argparse.Namespace, path: Path) -> None:
 
 
 def cmd_search_eval(ns: argparse.Namespace) -> None:
-    from ..retrieval import search_eval
+    from ..search.retrieval import search_eval
 
     store = Embeddings.load(ns.store)
     labels = store.labels()

@@ -7,20 +7,14 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from ..config import (
-    DEVICES,
-    LOSSES,
-    MODEL_CLI_SKIP,
-    SCHEDULES,
-    DataConfig,
-    ModelConfig,
-    TrainConfig,
-    add_arguments,
-    from_namespace,
-)
+from ..data.config import DataConfig
 from ..data.images import add_max_pixels_flag
-from ..distributed import main_process
+from ..devices import DEVICES
 from ..models import list_bodies, list_models
+from ..models.config import MODEL_CLI_SKIP, ModelConfig
+from ..options import add_arguments, from_namespace
+from ..training.config import LOSSES, SCHEDULES, TrainConfig
+from ..training.distributed import main_process
 from .args import out_dir, out_path
 
 
@@ -41,8 +35,8 @@ def add_parsers(sub: Any) -> None:
 
 
 def cmd_train(ns: argparse.Namespace) -> None:
-    from ..runs import RunConfig, resume_config
-    from ..train import train
+    from ..training.loop import train
+    from ..training.runs import RunConfig, resume_config
 
     if ns.resume:
         given = {f.name: getattr(ns, f.name) for c in CONFIGS for f in fields(c)
@@ -60,7 +54,7 @@ CONFIGS = (DataConfig, ModelConfig, TrainConfig)
 
 
 def _print_summary(run: Path) -> None:
-    from ..runs import read_metrics
+    from ..training.runs import read_metrics
 
     last = read_metrics(run)[-1]
     extra = "".join(f", {k} {last[k]:.2f} dB" for k in ("noisy_psnr", "denoised_psnr") if k in last)

@@ -14,7 +14,6 @@ tensors.
 from __future__ import annotations
 
 import argparse
-import numbers
 import re
 import struct
 from collections.abc import Iterator
@@ -38,10 +37,6 @@ KINDS = "png, jpg, bmp, gif, tiff, webp, ppm or pgm"
 # it refuses 100-170 MP PNGs that compress to kilobytes, which Pillow's own check (a warning
 # over 89 MP, an error over 179 MP) would decode.
 DEFAULT_MAX_PIXELS = 64_000_000
-# The side of the square images are resized to (--image-size) and a model's input: the models halve
-# it three times, and 4096 is far beyond any use while a typo (a few extra zeros) is one line
-# rather than an allocator error minutes later.
-MIN_SIDE, MAX_SIDE = 8, 4096
 RESAMPLE = Image.Resampling.BICUBIC
 GRAY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "F"}
 # What Pillow may raise on a truncated, garbage or hostile file.
@@ -97,21 +92,6 @@ def pixel_limit(limit: int | None = None) -> Iterator[int]:
         yield _max_pixels
     finally:
         _max_pixels, Image.MAX_IMAGE_PIXELS = before, pillow
-
-
-def check_side(size: object, flag: str = "--image-size", low: int = MIN_SIDE) -> None:
-    """Refuse an image side that is not a whole number of pixels in [low, MAX_SIDE] (the
-    loader takes any small size; a model's input is at least MIN_SIDE)."""
-    if size is None:
-        return
-    if (
-        isinstance(size, bool)
-        or not isinstance(size, numbers.Integral)
-        or not low <= size <= MAX_SIDE
-    ):
-        raise AekitError(
-            f"{flag} must be a whole number of pixels from {low} to {MAX_SIDE:,}, got {size!r}"
-        )
 
 
 def _pixel_count(text: str) -> int:

@@ -14,13 +14,7 @@ from ..errors import AekitError
 from .download import ensure_file
 from .imageset import ImageSet
 from .npzarrays import load_images, load_labels, npz_keys
-from .registry import (
-    MEDMNIST_CLASSES,
-    MEDMNIST_MD5,
-    MEDMNIST_SIZES,
-    medmnist_file,
-    medmnist_url,
-)
+from .registry import MEDMNIST_CLASSES, MEDMNIST_MD5, MEDMNIST_SIZES, medmnist_file, medmnist_url
 
 SPLITS = ["train", "val", "test"]
 

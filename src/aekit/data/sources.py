@@ -8,10 +8,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..errors import AekitError
+from ..options import check_side
 from .cifar import load_cifar10
 from .folder import folder_splits, load_folder
 from .idx import load_idx_set
-from .images import check_side, resize_images
+from .images import resize_images
 from .imageset import ImageSet
 from .medmnist import SPLITS as MEDMNIST_SPLITS
 from .medmnist import load_medmnist, parse_medmnist
@@ -128,7 +129,7 @@ def load_dataset(
     ``image_size`` resizes images to a square (antialiased bicubic); folder sources default to
     their most common size, the others keep their native size. ``limit`` keeps the first N
     images. An empty split is an AekitError. Missing files are downloaded into ``data_dir``
-    (default :func:`default_data_dir`) and MD5-checked, unless ``download`` is False.
+    (default ``default_data_dir()``) and MD5-checked, unless ``download`` is False.
     """
     check_side(image_size, "image_size", low=1)
     _positive("limit", limit)

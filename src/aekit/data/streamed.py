@@ -27,19 +27,20 @@ import numpy as np
 import torch
 
 from ..errors import AekitError
+from ..options import check_side
 from .folder import FolderFiles, FolderScan, scan_folder
-from .images import UNREADABLE, check_side
+from .images import UNREADABLE
 from .npzarrays import memmap_threshold
 from .sources import available_splits, parse_source
 from .wds import (
     Shards,
     Skipped,
-    _samples,
     check_shards,
     classes_of,
     decode,
     label_of,
     open_shards,
+    read_samples,
     shape_of,
 )
 
@@ -218,7 +219,7 @@ def shard_stream(shards: Shards, shape: tuple[int, int, int], offset: int = 0) -
         skipped = Skipped(f"{shards.source} [{shards.split}]")
         taken = 0
         with ThreadPoolExecutor(DECODERS) as pool:
-            for group in _groups(_samples(shards.urls, skipped, workers=False), size):
+            for group in _groups(read_samples(shards.urls, skipped, workers=False), size):
                 images, labels, bad = [], [], 0
                 for sample, out in zip(group, pool.map(one, group), strict=True):
                     if isinstance(out, BaseException):
@@ -298,7 +299,7 @@ def ahead(items: Iterator[T], depth: int = AHEAD) -> Iterator[T]:
 
 class InOrder:
     """A streamed split as a sequence read front to back: ``len`` and consecutive slices, what
-    :func:`aekit.train.evaluate` takes of its images; each image is decoded once. Its length
+    :func:`aekit.training.step.evaluate` takes of its images; each image is decoded once. Its length
     is known before reading (what means are divided by), so every image must decode."""
 
     def __init__(self, stream: SplitStream, limit: int | None = None, chunk: int = 256) -> None:

@@ -9,14 +9,13 @@ A shard is a plain tar whose members ``KEY.png|jpg|jpeg|webp`` are the images an
 - ``wds:PATTERN``: the shards of one split, ``train``, as a brace pattern
   (``shards/part-{000000..000099}.tar``) or a glob (``shards/*.tar``).
 
-Training streams a split: each epoch every process reads its own shards (shard ``i`` goes to
-rank ``i % ranks``) in an order drawn from the run's generator, DataLoader workers decode them
-(each worker its shards), samples pass a shuffle buffer, and memory holds the buffer and the
-batches in flight, never the set. ``eval``, ``embed`` and ``score`` read a split whose images
-would exceed ``AEKIT_MEMMAP_BYTES`` in order, a chunk at a time (:mod:`aekit.data.streamed`);
-other commands (describe, ...) and smaller splits are read whole into memory. A split with no
-held-out split beside it gives one: the images whose key hashes to 0 mod 10 (at most HELD_MAX
-of them), never trained on. A member that cannot be decoded is skipped with a warning.
+Training streams a split (:mod:`aekit.data.wds_stream`): each epoch every process reads its own
+shards (shard ``i`` goes to rank ``i % ranks``), and memory never holds the set. ``eval``,
+``embed`` and ``score`` read a split whose images would exceed ``AEKIT_MEMMAP_BYTES`` in order, a
+chunk at a time (:mod:`aekit.data.streamed`); other commands (describe, ...) and smaller splits
+are read whole into memory. A split with no held-out split beside it gives one: the images whose
+key hashes to 0 mod 10 (at most HELD_MAX of them), never trained on. A member that cannot be
+decoded is skipped with a warning.
 """
 
 from __future__ import annotations
@@ -25,7 +24,6 @@ import glob
 import io
 import json
 import os
-import random
 import tarfile
 import zlib
 from collections.abc import Callable, Iterator
@@ -272,7 +270,7 @@ class Skipped:
         return True
 
 
-def _samples(urls: list[str], skipped: Skipped, workers: bool) -> Iterator[dict[str, Any]]:
+def read_samples(urls: list[str], skipped: Skipped, workers: bool) -> Iterator[dict[str, Any]]:
     import webdataset as wds
 
     pipeline = wds.WebDataset(
@@ -292,7 +290,7 @@ def first_shape(shards: Shards, image_size: int | None) -> tuple[int, int, int]:
     """(C, H, W) of a split without info.json: gray or colour and the size of its first
     readable image (``image_size`` square when given)."""
     skipped = Skipped(shards.source, quiet=True)  # reading the split says what it skips
-    for sample in _samples(shards.urls, skipped, workers=False):
+    for sample in read_samples(shards.urls, skipped, workers=False):
         ext = next(k for k in IMAGE_KEYS if k in sample)
         try:
             with open_image(io.BytesIO(sample[ext]), sample["__key__"]) as img:
@@ -349,7 +347,7 @@ def _read(
     c, h, w = shape_of(shards, image_size)
     skipped = Skipped(f"{shards.source} [{shards.split}]")
     images, labels = [], []
-    for sample in _samples(shards.urls, skipped, workers=False):
+    for sample in read_samples(shards.urls, skipped, workers=False):
         if keep is not None and not keep(sample["__key__"]):
             continue
         try:
@@ -378,81 +376,3 @@ def classes_of(shards: Shards, labels: list[int | None]) -> list[str]:
     if not labels or any(x is None for x in labels):
         return []
     return shards.classes or [str(i) for i in range(max(labels) + 1)]  # type: ignore[type-var]
-
-
-@dataclass
-class Stream:
-    """A split streamed from its shards for training (see the module docstring)."""
-
-    shards: Shards
-    shape: tuple[int, int, int]  # (C, H, W)
-    workers: int = 2
-    buffer: int = SHUFFLE_BUFFER
-    wanted: Callable[[int | None], bool] | None = None  # keep a sample by its label (--classes)
-    limit: int | None = None
-
-    def rank_urls(self, rank: int, world: int) -> list[str]:
-        return self.shards.urls[rank::world]
-
-    def count(self, rank: int, world: int) -> int:
-        """Images this rank trains on per epoch (before --classes; at most --limit / world)."""
-        n = sum(self.shards.train_count(u) for u in self.rank_urls(rank, world))
-        return n if self.limit is None else min(n, -(-self.limit // world))
-
-    def batches(
-        self, batch_size: int, gen: torch.Generator, rank: int = 0, world: int = 1
-    ) -> Iterator[torch.Tensor]:
-        """One epoch of this rank's uint8 batches: its shards in an order drawn from ``gen``
-        (the same draw on every rank), decoded by DataLoader workers."""
-        from torch.utils.data import DataLoader
-
-        mine = self.rank_urls(rank, world)
-        order = torch.randperm(len(mine), generator=gen).tolist()
-        urls = [mine[i] for i in order]
-        salt = int(torch.randint(0, 2**31 - 1, (1,), generator=gen))
-        part = _Part(self, urls, salt + 7919 * rank, world)
-        workers = min(self.workers, len(urls))
-        loader = DataLoader(part, batch_size=batch_size, num_workers=workers,
-                            prefetch_factor=2 if workers else None,
-                            persistent_workers=False)  # fmt: skip
-        yield from loader
-
-
-class _Part(torch.utils.data.IterableDataset):
-    """One rank's shards for one epoch: samples decoded to uint8 (C, H, W) tensors."""
-
-    def __init__(self, stream: Stream, urls: list[str], seed: int, world: int) -> None:
-        self.stream, self.urls, self.seed, self.world = stream, urls, seed, world
-
-    def __iter__(self) -> Iterator[torch.Tensor]:
-        info = torch.utils.data.get_worker_info()
-        worker, workers = (0, 1) if info is None else (info.id, info.num_workers)
-        st = self.stream
-        c, h, w = st.shape
-        rng = random.Random(self.seed * 1000 + worker)
-        skipped = Skipped(st.shards.source)
-        buffer: list[torch.Tensor] = []
-        limit = None if st.limit is None else -(-st.limit // self.world)
-        taken = 0
-        for sample in _samples(self.urls, skipped, workers=True):
-            if st.shards.carve and held_out(sample["__key__"]):
-                continue
-            if st.wanted is not None and not st.wanted(label_of(sample)):
-                continue
-            if limit is not None:  # --limit: the first images of the epoch's order, per worker
-                taken += 1
-                if taken > -(-limit // workers):
-                    break
-            try:
-                image = torch.from_numpy(decode(sample, c, (w, h)).copy())  # Pillow: read-only
-            except UNREADABLE as exc:
-                skipped(exc, f"{sample['__key__']}")
-                continue
-            if len(buffer) < st.buffer:
-                buffer.append(image)
-                continue
-            i = rng.randrange(len(buffer))
-            buffer[i], image = image, buffer[i]
-            yield image
-        rng.shuffle(buffer)
-        yield from buffer

@@ -17,11 +17,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import fastpath
-from .data.photos import PhotoSet
-from .errors import AekitError
-from .models import Autoencoder, get_family
-from .objectives import Noise, corrupt
+from ..data.photos import PhotoSet
+from ..errors import AekitError
+from ..models import Autoencoder, get_family
+from ..training import fastpath
+from ..training.objectives import Noise, corrupt
 
 DEFAULT_TILE = 1024  # pixels a side; a 1024x1024 tile of the default unet needs ~1 GB
 
@@ -157,7 +157,7 @@ def score_photos(
     as :func:`denoise_image`."""
     from tqdm import tqdm
 
-    from .metrics import psnr_per_image, ssim_per_image
+    from ..metrics import psnr_per_image, ssim_per_image
 
     rows, seconds = [], 0.0
     for i in tqdm(range(len(photos)), unit="photo", desc="eval", leave=False,

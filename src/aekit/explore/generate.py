@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import torch
 
-from .config import MAX_SEED
-from .errors import AekitError
-from .models import Autoencoder, check_input, get_family, to_model_scale, to_unit_scale
-from .models.vae import slerp
+from ..errors import AekitError
+from ..models import Autoencoder, check_input, get_family, to_model_scale, to_unit_scale
+from ..models.vae import slerp
+from ..training.config import MAX_SEED
 
 MAX_SAMPLES = 4096
 MAX_STEPS = 256

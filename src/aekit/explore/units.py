@@ -15,10 +15,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .embed import encode
-from .errors import AekitError
-from .models import Autoencoder, get_family, to_unit_scale
-from .objectives import ACTIVE_THRESHOLD, Sparsity, activations
+from ..errors import AekitError
+from ..models import Autoencoder, get_family, to_unit_scale
+from ..search.embed import encode
+from ..training.objectives import ACTIVE_THRESHOLD, Sparsity, activations
 
 MAX_TOP = 64
 

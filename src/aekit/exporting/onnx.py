@@ -28,10 +28,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import runs
-from .errors import AekitError
-from .files import give_normal_mode, remove_stale_temps_of, writing
-from .models import Autoencoder, get_family
+from ..errors import AekitError
+from ..files import give_normal_mode, remove_stale_temps_of, writing
+from ..models import Autoencoder, get_family
+from ..training import runs
 
 FORMATS = ("onnx",)
 PARTS = ("full", "encoder", "decoder")
@@ -128,7 +128,7 @@ def _check_out(out: Path, force: bool) -> None:
 def check_images(run: Path, model: Autoencoder) -> tuple[torch.Tensor, str]:
     """uint8 (N, C, S, S) images to check the graph on: the run's held-out images where its data
     is at hand (the centres of its held-out photos for a photo run), else random ones."""
-    from .splits import load_photo_splits, load_splits
+    from ..training.splits import load_photo_splits, load_splits
 
     cfg = runs.load_config(run)
     side = cfg.model.image_size

@@ -7,7 +7,6 @@ value range and default loss (``registry.Family``). Every ``forward`` returns an
 
 from __future__ import annotations
 
-from ..config import ModelConfig
 from . import conv, keras, resnet, unet, vae
 from .base import (
     AEOutput,
@@ -18,6 +17,7 @@ from .base import (
     topk_mask,
     value_range,
 )
+from .config import ModelConfig
 from .conv import downsample_sizes
 from .registry import Family, check_config, get_family, list_bodies, list_models, register
 

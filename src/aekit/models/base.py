@@ -9,8 +9,8 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
-from ..config import ModelConfig
 from ..errors import AekitError
+from .config import ModelConfig
 from .registry import check_config, get_family
 
 

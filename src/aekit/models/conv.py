@@ -10,8 +10,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..config import ModelConfig
 from .base import Autoencoder, bottleneck_check
+from .config import ModelConfig
 from .registry import Family
 
 DEFAULT_LATENT = 256  # the seed's bottleneck

@@ -7,9 +7,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..config import ModelConfig
 from ..errors import AekitError
 from .base import Autoencoder, refuse_depth
+from .config import ModelConfig
 from .registry import Family
 
 LATENT = 128  # the seed's bottleneck: 8 channels x 4 x 4

@@ -12,8 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import ModelConfig
 from .base import Autoencoder, bottleneck_check
+from .config import ModelConfig
 from .conv import DEFAULT_LATENT, downsample_sizes
 from .registry import Family
 

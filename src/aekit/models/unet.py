@@ -17,9 +17,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import ModelConfig
 from ..errors import AekitError
 from .base import AEOutput, Autoencoder
+from .config import ModelConfig
 from .registry import Family
 from .resnet import _conv
 

@@ -16,9 +16,9 @@ from dataclasses import replace
 
 import torch
 
-from ..config import MAX_LATENT, ModelConfig
 from ..errors import AekitError
 from .base import AEOutput, Autoencoder
+from .config import MAX_LATENT, ModelConfig
 from .registry import Family, get_family, list_bodies
 
 # the resnet body: 0.3 dB better than the conv body on CIFAR (BENCHMARKS.md, "Model families").

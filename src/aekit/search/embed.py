@@ -5,7 +5,7 @@ EMB/items.jsonl     per item: index, label, class, source, split, item (index in
 EMB/manifest.json   run, model hash, source(s), split(s), dim, count, created, file names
 EMB/index.faiss     optional FAISS index (``aekit index``), with EMB/index.json describing it
 
-A save is all or nothing and a load checks every file: see :mod:`aekit.stores`.
+A save is all or nothing and a load checks every file: see :mod:`aekit.search.stores`.
 """
 
 from __future__ import annotations
@@ -19,13 +19,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from .data import ImageSet, load_dataset, same_source
-from .data.streamed import Listing, SplitStream
-from .distributed import SINGLE, Group
+from ..data import ImageSet, load_dataset, same_source
+from ..data.streamed import Listing, SplitStream
+from ..errors import AekitError
+from ..models import Autoencoder, check_input
+from ..training.distributed import SINGLE, Group
+from ..training.runs import WEIGHTS
 from .encoding import encode, fingerprint
-from .errors import AekitError
-from .models import Autoencoder, check_input
-from .runs import WEIGHTS
 from .stores import INDEX, INDEX_INFO, read_index_info, read_map, read_store, write_store
 
 
@@ -90,7 +90,7 @@ class Embeddings:
         Uses the store's FAISS index when one was built for ``metric`` (nearest only), unless
         ``exact``; otherwise exact chunked search. ``exclude``: (n,) item to leave out per query.
         """
-        from .search import exact_search, index_search
+        from .knn import exact_search, index_search
 
         q = np.asarray(queries.detach().cpu() if isinstance(queries, torch.Tensor) else queries,
                        dtype=np.float32)  # fmt: skip
@@ -110,7 +110,7 @@ class Embeddings:
 
     def _load_index(self) -> Any:
         """The store's FAISS index, loaded once; refused when it indexes other vectors."""
-        from .search import load_index
+        from .knn import load_index
 
         if self._index is None:
             path = self.path / INDEX  # type: ignore[operator]
@@ -253,7 +253,7 @@ def embed(
     ``run``, ``data_dir`` and ``image_size`` are recorded so that the store can encode new
     query images and show its items' pictures later. In a torchrun ``group`` each process
     encodes its share of the images and every process gets all the vectors. A
-    :class:`SplitStream` (a split too large for memory) is read in chunks of ``batch_size``,
+    ``SplitStream`` (a split too large for memory) is read in chunks of ``batch_size``,
     in its order: the same vectors and items as from memory.
     """
     check_input(model, data.shape, f"{data.source} [{data.split}]", run)

@@ -15,14 +15,14 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .data.images import UNREADABLE, load, unreadable_reason
-from .data.npzarrays import memmap_threshold
-from .data.sources import parse_source
-from .data.streamed import Listing, SplitStream
-from .distributed import SINGLE, Group
+from ..data.images import UNREADABLE, load, unreadable_reason
+from ..data.npzarrays import memmap_threshold
+from ..data.sources import parse_source
+from ..data.streamed import Listing, SplitStream
+from ..errors import AekitError
+from ..models import Autoencoder
+from ..training.distributed import SINGLE, Group
 from .encoding import encode, fingerprint_of, fingerprint_rows
-from .errors import AekitError
-from .models import Autoencoder
 
 
 def encode_stream(

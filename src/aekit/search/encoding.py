@@ -1,5 +1,6 @@
 """Images to latent vectors, and the fingerprint a store keeps of the split it embedded: shared
-by the in-memory path (:mod:`aekit.embed`) and the streamed one (:mod:`aekit.embed_stream`)."""
+by the in-memory path (:mod:`aekit.search.embed`) and the streamed one
+(:mod:`aekit.search.embed_stream`)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .errors import AekitError
-from .models import Autoencoder, to_model_scale
+from ..errors import AekitError
+from ..models import Autoencoder, to_model_scale
 
 FINGERPRINT_IMAGES = 64
 

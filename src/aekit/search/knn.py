@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from .devices import pick_device
-from .errors import AekitError
-from .files import atomic_write
+from ..devices import pick_device
+from ..errors import AekitError
+from ..files import atomic_write
 
 if TYPE_CHECKING:
     import faiss

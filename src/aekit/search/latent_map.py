@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import AekitError
 from .embed import Embeddings
-from .errors import AekitError
-from .search import exact_search
+from .knn import exact_search
 from .stores import save_map
 
 METHODS = ("pca", "umap", "tsne")

@@ -21,8 +21,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .errors import AekitError
-from .search import exact_search
+from ..errors import AekitError
+from .knn import exact_search
 
 BASELINES = ("pixels", "pca")
 

@@ -29,9 +29,9 @@ from typing import Any
 
 import numpy as np
 
-from .errors import AekitError
-from .files import atomic_write, folder_lock, remove_stale_temps, write_text
-from .search import INDEX_KINDS, METRICS, check_index_options
+from ..errors import AekitError
+from ..files import atomic_write, folder_lock, remove_stale_temps, write_text
+from .knn import INDEX_KINDS, METRICS, check_index_options
 
 MANIFEST, INDEX, INDEX_INFO = "manifest.json", "index.faiss", "index.json"
 MAP, MAP_INFO = "map.npy", "map.json"

@@ -11,9 +11,11 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from .config import MODEL_CLI_SKIP, DataConfig, ModelConfig, TrainConfig
-from .files import write_text
-from .models import get_family
+from ..data.config import DataConfig
+from ..files import write_text
+from ..models import get_family
+from ..models.config import MODEL_CLI_SKIP, ModelConfig
+from .config import TrainConfig
 from .runs import RunConfig
 
 CARD = "README.md"

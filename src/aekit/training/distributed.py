@@ -25,8 +25,8 @@ from typing import NoReturn
 import torch
 import torch.distributed as dist
 
-from .devices import pick_device
-from .errors import AekitError
+from ..devices import pick_device
+from ..errors import AekitError
 
 DEFAULT_TIMEOUT_S = 600  # a collective that waits longer (a peer hung or died) is an error
 MAX_TIMEOUT_S = 7 * 24 * 3600  # a week: longer is a typo (and beyond what timedelta takes)

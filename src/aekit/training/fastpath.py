@@ -26,8 +26,8 @@ import shutil
 import torch
 from torch import nn
 
-from . import devices
-from .data.warn import warn
+from .. import devices
+from ..data.warn import warn
 
 
 def bf16_inference(device: torch.device, amp: bool = True) -> bool:

@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .data.warn import warn
+from ..data.warn import warn
 from .distributed import SINGLE, Group
 
 CHECK_EVERY = 50  # steps between checks (at least 4 checks an epoch)

@@ -1,318 +1,37 @@
-"""Training: one ``step`` shared by training and evaluation, ``evaluate``, and the ``train`` loop.
+"""The ``train`` loop: one plain loop over epochs and steps, with the run folder, the time
+limit, the guard against spikes, checkpoints and resume.
 
-Data stays uint8 (on the training device when it fits); each batch is scaled, augmented and
-corrupted there, in batched tensor ops. Losses are summed on the device and read once per epoch.
+What a step computes is :mod:`aekit.training.step`; what it trains on,
+:mod:`aekit.training.training_data`; what each epoch reports, :mod:`aekit.training.report`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import itertools
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 from tqdm import tqdm
 
+from ..data.warn import warn
+from ..errors import AekitError
+from ..files import folder_lock, remove_stale_temps
+from ..models import Autoencoder
 from . import card, distributed, fastpath, runs, tblog
-from .data import ImageSet, augment
-from .data.classes import class_names
-from .data.folder import FolderFiles, scan_folder
-from .data.npzarrays import memmap_threshold
-from .data.photos import (
-    HELD_SIDE,
-    PhotoSet,
-    check_patch_size,
-    patch_batches,
-    patches_per_epoch,
-)
-from .data.sources import parse_source
-from .data.warn import warn
-from .data.wds import Stream
-from .devices import bf16_native
 from .distributed import SINGLE, Group, QuietExit
-from .errors import AekitError
-from .files import folder_lock, remove_stale_temps
 from .guard import Diverged, Guard
-from .metrics import mse_per_image, psnr, ssim_per_image
-from .models import Autoencoder, get_family, to_model_scale, to_unit_scale
-from .objectives import (
-    Noise,
-    Sparsity,
-    active_mask,
-    corrupt,
-    nll_per_image,
-    parse_noise,
-    parse_sparsity,
-    reconstruction_loss,
-    sparsity_penalty,
-)
+from .report import epoch_line, epoch_row, save_samples
 from .runs import RunConfig
 from .schedules import lr_factor
-from .splits import (
-    STREAM_WORKERS,
-    folder_stream_split,
-    load_photo_splits,
-    stream_split,
-    training_split,
-)
+from .step import Objective, evaluate, step, warmup_fraction
+from .training_data import TrainingData, check_ranks, fit_model_config, load_training_data
 
-DEVICE_RESIDENT_BYTES = 8 * 2**30  # larger (memory-mapped) sets stay on the host, streamed
 PROBE_IMAGES = 64  # at most, in the guard's fixed batch (one forward pass per check)
-
-
-@dataclass
-class Objective:
-    """What a step computes: the loss, the input corruption, the sparsity term, augmentation."""
-
-    loss: str
-    noise: Noise | None = None
-    sparsity: Sparsity | None = None
-    augment: tuple[str, ...] = ()
-    amp: bool = False  # bf16 autocast for the model's forward pass
-    beta: float = 1.0  # the weight of a family's KL term
-    kl_warmup: int = 0  # epochs over which that weight rises from 0 to beta
-
-    def term_weight(self, name: str, warm: float) -> float:
-        """The weight of a family's loss term ``name``; ``warm``: the KL warm-up's fraction."""
-        return self.beta * warm if name == "kl" else 1.0
-
-    @classmethod
-    def from_config(cls, cfg: RunConfig, device: torch.device | None = None) -> Objective:
-        """The objective of a run; bf16 autocast only on a ``device`` that runs it natively."""
-        loss = cfg.train.loss or get_family(cfg.model.arch).default_loss
-        amp = cfg.train.amp and device is not None and bf16_native(device)
-        noise, sparsity = parse_noise(cfg.train.noise), parse_sparsity(cfg.train.sparsity)
-        return cls(loss, noise, sparsity, cfg.data.augment_ops(), amp, cfg.train.beta,
-                   cfg.train.kl_warmup)  # fmt: skip
-
-
-@dataclass
-class StepOut:
-    loss: torch.Tensor  # scalar, float32
-    clean: torch.Tensor  # (B, C, H, W) target, model scale
-    inputs: torch.Tensor  # what the model saw (corrupted when denoising)
-    latent: torch.Tensor  # (B, D)
-    output: torch.Tensor  # (B, C, H, W) reconstruction, model scale
-    terms: dict[str, torch.Tensor]  # the family's own loss terms, unweighted
-
-
-def warmup_fraction(epoch: int, i: int, steps: int, warmup: int) -> float:
-    """How far the KL warm-up is at step ``i`` (from 0) of ``epoch`` (from 1) of ``steps``
-    steps: rises linearly to 1 over ``warmup`` epochs (1 at once without warm-up)."""
-    return 1.0 if warmup <= 0 else min(1.0, ((epoch - 1) * steps + i + 1) / (warmup * steps))
-
-
-def step(
-    model: Autoencoder,
-    batch: torch.Tensor,
-    obj: Objective,
-    gen: torch.Generator | None,
-    training: bool,
-    noisy: bool = True,
-    sample: bool | None = None,
-    warm: float = 1.0,
-    forward: Callable[..., Any] | None = None,
-) -> StepOut:
-    """Scale a uint8 batch, augment (training) and corrupt it, reconstruct, and score it.
-
-    A family that samples its code (a vae) draws from ``gen`` when ``sample`` (default: when
-    ``training``), else decodes its posterior mean; ``warm`` scales its KL term (warm-up).
-    ``forward`` runs the model in training: the compiled and/or DistributedDataParallel
-    wrapper of ``model`` (default ``model`` itself).
-    """
-    vr = model.value_range
-    x = to_model_scale(batch, model.config.arch)
-    if training and obj.augment:
-        x = augment.augment_batch(x, obj.augment, gen)
-    inputs = corrupt(x, obj.noise, vr, gen) if obj.noise and noisy else x
-    eps = None
-    if model.generative and (training if sample is None else sample):
-        eps = torch.randn(len(x), model.config.latent_dim, generator=gen, device=x.device)
-    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=obj.amp):
-        out = (model if forward is None else forward)(inputs, eps)
-    loss = reconstruction_loss(out.recon, x, obj.loss, vr)
-    loss = loss + sparsity_penalty(out.code, obj.sparsity)
-    for name, term in out.terms.items():  # the family's own terms (KL, ...)
-        loss = loss + obj.term_weight(name, warm) * term.float()
-    return StepOut(loss, x, inputs, out.code, out.recon, out.terms)
-
-
-@torch.no_grad()
-def evaluate(
-    model: Autoencoder,
-    images: torch.Tensor,
-    obj: Objective,
-    batch_size: int = 256,
-    seed: int = 0,
-    with_ssim: bool = False,
-    group: Group = SINGLE,
-) -> dict[str, Any]:
-    """Held-out numbers on the [0, 1] scale; the corruption uses a fixed seed, so they compare.
-    The model runs under bf16 autocast when ``obj.amp`` (within 1e-3 of float32: ``fastpath``).
-
-    In a ``group`` of several processes each scores its share of ``images`` and the sums are
-    added up, so every rank returns the numbers of the whole set.
-    """
-    model.eval()
-    n = len(images)
-    shared = group.on and n >= group.world
-    if shared:
-        images = images[group.shard(n)]
-    device = next(model.parameters()).device
-    gen = torch.Generator(device).manual_seed(seed + 7919)
-    sums: dict[str, torch.Tensor] = {}
-    ever_active = None
-    spread = Spread()
-
-    def add(key: str, value: torch.Tensor) -> None:
-        sums[key] = sums.get(key, 0) + value.float().sum()
-
-    for start in range(0, len(images), batch_size):
-        batch = images[start : start + batch_size].to(device, non_blocking=True)
-        b = len(batch)
-        clean = step(model, batch, obj, gen, training=False, noisy=False)
-        target = to_unit_scale(clean.clean, model.config.arch)
-        add("mse", mse_per_image(to_unit_scale(clean.output, model.config.arch), target))
-        spread.add(to_unit_scale(clean.output, model.config.arch), target)
-        if with_ssim:
-            add("ssim", ssim_per_image(to_unit_scale(clean.output, model.config.arch), target))
-        scored = clean
-        if obj.noise:
-            scored = step(model, batch, obj, gen, training=False)
-            add("noisy_mse", mse_per_image(to_unit_scale(scored.inputs, model.config.arch), target))
-            add(
-                "denoised_mse",
-                mse_per_image(to_unit_scale(scored.output, model.config.arch), target),
-            )
-        add("loss", scored.loss * b)
-        if "kl" in clean.terms:  # a vae: KL and the negative ELBO of one posterior draw
-            pixels = clean.clean[0].numel()
-            add("kl", clean.terms["kl"] * pixels * b)
-            drawn = step(model, batch, obj, gen, training=False, noisy=False, sample=True)
-            nll = nll_per_image(drawn.output, drawn.clean, obj.loss, model.value_range)
-            add("nelbo", nll + drawn.terms["kl"] * pixels)
-        if obj.sparsity:
-            active = active_mask(clean.latent, obj.sparsity)
-            add("active", active.float().mean(dim=1))
-            ever_active = active.any(0) if ever_active is None else ever_active | active.any(0)
-    keys = sorted(sums)
-    totals = torch.stack([sums[k] for k in keys])
-    if shared:
-        totals = group.sum(totals)
-        if ever_active is not None:
-            ever_active = group.sum(ever_active.float()) > 0
-    # the one host sync of an evaluation
-    means = dict(zip(keys, (v / n for v in totals.tolist()), strict=True))
-    result = {"count": n, "loss": means["loss"], "mse": means["mse"], "psnr": psnr(means["mse"])}
-    if spread.collapsed(group if shared else SINGLE):
-        result["collapsed"] = True
-    if with_ssim:
-        result["ssim"] = means["ssim"]
-    if obj.noise:
-        result["noisy_psnr"] = psnr(means["noisy_mse"])
-        result["denoised_psnr"] = psnr(means["denoised_mse"])
-    if "kl" in means:
-        result["kl"], result["nelbo"] = means["kl"], means["nelbo"]
-    if obj.sparsity and ever_active is not None:
-        result["active_fraction"] = means["active"]
-        result["dead_units"] = int((~ever_active).sum().item())
-    return result
-
-
-class Spread:
-    """How much the reconstructions of the held-out images differ from one another, against
-    how much the images do: a model whose output no longer depends on its input (the same
-    picture for every image) has collapsed."""
-
-    LEVEL = 1 / 255  # less spread than one 8-bit level, at every pixel, is no spread at all
-
-    def __init__(self) -> None:
-        self.sums: torch.Tensor | None = None
-
-    def add(self, output: torch.Tensor, target: torch.Tensor) -> None:
-        """One batch of [0, 1] reconstructions and images, (B, C, H, W) each."""
-        # about mid-grey, so that float32 sums of squares keep their precision
-        o, t = output.float() - 0.5, target.float() - 0.5
-        batch = torch.stack([o.sum(0), o.square().sum(0), t.sum(0), t.square().sum(0)])
-        count = torch.full_like(batch[:1], float(len(output)))
-        batch = torch.cat([batch, count])
-        self.sums = batch if self.sums is None else self.sums + batch
-
-    def collapsed(self, group: Group = SINGLE) -> bool:
-        if self.sums is None:
-            return False
-        sums = group.sum(self.sums) if group.on else self.sums
-        n = sums[4]
-        if float(n.min()) < 2:
-            return False
-
-        def std(s: torch.Tensor, sq: torch.Tensor) -> float:
-            return float((sq / n - (s / n).square()).clamp_min(0).sqrt().max())
-
-        return std(sums[0], sums[1]) < self.LEVEL <= std(sums[2], sums[3])
-
-
-def _epoch_row(epoch: int, train_loss: float, seconds: float, n: int, ev: dict) -> dict[str, Any]:
-    row = {
-        "epoch": epoch,
-        "train_loss": train_loss,
-        "test_loss": ev["loss"],
-        "test_mse": ev["mse"],
-        "test_psnr": ev["psnr"],
-        "seconds": round(seconds, 3),
-        "images_per_s": round(n / seconds, 1),
-    }
-    keys = ("noisy_psnr", "denoised_psnr", "kl", "nelbo", "active_fraction", "dead_units",
-            "collapsed")  # fmt: skip
-    row.update({k: ev[k] for k in keys if k in ev})
-    return row
-
-
-def epoch_line(
-    row: dict[str, Any], epochs: int, limit: float | None = None, minutes: float = 0.0
-) -> str:
-    """The line training prints at each epoch's end: its numbers, and what went wrong.
-    ``limit``: the run's --time-limit, of which ``minutes`` are spent."""
-    of = f" ({minutes:.1f} of {limit:g} min)" if limit else f"/{epochs}"
-    parts = [f"train loss {row['train_loss']:.5g}", f"held-out PSNR {row['test_psnr']:.2f} dB"]
-    if "denoised_psnr" in row:
-        parts.append(f"denoised {row['noisy_psnr']:.2f} -> {row['denoised_psnr']:.2f} dB")
-    parts.append(f"{row['images_per_s']:.0f} images/s")
-    for spike in row.get("spikes", []):
-        parts.append(f"loss spike at step {spike['step']} undone (back to step "
-                     f"{spike['back_to_step']}, learning rate x{spike['lr_scale']:g})")  # fmt: skip
-    if row.get("collapsed"):
-        parts.append("COLLAPSED: every held-out image gets the same output (try another --lr "
-                     "or --arch)")  # fmt: skip
-    if row.get("stopped"):
-        parts.append(f"stopped at the {row['stopped']}")
-    return f"epoch {row['epoch']}{of}: " + ", ".join(parts)
-
-
-def _save_samples(
-    run: Path, epoch: int, model: Autoencoder, images: torch.Tensor, obj: Objective
-) -> Path:
-    from .viz import image_rows
-
-    model.eval()
-    device = next(model.parameters()).device
-    with torch.no_grad():
-        gen = torch.Generator(device).manual_seed(1)
-        out = step(model, images.to(device), obj, gen, training=False)
-    arch = model.config.arch
-    rows = [("original", to_unit_scale(out.clean, arch))]
-    if obj.noise:
-        rows.append(("noisy input", to_unit_scale(out.inputs, arch)))
-    rows.append(("reconstruction", to_unit_scale(out.output, arch)))
-    path = run / "samples" / f"epoch_{epoch:03d}.png"
-    image_rows(rows, path, title=f"epoch {epoch}")
-    return path
 
 
 def _probe(
@@ -390,9 +109,9 @@ def _train(
 ) -> Path:
     error = None
     try:
-        data = _load_data(cfg)
-        cfg = _fit_model_config(cfg, data)
-        _check_ranks(data, cfg, group)
+        data = load_training_data(cfg)
+        cfg = fit_model_config(cfg, data)
+        check_ranks(data, cfg, group)
         obj = Objective.from_config(cfg, device)
         torch.manual_seed(cfg.train.seed)
         model = Autoencoder(cfg.model).to(device, memory_format=fastpath.memory_format(device))
@@ -484,7 +203,7 @@ def _train(
         seen = int(group.sum(torch.tensor(float(seen), device=device)).item())
         seconds = time.perf_counter() - t0
         ev = evaluate(model, data.held.images, obj, seed=cfg.train.seed, group=group)
-        row = _epoch_row(epoch, train_loss, seconds, seen, ev)
+        row = epoch_row(epoch, train_loss, seconds, seen, ev)
         row.update(guarded)
         if group.on:
             row["ranks"] = group.world
@@ -496,7 +215,7 @@ def _train(
             if progress is not False:
                 line = epoch_line(row, cfg.train.epochs, clock.limit, clock.seconds() / 60)
                 print(line, file=sys.stderr, flush=True)
-            samples = _save_samples(run, epoch, model, held_images, obj)
+            samples = save_samples(run, epoch, model, held_images, obj)
             runs.save_checkpoint(run, {
                 "model": runs.state_dict(model), "optimizer": opt.state_dict(), "epoch": epoch,
                 "cpu_rng": cpu_gen.get_state(), "device_rng": dev_gen.get_state(),
@@ -512,31 +231,12 @@ def _train(
     if group.main:
         if epoch == start:  # resumed only to finish what a kill interrupted
             runs.save_weights(run, model, start)
-        from .viz import loss_plot
+        from ..viz import loss_plot
 
         loss_plot(runs.read_metrics(run), run / runs.LOSS_PLOT)
     if log is not None:
         log.close()
     return run
-
-
-def _check_ranks(data: TrainingData, cfg: RunConfig, group: Group) -> None:
-    """Refuse more processes than there are images to share out (each needs one per step),
-    or than a streamed split has shards (each process reads whole shards)."""
-    shards = None if data.stream is None else len(data.stream.shards.urls)
-    if group.on and shards is not None and shards < group.world:
-        raise AekitError(
-            f"{cfg.data.source} has {shards} shard(s) for {group.world} processes: each process "
-            f"reads whole shards; start at most {shards}, or pack the data into more shards "
-            "(aekit data pack --shard-size)"
-        )
-    n = data.per_epoch(cfg.train.batch_size, group)
-    if group.on and n < group.world:
-        what = "patches" if data.photos is not None else "training images"
-        raise AekitError(
-            f"{group.world} processes share {n} {what} of {cfg.data.source}: every process "
-            f"needs at least one; start at most {n} (torchrun --nproc_per_node), or use more data"
-        )
 
 
 class Clock:
@@ -558,132 +258,6 @@ class Clock:
 
     def spent(self) -> bool:
         return self.limit is not None and self.fraction() >= 1.0
-
-
-@dataclass
-class TrainingData:
-    """What a run trains on: whole images, or random patches of photos (``--patch-size``); and
-    the held-out images scored at each epoch's end."""
-
-    held: ImageSet
-    images: torch.Tensor | None = None  # uint8 (N, C, H, W), whole-image training
-    rows: torch.Tensor | None = None  # the rows of ``images`` that train (None: all of them)
-    photos: PhotoSet | None = None  # patch training
-    stream: Stream | None = None  # a wds: split, streamed from its shards
-    files: FolderFiles | None = None  # a folder too large to decode whole: read per batch
-    patch_size: int = 0
-    normal: list[str] | None = None  # the class names --classes kept
-
-    def per_epoch(self, batch_size: int, group: Group = SINGLE) -> int:
-        """Images (or patches) per epoch, over all ranks."""
-        if self.stream is not None:
-            return group.world * min(self.stream.count(r, group.world) for r in range(group.world))
-        if self.photos is not None:
-            return patches_per_epoch(self.photos, self.patch_size, batch_size * group.world)
-        if self.rows is not None:
-            return len(self.rows)
-        return len(self.images)
-
-    @property
-    def shape(self) -> tuple[int, int, int]:
-        """(C, H, W) of what the model trains on."""
-        if self.photos is not None:
-            return self.photos.channels, self.patch_size, self.patch_size
-        if self.stream is not None:
-            return self.stream.shape
-        if self.files is not None:
-            w, h = self.files.size_wh
-            return (1 if self.files.gray else 3), h, w
-        _, c, h, w = self.images.shape
-        return int(c), int(h), int(w)
-
-    def channel_mean(self, arch: str, most: int = 4096) -> torch.Tensor:
-        """(C,) the per-channel mean of (the first ``most``) held-out images on ``arch``'s
-        scale: what the decoder starts at. The held-out images are in memory however the
-        training split is read (whole, per batch from files, streamed from shards), so every
-        way of reading one dataset starts the same run."""
-        return to_model_scale(self.held.images[:most].float().mean(dim=(0, 2, 3)), arch)
-
-    def steps(self, batch_size: int, group: Group = SINGLE) -> int:
-        """Optimizer steps per epoch: batches of ``batch_size`` x ranks, less a last one too
-        small to give every rank an image."""
-        per_step = batch_size * group.world
-        n = self.per_epoch(batch_size, group)
-        return n // per_step + (n % per_step >= group.world)
-
-    def to_device(self, device: torch.device) -> None:
-        """Keep the uint8 training data on an accelerator when it fits."""
-        if device.type == "cpu":
-            return
-        if self.photos is not None and self.photos.flat.numel() <= DEVICE_RESIDENT_BYTES:
-            self.photos = self.photos.to(device)
-        elif self.images is not None and self.images.numel() <= DEVICE_RESIDENT_BYTES:
-            self.images = self.images.to(device)
-            self.rows = None if self.rows is None else self.rows.to(device)
-
-    def batches(
-        self, batch_size: int, gen: torch.Generator, group: Group = SINGLE
-    ) -> Iterator[torch.Tensor]:
-        """One epoch of uint8 batches, in an order drawn from ``gen``: this rank's part of each
-        batch of ``batch_size`` x ranks (the order is the same on every rank, the parts differ;
-        a last batch with fewer images than ranks is left out)."""
-        per_step = batch_size * group.world
-        if self.stream is not None:  # the ranks' shards hold unequal counts: stop together
-            it = self.stream.batches(batch_size, gen, group.rank, group.world)
-            for _ in range(self.steps(batch_size, group)):
-                batch = next(it, None)
-                if group.any(batch is None):
-                    return
-                yield batch
-            return
-        if self.photos is not None:
-            cut = patch_batches(self.photos, self.patch_size, per_step, gen, group.shard)
-            yield from itertools.islice(cut, self.steps(batch_size, group))
-            return
-        n = self.per_epoch(batch_size, group)
-        device = self.images.device if self.images is not None else torch.device("cpu")
-        perm = torch.randperm(n, generator=gen).to(device)
-        if self.rows is not None:
-            perm = self.rows.to(perm.device)[perm]
-        parts = (perm[s : s + per_step] for s in range(0, n - group.world + 1, per_step))
-        parts = (chunk[group.shard(len(chunk))] for chunk in parts)
-        if self.files is None:
-            yield from (self.images[part] for part in parts)
-            return
-        from torch.utils.data import DataLoader
-
-        from .data.folder import stack_present
-
-        # decoded by DataLoader workers, two batches ahead of the model
-        yield from DataLoader(self.files, batch_sampler=[p.tolist() for p in parts],
-                              num_workers=STREAM_WORKERS, prefetch_factor=2,
-                              collate_fn=stack_present)  # fmt: skip
-
-
-def _load_data(cfg: RunConfig) -> TrainingData:
-    if cfg.data.patch_size is None and parse_source(cfg.data.source).kind == "wds":
-        held, stream = stream_split(cfg.data)
-        normal = None if cfg.data.classes is None else class_names(held, cfg.data.classes)
-        return TrainingData(held, stream=stream, normal=normal)
-    src = parse_source(cfg.data.source)
-    if cfg.data.patch_size is None and src.kind == "folder":
-        scanned = scan_folder(Path(src.name), cfg.data.train_split, cfg.data.image_size)
-        if scanned.decoded_bytes() > memmap_threshold():  # too big to decode into memory
-            held, data, rows = folder_stream_split(cfg.data, scanned)
-            normal = None if cfg.data.classes is None else class_names(held, cfg.data.classes)
-            return TrainingData(held, files=data, rows=rows, normal=normal)
-    if cfg.data.patch_size is None:
-        train_set, rows, held = training_split(cfg.data)
-        normal = None if cfg.data.classes is None else class_names(train_set, cfg.data.classes)
-        return TrainingData(held, images=train_set.images, rows=rows, normal=normal)
-    photos, held = load_photo_splits(cfg.data)
-    size = cfg.data.patch_size
-    check_patch_size(photos, size)
-    # held-out photos are scored on their centres: the patch size for a fixed-size family,
-    # else as much as all of them have (up to HELD_SIDE)
-    side = min(HELD_SIDE, held.smallest()[0]) if get_family(cfg.model.arch).any_size else size
-    check_patch_size(held, side)
-    return TrainingData(held.centre_crops(side), photos=photos, patch_size=size)
 
 
 def _open_run(out: str | Path, resume: bool, clean: bool = True) -> Path:
@@ -755,21 +329,3 @@ def _restore(
             "another run's or damaged; start the run again"
         ) from e
     return ckpt["epoch"], float(ckpt.get("trained_seconds", 0.0)), guard
-
-
-def _fit_model_config(cfg: RunConfig, data: TrainingData) -> RunConfig:
-    """Take channels and size from the data (and k from topk sparsity); ``--classes`` is
-    saved by class name (a folder's splits number their classes each on its own)."""
-    c, h, w = data.shape
-    if h != w:
-        raise AekitError(
-            f"{cfg.data.source} has {h}x{w} images; the models need square ones: "
-            "pass --image-size to resize them"
-        )
-    sp = parse_sparsity(cfg.train.sparsity)
-    topk = sp.k if sp and sp.kind == "topk" else None
-    data_cfg = cfg.data
-    if data.normal and not any("," in name for name in data.normal):
-        data_cfg = replace(cfg.data, classes=",".join(data.normal))
-    model = replace(cfg.model, in_channels=c, image_size=h, topk=topk)
-    return replace(cfg, data=data_cfg, model=model)

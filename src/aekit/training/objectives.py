@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from .errors import AekitError
+from ..errors import AekitError
 
 NOISE_KINDS = ("gaussian", "poisson", "saltpepper", "mask")
 SPARSITY_KINDS = ("l1", "kl", "topk")

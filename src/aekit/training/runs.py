@@ -23,11 +23,14 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
+from ..data.config import DataConfig
+from ..errors import AekitError
+from ..files import atomic_write, write_text
+from ..models import Autoencoder, check_config, get_family
+from ..models.config import ModelConfig
+from ..options import from_dict, to_dict
 from . import fastpath
-from .config import DataConfig, ModelConfig, TrainConfig, from_dict, to_dict
-from .errors import AekitError
-from .files import atomic_write, write_text
-from .models import Autoencoder, check_config, get_family
+from .config import TrainConfig
 from .objectives import parse_sparsity
 
 CONFIG, WEIGHTS, CHECKPOINT, METRICS, LOSS_PLOT = (

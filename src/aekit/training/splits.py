@@ -9,16 +9,19 @@ from pathlib import Path
 
 import torch
 
-from .config import DataConfig
-from .data import ImageSet, available_splits, load_dataset
-from .data.classes import class_mask, class_names, keep_classes
-from .data.folder import FolderFiles, FolderScan, scan_folder
-from .data.npzarrays import memmap_threshold
-from .data.photos import PhotoSet, load_photos
-from .data.sources import parse_source
-from .data.streamed import folder_stream
-from .data.wds import Stream, carved_heldout, check_shards, open_shards
-from .errors import AekitError
+from ..data import ImageSet, available_splits, load_dataset
+from ..data.classes import class_mask, class_names, keep_classes
+from ..data.config import DataConfig
+from ..data.folder import FolderFiles, FolderScan, scan_folder
+from ..data.npzarrays import memmap_threshold
+from ..data.photos import PhotoSet, load_photos
+from ..data.sources import parse_source
+from ..data.streamed import SplitStream, folder_stream, open_stream
+from ..data.wds import carved_heldout, check_shards, open_shards
+from ..data.wds_stream import Stream
+from ..errors import AekitError
+from ..models import Autoencoder, check_input
+from .runs import RunConfig
 
 HOLDOUT_FRACTION = 0.1
 # DataLoader workers decoding a streamed split (per process; torchrun's processes share the cores)
@@ -243,3 +246,28 @@ def folder_stream_split(
     if cfg.limit:
         held, rows = held.subset(slice(0, cfg.limit)), rows[: cfg.limit]
     return held, data, rows
+
+
+def load_split_images(
+    run: str | Path,
+    cfg: RunConfig,
+    model: Autoencoder,
+    data: str | None = None,
+    split: str | None = None,
+    data_dir: str | None = None,
+    image_size: int | None = None,
+    stream: bool = False,
+) -> ImageSet | SplitStream:
+    """The images a command scores a run on: those it held out while training, or ``data``
+    [``split``, default test] at its size; refused when the model cannot take them. With
+    ``stream``, a split too large to decode into memory comes as a :class:`SplitStream`."""
+    if data is None and split is None and image_size is None:
+        ds = heldout_images(replace(cfg.data, limit=None, data_dir=data_dir or cfg.data.data_dir))
+    else:
+        where = (data or cfg.data.source, split or "test", data_dir or cfg.data.data_dir,
+                 image_size or cfg.data.image_size)  # fmt: skip
+        ds = open_stream(*where) if stream else None
+        if ds is None:
+            ds = load_dataset(where[0], where[1], data_dir=where[2], image_size=where[3])
+    check_input(model, ds.shape, f"{ds.source} [{ds.split}]", run)
+    return ds

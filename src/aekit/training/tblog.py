@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from .errors import AekitError
+from ..errors import AekitError
 
 DIR = "tensorboard"
 INSTALL = "pip install 'aekit[tensorboard]' (the tensorboard package)"

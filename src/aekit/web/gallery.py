@@ -9,10 +9,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..embed import Embeddings, model_hash
 from ..errors import AekitError
-from ..latent_map import map_embeddings
-from ..stores import MAP_INFO
+from ..search.embed import Embeddings, model_hash
+from ..search.latent_map import map_embeddings
+from ..search.stores import MAP_INFO
 
 MAX_MAP_POINTS = 100_000  # points the page's map gets: a seeded sample of a larger store
 

@@ -10,8 +10,8 @@ from typing import Any
 from fastapi import HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ..config import MAX_SEED
-from ..generate import MAX_TEMPERATURE
+from ..explore.generate import MAX_TEMPERATURE
+from ..training.config import MAX_SEED
 
 MAX_GENERATE = 64  # samples per request: bounds the answer's size
 

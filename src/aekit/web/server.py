@@ -18,18 +18,19 @@ from fastapi import Depends, FastAPI, File, Form, HTTPException, Query, Request,
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from ..anomaly import DEFAULT_METHOD, MAP_NAMES, map_kind
-from ..anomaly_plots import overlay
-from ..api import denoise_photo, reconstruct
-from ..detector import ANOMALY, Detector, load_detector
+from ..anomaly.detector import ANOMALY, Detector, load_detector
+from ..anomaly.methods import DEFAULT_METHOD, MAP_NAMES, map_kind
+from ..anomaly.plots import overlay
+from ..api import reconstruct
+from ..denoising.fullsize import denoise_image, to_uint8
+from ..denoising.photos import denoise_photo
 from ..devices import pick_device
-from ..embed import Embeddings, encode
 from ..errors import AekitError
-from ..fullsize import denoise_image, to_uint8
-from ..generate import generate, interpolate
+from ..explore.generate import generate, interpolate
 from ..metrics import psnr_per_image
 from ..models import get_family
-from ..runs import RunConfig, load, load_config
+from ..search.embed import Embeddings, encode
+from ..training.runs import RunConfig, load, load_config
 from .batching import MicroBatcher
 from .gallery import Gallery
 from .limits import BodyLimit

@@ -1,0 +1,121 @@
+"""Denoising photos as the API and the commands do: a uint8 photo (or a batch, or photos of any
+sizes) through a run's model, with seeded synthetic noise added first or not, and a split of
+photos scored at full size (``aekit eval --full-size``)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import AekitError
+from ..models import Autoencoder, check_input
+from ..training.objectives import parse_noise
+from ..training.runs import RunConfig
+from .fullsize import DEFAULT_TILE, add_noise, denoise_image, denoise_images
+
+
+@torch.no_grad()
+def denoise(
+    model: Autoencoder,
+    images: torch.Tensor | list[torch.Tensor],
+    noise: str | None = None,
+    seed: int = 0,
+    tile: int | None = DEFAULT_TILE,
+    amp: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor] | tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """uint8 images -> (model input, denoised output), both [0, 1] floats on the CPU.
+
+    ``images``: a (B, C, H, W) batch of the model's size, or (a fully convolutional family,
+    e.g. unet) a list of (C, H, W) photos of any sizes, each denoised at its own size (larger
+    than ``tile`` pixels: in exact overlapping tiles); a list gives lists. With ``noise``
+    (e.g. ``"gaussian:25"``) the images are corrupted first, image i from ``seed + i``, as
+    ``aekit denoise --add-noise`` does (the noisy input is unclipped); without it they are
+    taken to be noisy already. ``amp``: bf16 autocast where the device runs it natively.
+    """
+    if isinstance(images, torch.Tensor) and images.dim() == 4:
+        return _denoise_batch(model, images, noise, seed, tile, amp)
+    shapes = {tuple(im.shape) for im in images if isinstance(im, torch.Tensor)}
+    if len(images) > 1 and len(shapes) == 1 and len(next(iter(shapes))) == 3:  # one batch
+        noisy, den = _denoise_batch(model, torch.stack(list(images)), noise, seed, tile, amp)
+        return list(noisy), list(den)
+    pairs = [denoise_photo(model, im, noise, seed + i, tile, amp) for i, im in enumerate(images)]
+    return [p[0] for p in pairs], [p[1] for p in pairs]
+
+
+def _denoise_batch(
+    model: Autoencoder, images: torch.Tensor, noise: str | None, seed: int, tile: int | None,
+    amp: bool,
+) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    """:func:`denoise_photo` of each image of a uint8 (B, C, H, W) batch, the model run on the
+    batch at once (the same numbers, to float rounding: kernels round with the batch size)."""
+    if images.dtype != torch.uint8:
+        raise AekitError(f"denoise takes uint8 images, got {images.dtype} {tuple(images.shape)}")
+    check_input(model, tuple(images.shape[1:]), "the given")
+    spec = parse_noise(noise, "noise")
+    if spec:  # image i from seed + i, as one at a time
+        noisy = torch.stack([add_noise(im, spec, seed + i) for i, im in enumerate(images)])
+    else:
+        noisy = images.float() / 255.0
+    return noisy, denoise_images(model, noisy, tile, amp)
+
+
+def denoise_photo(
+    model: Autoencoder,
+    image: torch.Tensor,
+    noise: str | None = None,
+    seed: int = 0,
+    tile: int | None = DEFAULT_TILE,
+    amp: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One uint8 (C, H, W) image -> (model input, denoised), [0, 1] floats (C, H, W)."""
+    if image.dtype != torch.uint8 or image.dim() != 3:
+        raise AekitError(
+            f"denoise takes uint8 (C, H, W) images, got {image.dtype} {tuple(image.shape)}"
+        )
+    check_input(model, tuple(image.shape), "the given")
+    spec = parse_noise(noise, "noise")
+    noisy = add_noise(image, spec, seed) if spec else image.float() / 255.0
+    return noisy, denoise_image(model, noisy, tile, amp)
+
+
+def evaluate_full_size(
+    run: str | Path,
+    cfg: RunConfig,
+    model: Autoencoder,
+    data: str | None,
+    split: str | None,
+    data_dir: str | None,
+    limit: int | None,
+    per_image: bool,
+    seed: int,
+    tile: int | None,
+    amp: bool,
+) -> dict[str, Any]:
+    from ..data import available_splits
+    from ..data.photos import load_photos
+    from ..training.splits import load_photo_splits
+    from .fullsize import check_full_size, score_photos
+
+    check_full_size(model)
+    spec = parse_noise(cfg.train.noise)
+    if spec is None:
+        raise AekitError(
+            f"{run} was not trained with noise: pass --noise (e.g. gaussian:25) to score how it "
+            "denoises"
+        )
+    data_dir = data_dir or cfg.data.data_dir
+    if data is None and split is None:
+        photos = load_photo_splits(replace(cfg.data, limit=None, data_dir=data_dir))[1]
+    else:
+        source = data or cfg.data.source
+        if split is None:
+            splits = available_splits(source, data_dir)
+            split = "test" if "test" in splits else splits[0]
+        photos = load_photos(source, split, data_dir)
+    if limit:
+        photos = photos.subset(list(range(min(limit, len(photos)))))
+    result = score_photos(model, photos, spec, seed, tile, per_image, amp=amp)
+    return {"source": photos.source, "split": photos.split, "noise": cfg.train.noise, **result}
