@@ -33,7 +33,7 @@ format: install
 	$(VENV)/bin/ruff format src tests bench docs/*.py
 	$(VENV)/bin/ruff check --fix src tests bench docs/*.py
 
-# The documentation site on http://127.0.0.1:8000, rebuilt as it is edited (the tests build it
+# The documentation site on http://127.0.0.1:8001, rebuilt as it is edited (the tests build it
 # with --strict: tests/test_docs_site.py).
 docs: install
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs serve

@@ -3,13 +3,13 @@
 Usage: ``python bench/map_scale.py EMB --out-store DIR [--count 1000000] [--methods pca,umap]
 [--jitter 0.4]``
 
-No million-image dataset is at hand, so the store of a million is made from a real one (e.g.
-the 10,000 MNIST test codes of README "Are the neighbours any good?"): its vectors tiled to
-``--count`` rows, each copy moved by Gaussian noise of ``--jitter`` times each dimension's
+No million-image dataset is at hand, so the store of a million is made from a real one (e.g. the
+10,000 MNIST test codes of "Are the neighbours any good?" in docs/guides/search.md): its vectors
+tiled to ``--count`` rows, each copy moved by Gaussian noise of ``--jitter`` times each dimension's
 spread, its items (labels, pictures) repeated. The default 0.4 moves a copy about as far as the
 nearest other image of the source lies (MNIST conv codes: 0.4 × 19.8 = 7.9 against a median
-nearest-neighbour distance of 7.8), so that copies mix with their neighbours instead of
-forming 10,000 tight islands of 100. Then, timed (wall clock, one run each):
+nearest-neighbour distance of 7.8), so that copies mix with their neighbours instead of forming
+10,000 tight islands of 100. Then, timed (wall clock, one run each):
 
 - ``aekit map DIR --method M`` (the command, as a user runs it: fit on 50,000 drawn at random,
   the rest placed by the fitted model, the 10-NN agreement measured, the picture drawn) for

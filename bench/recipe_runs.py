@@ -1,4 +1,5 @@
-"""The README's photo-denoising recipe, run several times: does every run train, and alike?
+"""The photo-denoising recipe (docs/guides/denoise.md), run several times: does every run
+train, and alike?
 
 ``python bench/recipe_runs.py [--runs amp,amp,no-amp] [--minutes 30] [--keep DIR]
 [--out bench/results/recipe_runs.json]``

@@ -21,8 +21,9 @@ MKDOCS = Path(sys.executable).with_name("mkdocs")
 def build(config: Path, site: Path) -> subprocess.CompletedProcess[str]:
     if not MKDOCS.exists():
         pytest.skip("mkdocs is not installed (the docs extra)")
+    # offline: a proxy that refuses every connection, so a build that fetched anything would fail
     env = {**os.environ, "NO_MKDOCS_2_WARNING": "1", "http_proxy": "http://127.0.0.1:9",
-           "https_proxy": "http://127.0.0.1:9"}  # fmt: skip  (no network: nothing may be fetched)
+           "https_proxy": "http://127.0.0.1:9"}  # fmt: skip
     return subprocess.run(
         [str(MKDOCS), "build", "--strict", "--config-file", str(config), "--site-dir", str(site)],
         capture_output=True, text=True, timeout=300, env=env,

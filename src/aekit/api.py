@@ -1,4 +1,6 @@
-"""The flat Python API, mirroring the CLI (re-exported by ``aekit``)."""
+"""The flat Python API, mirroring the CLI (re-exported by ``aekit``): ``train``, ``make_config``,
+``evaluate`` (which picks training's evaluation or denoising's full-size one), ``reconstruct``;
+``denoise`` and ``score`` are re-exported from their jobs."""
 
 from __future__ import annotations
 
@@ -10,21 +12,17 @@ import torch
 
 from .anomaly.scoring import score  # noqa: F401  (aekit.api.score, re-exported as aekit.score)
 from .data.config import DataConfig
-from .data.streamed import InOrder, SplitStream
+from .denoising.apply import denoise, denoise_photo, evaluate_full_size  # noqa: F401 (re-exported)
 from .denoising.fullsize import DEFAULT_TILE
-from .denoising.photos import denoise, denoise_photo, evaluate_full_size  # noqa: F401 (re-exported)
 from .devices import pick_device
 from .errors import AekitError
 from .models import Autoencoder, to_model_scale, to_unit_scale
 from .models.config import ModelConfig
-from .training import fastpath
 from .training.config import TrainConfig
+from .training.evaluation import evaluate_run
 from .training.loop import train as _train
 from .training.objectives import parse_noise
 from .training.runs import RunConfig, load, load_config, resume_config
-from .training.splits import load_split_images
-from .training.step import Objective
-from .training.step import evaluate as _evaluate
 
 
 def make_config(data: str = "shapes", **options: Any) -> RunConfig:
@@ -98,15 +96,7 @@ def evaluate(
                                    seed, tile, amp)  # fmt: skip
     if per_image:
         raise AekitError("per-image numbers come with a full-size evaluation: add --full-size")
-    ds = load_split_images(run, cfg, model, data, split, data_dir, image_size, stream=True)
-    if isinstance(ds, SplitStream):  # too large for memory: read in order as it is scored
-        images = InOrder(ds, limit)
-    else:
-        images = ds.images[:limit] if limit else ds.images
-    bf16 = fastpath.bf16_inference(next(model.parameters()).device, amp)
-    result = _evaluate(model, images, replace(Objective.from_config(cfg), amp=bf16), with_ssim=True)
-    keys = ("mse", "psnr", "ssim", "count", "noisy_psnr", "denoised_psnr", "kl", "nelbo")
-    return {"source": ds.source, "split": ds.split, **{k: result[k] for k in keys if k in result}}
+    return evaluate_run(run, cfg, model, data, split, data_dir, image_size, limit, amp)
 
 
 @torch.no_grad()

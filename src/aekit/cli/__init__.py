@@ -22,11 +22,11 @@ from ..training.distributed import (
     stop_listening,
     timeout_s,
 )
-from . import anomaly, data, demo, denoise, export, generate, maps, search, serve, train, use
+from . import anomaly, data, demo, denoise, explore, export, maps, search, serve, train, use
 from .args import Parser
 
 # in the order --help lists them
-GROUPS = (train, use, denoise, anomaly, generate, export, data, search, maps, serve, demo)
+GROUPS = (train, use, denoise, anomaly, explore, export, data, search, maps, serve, demo)
 
 
 def build_parser() -> Parser:

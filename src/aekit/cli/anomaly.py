@@ -47,7 +47,7 @@ def add_parsers(sub: Any) -> None:
         "--method",
         choices=METHODS,
         default=DEFAULT_METHOD,
-        help=f"how an image is scored (default {DEFAULT_METHOD}; see the README)",
+        help=f"how an image is scored (default {DEFAULT_METHOD}; see docs/guides/anomaly.md)",
     )
     p.add_argument(
         "--normal",

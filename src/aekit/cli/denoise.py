@@ -58,8 +58,8 @@ def cmd_denoise(ns: argparse.Namespace) -> None:
     from tqdm import tqdm
 
     from ..data.images import GRAY_MODES, peek, read_image_file
+    from ..denoising.apply import denoise_photo
     from ..denoising.fullsize import check_full_size, check_tile, matching_channels, to_uint8
-    from ..denoising.photos import denoise_photo
     from ..viz import save_image
 
     out, used = out_dir(ns.out), set()

@@ -1,4 +1,5 @@
-"""The commands of similarity search: ``aekit embed``, ``search``, ``index``, ``search-eval``."""
+"""The commands of similarity search (``aekit.search``): ``aekit embed``, ``search``, ``index``,
+``search-eval``."""
 
 from __future__ import annotations
 
@@ -13,10 +14,10 @@ import numpy as np
 
 from ..data.images import IMAGE_EXTENSIONS, add_max_pixels_flag
 from ..errors import AekitError
-from ..files import folder_lock, write_text
+from ..files import folder_lock
 from ..search.embed import Embeddings, append, check_new_part, check_same_size, embed, model_hash
 from ..search.knn import INDEX_KINDS, METRICS
-from ..search.stores import INDEX, INDEX_INFO, MANIFEST, read_manifest, tidy
+from ..search.stores import INDEX, MANIFEST, read_manifest
 from .args import image_side, out_dir, out_path, out_png, positive_int, seed
 
 
@@ -176,8 +177,7 @@ def _query_vectors(store: Embeddings, ns: argparse.Namespace) -> tuple[Any, list
                 f"the store's run is gone (not at {run}{also}): image queries need the model "
                 "that made the store; move it back, or embed again with a run you have"
             )
-        made_by = store.manifest.get("model_hash")
-        if made_by and (Path(run) / WEIGHTS).is_file() and model_hash(run) != made_by:
+        if (Path(run) / WEIGHTS).is_file() and not store.made_by(run):
             raise AekitError(
                 f"{run} holds other weights than the model that made the store (trained "
                 "further?): embed again with it, so that queries and stored vectors agree"
@@ -286,60 +286,20 @@ def _draw(store: Embeddings, query: dict, idx: dict, dist: dict, out: str) -> No
 
 
 def cmd_index(ns: argparse.Namespace) -> None:
+    from ..search.indexing import index_store
+
     path = Path(ns.store)
     if not (path / MANIFEST).is_file():
         Embeddings.load(path)  # says what is missing, without creating the folder
     with folder_lock(path, "an embedding store"):
-        _index_store(ns, path)
-
-
-def _index_store(ns: argparse.Namespace, path: Path) -> None:
-    from ..search.knn import (
-        build_index,
-        check_index_options,
-        exact_search,
-        index_search,
-        recall_at_k,
-        save_index,
-    )
-
-    store = Embeddings.load(path)
-    if len(store) < 2:
-        raise AekitError(f"{ns.store} holds {len(store)} item(s): nothing to index")
-    if ns.k < 1:
-        raise AekitError(f"--k {ns.k}: the recall needs at least 1 neighbour")
-    check_index_options(ns.kind, len(store), nlist=ns.nlist, nprobe=ns.nprobe, m=ns.m,
-                        ef_search=ns.ef_search, ef_construction=ns.ef_construction)  # fmt: skip
-    tidy(path, store.manifest["files"])  # what a killed writer left
-    index = build_index(np.asarray(store.vectors), ns.kind, metric=ns.metric, nlist=ns.nlist,
-                        m=ns.m, ef_construction=ns.ef_construction)  # fmt: skip
-    k = min(ns.k, len(store) - 1)
-    rng = np.random.default_rng(0)
-    sample = rng.choice(len(store), size=min(200, len(store)), replace=False)
-    q = np.asarray(store.vectors[sample])
-    _, approx = index_search(index, q, k, metric=ns.metric, exclude=sample, nprobe=ns.nprobe,
-                             ef_search=ns.ef_search)  # fmt: skip
-    _, exact = exact_search(q, store.vectors, k, metric=ns.metric, exclude=sample)
-    recall = recall_at_k(approx, exact)
-    # index.json says an index is there: gone while index.faiss is replaced, written last
-    (path / INDEX_INFO).unlink(missing_ok=True)
-    save_index(index, path / INDEX)
-    info = {
-        "kind": ns.kind,
-        "metric": ns.metric,
-        "nlist": ns.nlist,
-        "nprobe": ns.nprobe,
-        "m": ns.m,
-        "ef_search": ns.ef_search,
-        "ef_construction": ns.ef_construction,
-        f"recall@{k}": recall,
-        "count": len(store),
-        "store": store.manifest.get("id"),  # the generation it indexes
-    }
-    write_text(path / INDEX_INFO, json.dumps(info, indent=2) + "\n")
+        info = index_store(path, ns.kind, ns.metric, ns.k, nlist=ns.nlist, nprobe=ns.nprobe,
+                           m=ns.m, ef_search=ns.ef_search,
+                           ef_construction=ns.ef_construction)  # fmt: skip
+    k = info["k"]
     print(
-        f"built a {ns.kind} index ({ns.metric}) of {len(store)} vectors in {path / INDEX}: "
-        f"recall@{k} {recall:.3f} against exact search on {len(sample)} stored queries"
+        f"built a {ns.kind} index ({ns.metric}) of {info['count']} vectors in {path / INDEX}: "
+        f"recall@{k} {info[f'recall@{k}']:.3f} against exact search on {info['queries']} stored "
+        "queries"
     )
 
 

@@ -24,9 +24,9 @@ from .registry import Family
 from .resnet import _conv
 
 LEVELS = 3  # stride-2 steps: the stride is 8
-# The defaults of the README's recipe (--patch-size 64 --time-limit 30 on 2 CPU cores): in
-# 4-5-minute runs on CBSD432 at sigma 25, width 16 at batch 16 and lr 2e-3 denoised the
-# held-out photos best (BENCHMARKS.md, "Photo denoising": wider models see too few patches).
+# The defaults of the photo recipe of docs/guides/denoise.md (--patch-size 64 --time-limit 30 on 2
+# CPU cores): in 4-5-minute runs on CBSD432 at sigma 25, width 16 at batch 16 and lr 2e-3 denoised
+# the held-out photos best (BENCHMARKS.md, "Photo denoising": wider models see too few patches).
 DEFAULT_WIDTH = 16  # the first level's channels; the bottleneck has 8x as many (the code)
 
 

@@ -76,6 +76,13 @@ class Embeddings:
         """What ``aekit index`` built for this store (kind, metric, ...), if anything."""
         return None if self.path is None else read_index_info(self.path, self.manifest)
 
+    def made_by(self, run: str | Path) -> bool:
+        """Whether ``run``'s model, with its weights as they are now, made these vectors (a
+        store that recorded no model hash is taken to be): image queries encoded by another
+        model would be compared with vectors of another latent space."""
+        recorded = self.manifest.get("model_hash")
+        return not recorded or recorded == model_hash(run)
+
     def search(
         self,
         queries: np.ndarray | torch.Tensor,

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from ..errors import AekitError
-from ..search.embed import Embeddings, model_hash
+from ..search.embed import Embeddings
 from ..search.latent_map import map_embeddings
 from ..search.stores import MAP_INFO
 
@@ -21,8 +21,7 @@ class Gallery:
     """An ``Embeddings`` store and the uint8 image of every item."""
 
     def __init__(self, store: Embeddings, run: Path, latent_dim: int) -> None:
-        made_by = store.manifest.get("model_hash")
-        if made_by and made_by != model_hash(run):
+        if not store.made_by(run):
             # its vectors live in another model's latent space: image queries would be nonsense
             raise AekitError(
                 f"the gallery {store.path} was made by another model "

@@ -22,8 +22,8 @@ from ..anomaly.detector import ANOMALY, Detector, load_detector
 from ..anomaly.methods import DEFAULT_METHOD, MAP_NAMES, map_kind
 from ..anomaly.plots import overlay
 from ..api import reconstruct
+from ..denoising.apply import denoise_photo
 from ..denoising.fullsize import denoise_image, to_uint8
-from ..denoising.photos import denoise_photo
 from ..devices import pick_device
 from ..errors import AekitError
 from ..explore.generate import generate, interpolate

@@ -1,6 +1,6 @@
-"""Denoising photos as the API and the commands do: a uint8 photo (or a batch, or photos of any
-sizes) through a run's model, with seeded synthetic noise added first or not, and a split of
-photos scored at full size (``aekit eval --full-size``)."""
+"""A denoiser applied, as the API and the commands do it: a uint8 photo (or a batch, or photos
+of any sizes) through a run's model, with seeded synthetic noise added first or not, and a split
+of photos scored at full size (``aekit eval --full-size``)."""
 
 from __future__ import annotations
 
