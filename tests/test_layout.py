@@ -117,3 +117,21 @@ def test_the_architecture_picture_names_the_rule_s_folders() -> None:
     edges = {tuple(side.strip().split(".")[1] for side in rule.split("->"))
              for rule in layers["ignore_imports"]}  # fmt: skip
     assert svg.count("fill: none; stroke: #c0392b") == len(edges)  # an arc each (and its head)
+
+
+def test_the_flat_api_keeps_its_names() -> None:
+    """aekit.__all__ and aekit.api's functions are those of before the regrouping (issue 27)."""
+    import aekit
+    import aekit.api
+
+    assert sorted(aekit.__all__) == sorted([
+        "AekitError", "Autoencoder", "DataConfig", "Embeddings", "ImageSet", "ModelConfig",
+        "RunConfig", "TrainConfig", "create_model", "denoise", "embed", "evaluate", "export",
+        "generate", "interpolate", "list_models", "load", "load_dataset", "make_config",
+        "map_embeddings", "reconstruct", "score", "train",
+    ])  # fmt: skip
+    assert all(callable(getattr(aekit, name)) for name in aekit.__all__)
+    assert sorted(aekit.api.__all__) == ["denoise", "denoise_photo", "evaluate",
+                                         "load_split_images", "make_config", "reconstruct",
+                                         "score", "train"]  # fmt: skip
+    assert aekit.api.denoise is aekit.denoise and aekit.api.score is aekit.score

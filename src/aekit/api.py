@@ -10,9 +10,9 @@ from typing import Any
 
 import torch
 
-from .anomaly.scoring import score  # noqa: F401  (aekit.api.score, re-exported as aekit.score)
+from .anomaly.scoring import score
 from .data.config import DataConfig
-from .denoising.apply import denoise, denoise_photo, evaluate_full_size  # noqa: F401 (re-exported)
+from .denoising.apply import denoise, denoise_photo, evaluate_full_size
 from .denoising.fullsize import DEFAULT_TILE
 from .devices import pick_device
 from .errors import AekitError
@@ -23,6 +23,19 @@ from .training.evaluation import evaluate_run
 from .training.loop import train as _train
 from .training.objectives import parse_noise
 from .training.runs import RunConfig, load, load_config, resume_config
+from .training.splits import load_split_images
+
+# what aekit.api offers (aekit re-exports most of it): its own functions and its jobs' ones
+__all__ = [
+    "denoise",
+    "denoise_photo",
+    "evaluate",
+    "load_split_images",
+    "make_config",
+    "reconstruct",
+    "score",
+    "train",
+]
 
 
 def make_config(data: str = "shapes", **options: Any) -> RunConfig:
