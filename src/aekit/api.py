@@ -20,6 +20,7 @@ from .models import Autoencoder, to_model_scale, to_unit_scale
 from .models.config import ModelConfig
 from .training.config import TrainConfig
 from .training.evaluation import evaluate_run
+from .training.init import init_model_config
 from .training.loop import train as _train
 from .training.objectives import parse_noise
 from .training.runs import RunConfig, load, load_config, resume_config
@@ -51,6 +52,10 @@ def make_config(data: str = "shapes", **options: Any) -> RunConfig:
         if owner is None:
             raise AekitError(f"unknown training option {key!r}")
         parts[owner][key] = value
+    init = parts[TrainConfig].get("init")
+    if init:  # the model is the one the weights belong to
+        model = init_model_config(TrainConfig(init=init).init, parts.pop(ModelConfig))
+        return RunConfig(DataConfig(**parts[DataConfig]), model, TrainConfig(**parts[TrainConfig]))
     return RunConfig(*(cls(**kw) for cls, kw in parts.items()))
 
 
@@ -86,6 +91,7 @@ def evaluate(
     seed: int = 0,
     tile: int | None = DEFAULT_TILE,
     amp: bool = True,
+    tta: bool = False,
 ) -> dict[str, Any]:
     """Reconstruction quality of a run: ``{"mse", "psnr", "ssim", "count", "source", "split"}``
     (plus ``noisy_psnr``/``denoised_psnr`` for a denoising run, ``kl``/``nelbo`` in nats per
@@ -94,7 +100,8 @@ def evaluate(
     By default on the images the run held out while training; ``data``/``split`` pick others.
     ``full_size=True`` (a fully convolutional run) denoises each photo at its own size instead:
     see ``aekit.denoising.fullsize.score_photos`` for what it returns. ``amp``: bf16 autocast where
-    the device runs it natively (False: float32 everywhere).
+    the device runs it natively (False: float32 everywhere); ``tta`` (with ``full_size``): each
+    photo denoised as the mean over its 8 rotations and reflections.
     """
 
     if limit is not None and limit < 1:
@@ -106,9 +113,12 @@ def evaluate(
     model = load(run, device=pick_device("auto"))
     if full_size:
         return evaluate_full_size(run, cfg, model, data, split, data_dir, limit, per_image,
-                                   seed, tile, amp)  # fmt: skip
+                                   seed, tile, amp, tta)  # fmt: skip
     if per_image:
         raise AekitError("per-image numbers come with a full-size evaluation: add --full-size")
+    if tta:
+        raise AekitError("--tta (each photo turned 8 ways) comes with a full-size evaluation: "
+                         "add --full-size")  # fmt: skip
     return evaluate_run(run, cfg, model, data, split, data_dir, image_size, limit, amp)
 
 

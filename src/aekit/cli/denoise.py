@@ -1,4 +1,5 @@
-"""``aekit denoise``: clean image files with a (denoising) run, each at its own size."""
+"""``aekit denoise``: clean image files, each at its own size, with a trained run or, with no run,
+the built-in denoiser of each photo's mode (``aekit.models.pretrained``)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..data.images import add_max_pixels_flag
+from ..data.images import IMAGE_EXTENSIONS, add_max_pixels_flag
 from ..denoising.fullsize import DEFAULT_TILE
 from ..errors import AekitError
 from ..metrics import psnr_per_image
@@ -18,10 +19,19 @@ from .inputs import check_headers, load_run
 
 
 def add_parsers(sub: Any) -> None:
-    p = sub.add_parser("denoise", help="clean image files with a (denoising) run")
-    p.add_argument("run")
-    p.add_argument("images", nargs="+", metavar="IMAGE")
-    p.add_argument("--out", required=True, type=out_path, help="folder for the cleaned images")
+    p = sub.add_parser(
+        "denoise",
+        help="clean image files with a trained run, or with aekit's built-in denoisers",
+        description="aekit denoise [RUN] PHOTO ... --out DIR: with a run folder first, its model "
+        "cleans the photos; without one, the built-in denoiser of each photo's mode (gray or "
+        "colour), or the one --model names.",
+    )
+    p.add_argument("paths", nargs="*", metavar="[RUN] PHOTO",
+                   help="a trained run folder (optional), then the photos")  # fmt: skip
+    p.add_argument("--out", type=out_path, default=None, help="folder for the cleaned images")
+    p.add_argument("--model", default=None, metavar="NAME",
+                   help="a built-in model for every photo (aekit denoise --list)")  # fmt: skip
+    p.add_argument("--list", action="store_true", help="name the built-in models and stop")
     add_max_pixels_flag(p)
     p.add_argument(
         "--add-noise",
@@ -39,6 +49,9 @@ def add_parsers(sub: Any) -> None:
         help=f"process larger images in exact overlapping tiles of at most this side, to bound "
         f"memory (default {DEFAULT_TILE})",
     )
+    p.add_argument("--tta", action="store_true",
+                   help="the mean over each photo's 8 rotations and reflections: a little "
+                   "cleaner, 8x the time")  # fmt: skip
     p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=True,
                    help="bf16 autocast where the CPU or GPU runs bf16 natively (--no-amp: "
                    "float32 everywhere)")  # fmt: skip
@@ -62,28 +75,34 @@ def cmd_denoise(ns: argparse.Namespace) -> None:
     from ..denoising.fullsize import check_full_size, check_tile, matching_channels, to_uint8
     from ..viz import save_image
 
+    if ns.list:
+        _print_builtin()
+        return
+    run, photos = _run_and_photos(ns)
     out, used = out_dir(ns.out), set()
     noise = parse_noise(ns.add_noise, "--add-noise")  # a bad spec is refused before the model loads
     names = [(_out_name(out, path, "denoised", used),
               _out_name(out, path, "noisy", used) if noise else None)
-             for path in ns.images]  # fmt: skip
+             for path in photos]  # fmt: skip
     for name in (n for pair in names for n in pair if n is not None):
         if name.is_dir():
             raise AekitError(
                 f"{name} is a folder, so the picture cannot be written: choose another --out"
             )
-    model, _ = load_run(ns.run)
-    check_tile(model, ns.tile)
-    check_headers(model, ns.images)  # every file, before any output is written
+    models = _models(run, ns.model, photos)  # every file's header read, before any output
+    for model in {id(m): m for m in models}.values():
+        check_tile(model, ns.tile)
+        check_headers(model, [p for p, m in zip(photos, models, strict=True) if m is model])
     before, after = [], []
-    bar = tqdm(ns.images, unit="photo", desc="denoise", disable=None, leave=False)
+    bar = tqdm(photos, unit="photo", desc="denoise", disable=None, leave=False)
     for i, (path, (den_name, noisy_name)) in enumerate(zip(bar, names, strict=False)):
+        model = models[i]
         u8, notes = read_image_file(path, model.config.in_channels)
         for note in notes:
             tqdm.write(f"note: {note} (as the model's training data)", file=sys.stderr)
         if not get_family(model.config.arch).any_size and u8.shape[1:] != _side(model):
             check_full_size(model, f", and {path} is {u8.shape[2]}x{u8.shape[1]}")
-        noisy, den = denoise_photo(model, u8, ns.add_noise, ns.seed + i, ns.tile, ns.amp)
+        noisy, den = denoise_photo(model, u8, ns.add_noise, ns.seed + i, ns.tile, ns.amp, ns.tta)
         out8 = to_uint8(den)
         if peek(Path(path))[0] in GRAY_MODES:  # a gray photo through a colour model: gray again
             out8 = matching_channels(out8, 1)
@@ -102,3 +121,68 @@ def cmd_denoise(ns: argparse.Namespace) -> None:
 
 def _side(model: Autoencoder) -> tuple[int, int]:
     return model.config.image_size, model.config.image_size
+
+
+def _run_and_photos(ns: argparse.Namespace) -> tuple[str | None, list[str]]:
+    """(the run folder or None, the photos) of the positional paths: the first is a run when it
+    is a folder, or when it is not there and does not look like an image (said as a missing run)."""
+    if not ns.paths:
+        raise AekitError("name the photos to denoise: aekit denoise [RUN] PHOTO ... --out DIR")
+    if ns.out is None:
+        raise AekitError("--out DIR is needed: the folder for the cleaned photos")
+    first = Path(ns.paths[0])
+    looks_like_run = first.is_dir() or (
+        not first.exists() and first.suffix.lower() not in IMAGE_EXTENSIONS and len(ns.paths) > 1
+    )
+    if not looks_like_run:
+        return None, list(ns.paths)
+    if ns.model is not None:
+        raise AekitError(f"{first} is a run and --model names a built-in model: pass one of them")
+    if len(ns.paths) == 1:
+        raise AekitError(f"name the photos for {first} to denoise: aekit denoise RUN PHOTO ...")
+    return str(first), list(ns.paths[1:])
+
+
+def _models(run: str | None, name: str | None, photos: list[str]) -> list[Autoencoder]:
+    """The model for each photo: the run's, the built-in one ``name``s, or the built-in denoiser
+    of the photo's mode (gray or colour, read from its header)."""
+    from ..data.images import GRAY_MODES, UNREADABLE, peek
+    from ..models import pretrained
+
+    if run is not None:
+        model, _ = load_run(run)
+        return [model] * len(photos)
+    if name is not None:
+        return [_builtin(pretrained.get(name).name)] * len(photos)
+    loaded: dict[int, Autoencoder] = {}
+    out = []
+    for path in photos:
+        try:
+            channels = 1 if peek(Path(path))[0] in GRAY_MODES else 3
+        except (*UNREADABLE, OSError):
+            channels = 3  # check_headers says what is wrong with the file
+        if channels not in loaded:
+            entry = pretrained.default_for(channels)
+            loaded[channels] = _builtin(entry.name)
+            print(f"denoising with aekit's built-in {entry.name} (--model NAME picks another; "
+                  "aekit denoise --list)", file=sys.stderr)  # fmt: skip
+        out.append(loaded[channels])
+    return out
+
+
+def _print_builtin() -> None:
+    from ..models import pretrained
+
+    models = pretrained.available()
+    if not models:
+        print("this installation has no built-in models")
+    for entry in models.values():
+        print(entry.describe())
+
+
+def _builtin(name: str) -> Autoencoder:
+    from ..devices import pick_device
+    from ..models.pretrained import PREFIX
+    from ..training.runs import load
+
+    return load(PREFIX + name, device=pick_device("auto"))

@@ -18,7 +18,9 @@ def add_parsers(sub: Any) -> None:
     from ..web.uploads import MAX_UPLOAD_BYTES
 
     p = sub.add_parser("serve", help="a web app: reconstruct, denoise and search in a browser")
-    p.add_argument("run")
+    p.add_argument("run", nargs="?", default=None,
+                   help="a trained run folder, or builtin:NAME (default: the built-in colour "
+                   "denoiser)")  # fmt: skip
     p.add_argument("--gallery", metavar="EMB", default=None, help="embedding store to search")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: this machine)")
     p.add_argument("--port", type=port, default=8000)
@@ -37,7 +39,10 @@ def cmd_serve(ns: argparse.Namespace) -> None:
             f"aekit serve needs the web extra ({e.name} is missing): pip install 'aekit[web]'"
         ) from e
     from ..data.images import max_pixels
+    from ..models import pretrained
 
+    if ns.run is None:  # a photo denoiser with no training at all
+        ns.run = pretrained.PREFIX + pretrained.default_for(3).name
     app = create_app(ns.run, ns.gallery, ns.max_upload_bytes, max_pixels())  # --max-pixels
     check_address(ns.host, ns.port)
     print(f"serving {ns.run} on http://{ns.host}:{ns.port} (API docs at /docs)")

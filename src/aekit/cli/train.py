@@ -35,6 +35,7 @@ def add_parsers(sub: Any) -> None:
 
 
 def cmd_train(ns: argparse.Namespace) -> None:
+    from ..training.init import init_model_config
     from ..training.loop import train
     from ..training.runs import RunConfig, resume_config
 
@@ -42,6 +43,10 @@ def cmd_train(ns: argparse.Namespace) -> None:
         given = {f.name: getattr(ns, f.name) for c in CONFIGS for f in fields(c)
                  if hasattr(ns, f.name)}  # fmt: skip
         cfg = resume_config(ns.out, given)
+    elif getattr(ns, "init", None):  # the model is the one the weights belong to
+        given = {f.name: getattr(ns, f.name) for f in fields(ModelConfig) if hasattr(ns, f.name)}
+        model = init_model_config(ns.init, given)
+        cfg = RunConfig(from_namespace(DataConfig, ns), model, from_namespace(TrainConfig, ns))
     else:
         cfg = RunConfig(*(from_namespace(c, ns) for c in CONFIGS))
     out_dir(ns.out)

@@ -19,12 +19,13 @@ from .fullsize import DEFAULT_TILE, add_noise, denoise_image, denoise_images
 
 @torch.no_grad()
 def denoise(
-    model: Autoencoder,
+    model: Autoencoder | str | Path | None,
     images: torch.Tensor | list[torch.Tensor],
     noise: str | None = None,
     seed: int = 0,
     tile: int | None = DEFAULT_TILE,
     amp: bool = True,
+    tta: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor] | tuple[list[torch.Tensor], list[torch.Tensor]]:
     """uint8 images -> (model input, denoised output), both [0, 1] floats on the CPU.
 
@@ -33,21 +34,48 @@ def denoise(
     than ``tile`` pixels: in exact overlapping tiles); a list gives lists. With ``noise``
     (e.g. ``"gaussian:25"``) the images are corrupted first, image i from ``seed + i``, as
     ``aekit denoise --add-noise`` does (the noisy input is unclipped); without it they are
-    taken to be noisy already. ``amp``: bf16 autocast where the device runs it natively.
+    taken to be noisy already. ``amp``: bf16 autocast where the device runs it natively;
+    ``tta``: the mean over the 8 rotations and reflections of each image (8x the time).
+
+    ``model``: a loaded model, a run folder, ``"builtin:NAME"``, or None for the built-in
+    denoiser of the images' mode (gray or colour; ``aekit denoise --list``).
     """
+    model = _model(model, images)
     if isinstance(images, torch.Tensor) and images.dim() == 4:
-        return _denoise_batch(model, images, noise, seed, tile, amp)
+        return _denoise_batch(model, images, noise, seed, tile, amp, tta)
     shapes = {tuple(im.shape) for im in images if isinstance(im, torch.Tensor)}
     if len(images) > 1 and len(shapes) == 1 and len(next(iter(shapes))) == 3:  # one batch
-        noisy, den = _denoise_batch(model, torch.stack(list(images)), noise, seed, tile, amp)
+        batch = torch.stack(list(images))
+        noisy, den = _denoise_batch(model, batch, noise, seed, tile, amp, tta)
         return list(noisy), list(den)
-    pairs = [denoise_photo(model, im, noise, seed + i, tile, amp) for i, im in enumerate(images)]
+    pairs = [denoise_photo(model, im, noise, seed + i, tile, amp, tta)
+             for i, im in enumerate(images)]  # fmt: skip
     return [p[0] for p in pairs], [p[1] for p in pairs]
+
+
+def _model(
+    model: Autoencoder | str | Path | None, images: torch.Tensor | list[torch.Tensor]
+) -> Autoencoder:
+    """A loaded model: the one given, a run's or a built-in one, or the built-in denoiser of the
+    images' channels."""
+    if isinstance(model, Autoencoder):
+        return model
+    from ..devices import pick_device
+    from ..models import pretrained
+    from ..training.runs import load
+
+    if model is None:
+        first = images if isinstance(images, torch.Tensor) else images[0] if len(images) else None
+        if not isinstance(first, torch.Tensor) or first.dim() not in (3, 4):
+            raise AekitError("denoise takes uint8 (C, H, W) images or a (B, C, H, W) batch")
+        channels = int(first.shape[-3])
+        model = pretrained.PREFIX + pretrained.default_for(channels).name
+    return load(model, device=pick_device("auto"))
 
 
 def _denoise_batch(
     model: Autoencoder, images: torch.Tensor, noise: str | None, seed: int, tile: int | None,
-    amp: bool,
+    amp: bool, tta: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
     """:func:`denoise_photo` of each image of a uint8 (B, C, H, W) batch, the model run on the
     batch at once (the same numbers, to float rounding: kernels round with the batch size)."""
@@ -59,7 +87,7 @@ def _denoise_batch(
         noisy = torch.stack([add_noise(im, spec, seed + i) for i, im in enumerate(images)])
     else:
         noisy = images.float() / 255.0
-    return noisy, denoise_images(model, noisy, tile, amp)
+    return noisy, denoise_images(model, noisy, tile, amp, tta)
 
 
 def denoise_photo(
@@ -69,6 +97,7 @@ def denoise_photo(
     seed: int = 0,
     tile: int | None = DEFAULT_TILE,
     amp: bool = True,
+    tta: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One uint8 (C, H, W) image -> (model input, denoised), [0, 1] floats (C, H, W)."""
     if image.dtype != torch.uint8 or image.dim() != 3:
@@ -78,7 +107,7 @@ def denoise_photo(
     check_input(model, tuple(image.shape), "the given")
     spec = parse_noise(noise, "noise")
     noisy = add_noise(image, spec, seed) if spec else image.float() / 255.0
-    return noisy, denoise_image(model, noisy, tile, amp)
+    return noisy, denoise_image(model, noisy, tile, amp, tta)
 
 
 def evaluate_full_size(
@@ -93,6 +122,7 @@ def evaluate_full_size(
     seed: int,
     tile: int | None,
     amp: bool,
+    tta: bool = False,
 ) -> dict[str, Any]:
     from ..data import available_splits
     from ..data.photos import load_photos
@@ -117,5 +147,5 @@ def evaluate_full_size(
         photos = load_photos(source, split, data_dir)
     if limit:
         photos = photos.subset(list(range(min(limit, len(photos)))))
-    result = score_photos(model, photos, spec, seed, tile, per_image, amp=amp)
+    result = score_photos(model, photos, spec, seed, tile, per_image, amp=amp, tta=tta)
     return {"source": photos.source, "split": photos.split, "noise": cfg.train.noise, **result}

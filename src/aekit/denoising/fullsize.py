@@ -84,23 +84,51 @@ def _spans(length: int, core: int, margin: int) -> Iterator[tuple[int, int, int,
 
 
 def denoise_image(
-    model: Autoencoder, noisy: torch.Tensor, tile: int | None = DEFAULT_TILE, amp: bool = True
+    model: Autoencoder,
+    noisy: torch.Tensor,
+    tile: int | None = DEFAULT_TILE,
+    amp: bool = True,
+    tta: bool = False,
 ) -> torch.Tensor:
     """The model's output for one (C, H, W) image on the [0, 1] scale (noisy, possibly outside
     [0, 1]), at its own size: (C, H, W) floats on [0, 1] on the CPU. Images larger than ``tile``
     pixels a side are processed in exact overlapping tiles (None: in one pass). ``amp``: bf16
-    autocast where the device runs it natively (``fastpath.bf16_inference``)."""
-    return denoise_images(model, noisy[None], tile, amp)[0]
+    autocast where the device runs it natively (``fastpath.bf16_inference``). ``tta``: the mean
+    of the outputs for the image's 8 rotations and reflections, each turned back (8x the
+    time)."""
+    return denoise_images(model, noisy[None], tile, amp, tta)[0]
+
+
+def dihedral(x: torch.Tensor, k: int) -> torch.Tensor:
+    """The k-th of the 8 rotations and reflections of (..., H, W) images (k = 0: as they are):
+    a quarter turn k % 4 times, then a left-right flip for k >= 4."""
+    y = torch.rot90(x, k % 4, dims=(-2, -1))
+    return y.flip(-1) if k >= 4 else y
+
+
+def undo_dihedral(y: torch.Tensor, k: int) -> torch.Tensor:
+    """The inverse of :func:`dihedral` (``undo_dihedral(dihedral(x, k), k) == x``)."""
+    y = y.flip(-1) if k >= 4 else y
+    return torch.rot90(y, -(k % 4), dims=(-2, -1))
 
 
 @torch.no_grad()
 def denoise_images(
-    model: Autoencoder, noisy: torch.Tensor, tile: int | None = DEFAULT_TILE, amp: bool = True
+    model: Autoencoder,
+    noisy: torch.Tensor,
+    tile: int | None = DEFAULT_TILE,
+    amp: bool = True,
+    tta: bool = False,
 ) -> torch.Tensor:
     """:func:`denoise_image` of a (B, C, H, W) batch, (B, C, H, W) out: the images go through
     the model together, as many per pass as fit in one tile's pixels (``DEFAULT_TILE``'s with
     ``tile`` None), so memory stays what ``tile`` bounds. Float32, or float64 for a float64
     model."""
+    if tta:  # a sum of the 8 turned-back outputs, one at a time: memory stays one pass's
+        total = undo_dihedral(denoise_images(model, noisy, tile, amp), 0)
+        for k in range(1, 8):
+            total += undo_dihedral(denoise_images(model, dihedral(noisy, k), tile, amp), k)
+        return total / 8
     model.eval()
     device = next(model.parameters()).device
     bf16 = fastpath.bf16_inference(device, amp)
@@ -148,13 +176,14 @@ def score_photos(
     per_image: bool = False,
     progress: bool | None = None,
     amp: bool = True,
+    tta: bool = False,
 ) -> dict[str, Any]:
     """Add ``noise`` to each photo (photo i from ``seed + i``), denoise it at its own size and
     score it: ``{"count", "noisy_psnr", "denoised_psnr", "noisy_ssim", "denoised_ssim",
     "seconds_per_image"}``, means over the photos, PSNR in dB and SSIM on the 0-255 scale
     (the denoised photo as saved, rounded to 8 bits; the noisy one unclipped, as the published
-    tables), plus ``"images"``: the same per photo with its path, when ``per_image``. ``amp``:
-    as :func:`denoise_image`."""
+    tables), plus ``"images"``: the same per photo with its path, when ``per_image``. ``amp``
+    and ``tta``: as :func:`denoise_image`."""
     from tqdm import tqdm
 
     from ..metrics import psnr_per_image, ssim_per_image
@@ -166,7 +195,7 @@ def score_photos(
         clean = clean8.float()[None] / 255.0
         noisy = add_noise(clean8, noise, seed + i)
         t0 = time.perf_counter()
-        den = to_uint8(denoise_image(model, noisy, tile, amp)).float()[None] / 255.0
+        den = to_uint8(denoise_image(model, noisy, tile, amp, tta)).float()[None] / 255.0
         seconds += time.perf_counter() - t0
         h, w = clean8.shape[1:]
         rows.append({

@@ -7,7 +7,7 @@ value range and default loss (``registry.Family``). Every ``forward`` returns an
 
 from __future__ import annotations
 
-from . import conv, keras, resnet, unet, vae
+from . import conv, keras, nafnet, resnet, unet, vae
 from .base import (
     AEOutput,
     Autoencoder,
@@ -25,6 +25,7 @@ register(conv.FAMILY)
 register(keras.FAMILY)
 register(resnet.FAMILY)
 register(unet.FAMILY)
+register(nafnet.FAMILY)
 register(vae.FAMILY)
 
 

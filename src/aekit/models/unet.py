@@ -49,10 +49,13 @@ class UNetAutoencoder(Autoencoder):
     training speed of 3x3 resampling convolutions and concatenated skips on the 2-core CPU;
     BENCHMARKS.md, "Photo denoising")."""
 
+    block: type[nn.Module] = Block  # the residual block at every resolution
+    convs_per_block = 2  # its 3x3 convolutions in a row: how far it reaches
+
     def __init__(self, config: ModelConfig | None = None, **kwargs: object) -> None:
         super().__init__(config, **kwargs)
         cfg = self.config
-        c, d = cfg.base_channels, cfg.depth
+        c, d, Block = cfg.base_channels, cfg.depth, self.block
         widths = [c * 2**i for i in range(LEVELS)] + [cfg.latent_dim]
         self.stem = _conv(cfg.in_channels, widths[0])
         self.down = nn.ModuleList(
@@ -78,8 +81,8 @@ class UNetAutoencoder(Autoencoder):
         """How far, in pixels on each side, the inputs of one output pixel can lie (an upper
         bound): each 3x3 conv at scale s adds s, each 2x2 resampling step at scale s adds s,
         and the stem and head add 1 each. Tiles overlap by this much (aekit.denoise)."""
-        d, s = self.config.depth, 2**LEVELS
-        return 2 + 2 * (2 * d + 1) * (s - 1) + 2 * d * s
+        k, s = self.config.depth * self.convs_per_block, 2**LEVELS
+        return 2 + (2 * k + 2) * (s - 1) + k * s
 
     def _features(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         h = self.stem(x)

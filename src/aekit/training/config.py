@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 from ..devices import DEVICES
 from ..errors import AekitError
 from ..options import check_range
 from ..options import option as _opt
 
-LOSSES = ("mse", "bce")
+LOSSES = ("mse", "bce", "l1", "charbonnier")
 # Upper bounds far beyond any use, low enough that a typo (an extra few zeros) is one line
 # rather than an allocator error minutes later.
 MAX_BATCH = 65_536
@@ -21,6 +22,7 @@ MAX_MINUTES = 525_600  # --time-limit: a year
 DEFAULT_EPOCHS = 10
 SCHEDULES = ("constant", "cosine", "onecycle")
 LOGGERS = ("tensorboard",)  # --log: where each epoch is logged besides metrics.jsonl
+BUILTIN = "builtin:"  # --init builtin:NAME: weights that ship with aekit
 
 
 @dataclass
@@ -38,7 +40,9 @@ class TrainConfig:
     lr: float | None = _opt("Adam learning rate (default: the family's; 1e-3, unet 2e-3)",
                             default=None)  # fmt: skip
     loss: str | None = _opt(
-        "reconstruction loss (default: the family's; mse for conv, bce for keras)", default=None
+        "reconstruction loss: mse, bce, l1 or charbonnier (a smooth l1) (default: the "
+        "family's; mse for conv, bce for keras)",
+        default=None,
     )
     noise: str | None = _opt(
         "denoising corruption: gaussian:SIGMA (pixel units, 0-255), saltpepper:FRACTION or "
@@ -75,9 +79,29 @@ class TrainConfig:
         "needs the tensorboard package); metrics.jsonl is always written",
         default=None,
     )
+    ema: float | None = _opt(
+        "keep an exponential moving average of the weights with this decay (e.g. 0.999): the "
+        "average is what the run evaluates and saves",
+        default=None,
+    )
+    init: str | None = _opt(
+        "start from trained weights: a run folder, or builtin:NAME (aekit denoise --list); "
+        "the model is theirs, the data and training options this command's, the optimizer new",
+        default=None,
+    )
 
     def __post_init__(self) -> None:
         from .objectives import parse_noise, parse_sparsity
+
+        if self.ema is not None:
+            real = isinstance(self.ema, int | float) and not isinstance(self.ema, bool)
+            if not (real and 0 < self.ema < 1):
+                raise AekitError(f"--ema is a decay between 0 and 1 (e.g. 0.999), got {self.ema!r}")
+        if self.init is not None:
+            if not isinstance(self.init, str) or not self.init.strip():
+                raise AekitError(f"--init names a run folder or builtin:NAME, got {self.init!r}")
+            if not self.init.startswith(BUILTIN):  # stored absolute: the run works from anywhere
+                self.init = str(Path(self.init).expanduser().resolve())
 
         if self.time_limit is not None:
             real = isinstance(self.time_limit, int | float) and not isinstance(

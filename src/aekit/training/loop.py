@@ -24,7 +24,9 @@ from ..files import folder_lock, remove_stale_temps
 from ..models import Autoencoder
 from . import card, distributed, fastpath, runs, tblog
 from .distributed import SINGLE, Group, QuietExit
+from .ema import Ema
 from .guard import Diverged, Guard
+from .init import load_init
 from .report import epoch_line, epoch_row, save_samples
 from .runs import RunConfig
 from .schedules import lr_factor
@@ -55,6 +57,15 @@ def _probe(
 
 def _diverge(epoch: int, message: str) -> None:
     raise Diverged(f"training diverged: {message}")
+
+
+def _check(guard: Guard, epoch: int, run: Path, group: Group, ema: Ema | None) -> None:
+    """The guard's check; when it undid a spike, the weights' average starts again from the
+    weights it went back to."""
+    restores = guard.restores
+    _guarded(guard.check, epoch, run=run, group=group)
+    if ema is not None and guard.restores != restores:
+        ema.reset()
 
 
 def _guarded(check: Callable[..., Any], epoch: int, *args: Any, run: Path, group: Group) -> Any:
@@ -115,15 +126,18 @@ def _train(
         obj = Objective.from_config(cfg, device)
         torch.manual_seed(cfg.train.seed)
         model = Autoencoder(cfg.model).to(device, memory_format=fastpath.memory_format(device))
-        if not resume:
+        if not resume and cfg.train.init:  # fine-tuning: the weights of a trained model
+            load_init(model, cfg.train.init)
+        elif not resume:
             model.start_at_mean(data.channel_mean(model.config.arch).to(device))
         opt = torch.optim.Adam(model.parameters(), lr=cfg.train.lr)
         cpu_gen = torch.Generator().manual_seed(cfg.train.seed)  # the same order on every rank
         dev_gen = torch.Generator(device).manual_seed(cfg.train.seed + 1 + 1009 * group.rank)
         start, clock, guard_state = 0, Clock(cfg.train.time_limit), {}
+        ema = Ema(model, cfg.train.ema) if cfg.train.ema else None
         if resume:
             start, clock.before, guard_state = _restore(
-                run, cfg, model, opt, cpu_gen, dev_gen, group
+                run, cfg, model, opt, cpu_gen, dev_gen, group, ema
             )
         if cfg.train.log == "tensorboard":
             tblog.check_available()
@@ -177,13 +191,15 @@ def _train(
             res.loss.backward()
             guard.clip()
             opt.step()
+            if ema is not None:
+                ema.update()
             guard.add(res.loss, len(batch))
             seen += len(batch)
             bar.update(len(batch) * group.world)
             if not bar.disable and i % 20 == 0:  # a host sync, only when someone watches
                 bar.set_postfix(loss=f"{guard.running():.4f}")
             if guard.due():
-                _guarded(guard.check, epoch, run=run, group=group)
+                _check(guard, epoch, run, group, ema)
             # the time limit (rank 0's clock, so all ranks stop at the same step): this epoch
             # ends here, saved as any other
             if clock.limit is not None and group.any(clock.spent() and group.main):
@@ -191,7 +207,7 @@ def _train(
                 break
         bar.close()
         # the steps since the last check
-        _guarded(guard.check, epoch, run=run, group=group)
+        _check(guard, epoch, run, group, ema)
         taken = guard.take_epoch()
         if taken is None:  # every step of it was undone: trained again at the lower rate
             if cut:
@@ -202,7 +218,8 @@ def _train(
         train_loss, guarded = taken
         seen = int(group.sum(torch.tensor(float(seen), device=device)).item())
         seconds = time.perf_counter() - t0
-        ev = evaluate(model, data.held.images, obj, seed=cfg.train.seed, group=group)
+        kept = model if ema is None else ema.model  # what is evaluated and saved
+        ev = evaluate(kept, data.held.images, obj, seed=cfg.train.seed, group=group)
         row = epoch_row(epoch, train_loss, seconds, seen, ev)
         row.update(guarded)
         if group.on:
@@ -215,22 +232,22 @@ def _train(
             if progress is not False:
                 line = epoch_line(row, cfg.train.epochs, clock.limit, clock.seconds() / 60)
                 print(line, file=sys.stderr, flush=True)
-            samples = save_samples(run, epoch, model, held_images, obj)
+            samples = save_samples(run, epoch, kept, held_images, obj)
             runs.save_checkpoint(run, {
                 "model": runs.state_dict(model), "optimizer": opt.state_dict(), "epoch": epoch,
                 "cpu_rng": cpu_gen.get_state(), "device_rng": dev_gen.get_state(),
                 "device_rngs": device_rngs, "world_size": group.world,
                 "trained_seconds": clock.seconds(),
-                "guard": guard.state(),
+                "guard": guard.state(), **({} if ema is None else {"ema": ema.state_dict()}),
             })  # fmt: skip
-            runs.save_weights(run, model, epoch)  # after the checkpoint: a kill between resumes
+            runs.save_weights(run, kept, epoch)  # after the checkpoint: a kill between resumes
             if log is not None:
                 log.epoch(row, samples)
             card.write_card(run, cfg, runs.read_metrics(run), samples)
         group.agree()  # the others wait while rank 0 writes: a checkpoint is whole for all
     if group.main:
         if epoch == start:  # resumed only to finish what a kill interrupted
-            runs.save_weights(run, model, start)
+            runs.save_weights(run, model if ema is None else ema.model, start)
         from ..viz import loss_plot
 
         loss_plot(runs.read_metrics(run), run / runs.LOSS_PLOT)
@@ -296,6 +313,7 @@ def _restore(
     cpu_gen: torch.Generator,
     dev_gen: torch.Generator,
     group: Group = SINGLE,
+    ema: Ema | None = None,
 ) -> tuple[int, float, dict[str, Any]]:
     """Load the checkpoint's weights, optimizer and RNG states; returns its epoch, the
     seconds trained so far and the guard's state (its learning-rate scale). Each rank takes its
@@ -322,6 +340,8 @@ def _restore(
         # else the run moved to another kind of device or number of processes: the noise
         # continues from the run's seed, and the run is no longer bit-for-bit the same
         guard = dict(ckpt.get("guard") or {})
+        if ema is not None:
+            ema.load_state_dict(ckpt["ema"])
     except (RuntimeError, ValueError, KeyError, TypeError, AttributeError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise AekitError(

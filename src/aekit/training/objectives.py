@@ -175,11 +175,17 @@ def corrupt(
 def reconstruction_loss(
     output: torch.Tensor, target: torch.Tensor, kind: str, value_range: tuple[float, float]
 ) -> torch.Tensor:
-    """Mean loss over all pixels, in float32. ``bce`` compares pixels mapped to [0, 1]."""
+    """Mean loss over all pixels, in float32. ``bce`` compares pixels mapped to [0, 1];
+    ``charbonnier`` is sqrt(d^2 + eps^2), eps one thousandth of the value range (a smooth l1)."""
     output, target = output.float(), target.float()
     if kind == "mse":
         return F.mse_loss(output, target)
+    if kind == "l1":
+        return F.l1_loss(output, target)
     lo, hi = value_range
+    if kind == "charbonnier":
+        eps = 1e-3 * (hi - lo)
+        return ((output - target).square() + eps * eps).sqrt().mean()
     if (lo, hi) != (0.0, 1.0):
         output, target = (output - lo) / (hi - lo), (target - lo) / (hi - lo)
     with torch.autocast(output.device.type, enabled=False):  # BCE refuses low precision

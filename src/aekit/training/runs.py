@@ -28,9 +28,11 @@ from ..errors import AekitError
 from ..files import atomic_write, write_text
 from ..models import Autoencoder, check_config, get_family
 from ..models.config import ModelConfig
+from ..models.pretrained import get as get_pretrained
+from ..models.pretrained import load_pretrained
 from ..options import from_dict, to_dict
 from . import fastpath
-from .config import TrainConfig
+from .config import BUILTIN, TrainConfig
 from .objectives import parse_sparsity
 
 CONFIG, WEIGHTS, CHECKPOINT, METRICS, LOSS_PLOT = (
@@ -60,6 +62,9 @@ class RunConfig:
             self.train.batch_size = family.batch_size
         if self.train.lr is None:
             self.train.lr = family.lr
+        if family.generative and self.train.loss not in (None, "mse", "bce"):
+            raise AekitError(f"a vae's ELBO needs a likelihood: --loss mse (Gaussian) or bce, "
+                             f"not {self.train.loss}")  # fmt: skip
         if get_family(self.model.arch).generative and sparsity:
             raise AekitError("a vae's code is kept in check by its KL term (--beta): drop "
                              "--sparsity")  # fmt: skip
@@ -225,7 +230,10 @@ def keep_metrics(run: Path, last_epoch: int) -> None:
 
 
 def load_config(run: str | Path) -> RunConfig:
-    """A run's config; a damaged ``config.json`` is an AekitError saying so."""
+    """A run's config (a built-in model's: the run that trained it); a damaged ``config.json``
+    is an AekitError saying so."""
+    if str(run).startswith(BUILTIN):
+        return RunConfig.from_dict(migrate(get_pretrained(str(run)).run_config))
     run = Path(run)
     if run.exists() and not run.is_dir():
         raise AekitError(f"{run} is a file, not a run folder (a folder made by aekit train)")
@@ -300,7 +308,12 @@ def resume_config(run: str | Path, changes: dict[str, Any]) -> RunConfig:
 
 
 def load(run: str | Path, device: str | torch.device = "cpu") -> Autoencoder:
-    """The trained autoencoder of a run folder, in eval mode (channels_last where that pays)."""
+    """The trained autoencoder of a run folder, or the built-in model ``builtin:NAME``, in eval
+    mode (channels_last where that pays)."""
+    if str(run).startswith(BUILTIN):
+        device = torch.device(device)
+        model = load_pretrained(str(run))
+        return model.to(device, memory_format=fastpath.memory_format(device)).eval()
     run = Path(run)
     cfg = load_config(run)
     path = run / WEIGHTS
