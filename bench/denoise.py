@@ -10,6 +10,7 @@ level as the best of a small grid on the same images (an oracle, which flatters 
     python bench/denoise.py --run runs/photo-denoiser --photos ../shared/data/photos/Kodak24
     python bench/denoise.py --gray --run runs/photo-denoiser-gray --methods noisy,blur,aekit,bm3d
     python bench/denoise.py --methods cbm3d --jobs 16      # the classic alone, in parallel
+    python bench/denoise.py --run builtin:NAME --methods aekit,aekit-tta   # a built-in model
 
 ``--picture PATH`` draws crops at 100% (clean, noisy, CBM3D, aekit) of one photo at sigma 25.
 """
@@ -108,14 +109,16 @@ def run_level(photos, sigma: float, methods: list[str], model, jobs: int) -> dic
             if best is None or mean > best[0]:
                 best = (mean, width, outs, t)
         record("blur", best[2], best[3], width=best[1])
-    if "aekit" in methods:
+    for name, tta in (("aekit", False), ("aekit-tta", True)):  # tta: the x8 ensemble
+        if name not in methods:
+            continue
         outs, t = [], []
         denoise_image(model, noisy[0])  # warm-up (allocator, oneDNN kernels)
         for n in noisy:
             t0 = time.perf_counter()
-            outs.append(to_uint8(denoise_image(model, n)))
+            outs.append(to_uint8(denoise_image(model, n, tta=tta)))
             t.append(time.perf_counter() - t0)
-        record("aekit", outs, t)
+        record(name, outs, t)
     for name in ("cbm3d", "bm3d"):
         if name in methods:
             tasks = [(name, hwc(n), sigma) for n in noisy]
@@ -126,7 +129,7 @@ def run_level(photos, sigma: float, methods: list[str], model, jobs: int) -> dic
     return res
 
 
-def picture(photos, model, path: Path, name: str, gray: bool, crop: int = 200) -> None:
+def picture(photos, model, path: Path, name: str, gray: bool, label: str, crop: int = 200) -> None:
     """Crops at 100% (pixel for pixel) of one photo at sigma 25: clean, noisy, the classic,
     aekit, each captioned with its whole-photo PSNR."""
     from PIL import ImageDraw
@@ -140,7 +143,7 @@ def picture(photos, model, path: Path, name: str, gray: bool, crop: int = 200) -
     noisy_db = float(psnr_per_image(noisy[None], clean.float()[None] / 255)[0])
     panels = [("clean", clean, None), ("noisy, sigma 25", to_uint8(noisy), noisy_db),
               (classic_name.upper(), theirs, scores(theirs, clean)[0]),
-              ("aekit unet, 30 min", ours, scores(ours, clean)[0])]  # fmt: skip
+              (label, ours, scores(ours, clean)[0])]  # fmt: skip
     _, h, w = clean.shape
     top, left = (h - crop) // 2, (w - crop) // 2
     gap, head = 8, 34
@@ -160,7 +163,7 @@ def picture(photos, model, path: Path, name: str, gray: bool, crop: int = 200) -
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--run", help="an aekit run (unet) to denoise with")
+    p.add_argument("--run", help="an aekit run (unet), or builtin:NAME, to denoise with")
     p.add_argument("--photos", type=Path, default=PHOTOS)
     p.add_argument("--gray", action="store_true", help="the photos converted to gray")
     p.add_argument("--sigmas", default="15,25,50")
@@ -171,6 +174,7 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=None, help="JSON file for the results")
     p.add_argument("--picture", type=Path, default=None)
     p.add_argument("--picture-photo", default="kodim05.png")
+    p.add_argument("--picture-label", default="aekit unet, 30 min", help="the aekit panel's title")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     methods = args.methods.split(",")
@@ -181,7 +185,7 @@ def main() -> None:
 
         model = load(args.run)
     if args.picture:
-        picture(photos, model, args.picture, args.picture_photo, args.gray)
+        picture(photos, model, args.picture, args.picture_photo, args.gray, args.picture_label)
         return
     results = {"photos": str(args.photos), "count": len(photos), "gray": args.gray,
                "run": args.run, "levels": {}}  # fmt: skip

@@ -228,3 +228,28 @@ def test_the_model_card_s_command_remakes_an_init_run(builtin, tmp_path) -> None
                               noise="poisson:30", patch_size=16, arch="unet",
                               base_channels=4, latent_dim=8)  # fmt: skip
     assert again == cfg
+
+
+def test_photos_as_cameras_and_programs_write_them(cli, builtin, tmp_path: Path) -> None:
+    """A 16-bit gray PNG, a palette PNG, a CMYK JPEG and an EXIF-rotated JPEG: each converted
+    and said so, and denoised at its own size, upright."""
+    rng = np.random.default_rng(3)
+    rgb = np.array(Image.fromarray(rng.integers(0, 256, (6, 7, 3), np.uint8)).resize((40, 32)))
+    Image.fromarray(rng.integers(0, 65536, (32, 40)).astype(np.uint16)).save(tmp_path / "a.png")
+    Image.fromarray(rgb).convert("P").save(tmp_path / "b.png")
+    Image.fromarray(rgb).convert("CMYK").save(tmp_path / "c.jpg")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # the camera was turned: shown rotated by 90 degrees
+    Image.fromarray(rgb).save(tmp_path / "d.jpg", exif=exif)
+    files = [tmp_path / name for name in ("a.png", "b.png", "c.jpg", "d.jpg")]
+    code, _, err = cli("denoise", *files, "--out", tmp_path / "o")
+    assert code == 0, err
+    for name, says in (("a.png", "from 16-bit grayscale to grayscale"),
+                       ("b.png", "from palette to RGB"), ("c.jpg", "from CMYK to RGB"),
+                       ("d.jpg", "upright, as its EXIF orientation says")):  # fmt: skip
+        assert f"{tmp_path / name} {says}" in err.replace("converted ", "").replace(
+            "turned ", ""), (name, err)  # fmt: skip
+    sizes = {p.name: Image.open(p).size for p in (tmp_path / "o").iterdir()}
+    assert sizes == {"a_denoised.png": (40, 32), "b_denoised.png": (40, 32),
+                     "c_denoised.png": (40, 32), "d_denoised.png": (32, 40)}  # fmt: skip
+    assert Image.open(tmp_path / "o" / "a_denoised.png").mode == "L"

@@ -75,9 +75,9 @@ def test_hub_datasets_are_named_and_time_limited_runs_say_their_limit() -> None:
     assert command.startswith("aekit train --data mnist --arch keras ")
     assert command.endswith(" --time-limit 5 --out runs/m")  # epochs and schedule follow it
     assert "--epochs" not in command and "--schedule" not in command
-    from aekit.training.card import _front_matter
+    from aekit.training.card import front_matter
 
-    assert '- "ylecun/mnist"' in _front_matter(cfg).splitlines()
+    assert '- "ylecun/mnist"' in front_matter(cfg).splitlines()
 
 
 def test_the_cards_commands_run_when_pasted_for_an_odd_folder_name(

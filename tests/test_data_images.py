@@ -95,7 +95,10 @@ def test_exif_orientation_is_applied(tmp_path: Path) -> None:
     path = tmp_path / "photo.png"
     Image.fromarray(pixels).save(path, exif=exif)
     images, notes = read_image_files([path], channels=1, size=(8, 4))
-    assert notes == [f"converted {path} from RGB to grayscale"]  # no resize: 4×8 as displayed
+    assert notes == [
+        f"turned {path} upright, as its EXIF orientation says",
+        f"converted {path} from RGB to grayscale",
+    ]  # no resize: 4×8 as displayed
     assert images[0, 0, :4].float().mean() > 200 and images[0, 0, 4:].float().mean() < 50
     ds = load_dataset(f"folder:{tmp_path}")
     assert ds.shape == (3, 8, 4) and torch.equal(ds.images[0, 0], images[0, 0])

@@ -49,7 +49,10 @@ UNREADABLE = (
     Image.DecompressionBombError,
 )
 EXIF_ORIENTATION = 0x0112
-_MODE_NAMES = {"L": "grayscale", "1": "black-and-white", "P": "palette", "LA": "grayscale+alpha"}
+_MODE_NAMES = {"L": "grayscale", "1": "black-and-white", "P": "palette", "LA": "grayscale+alpha",
+               "I;16": "16-bit grayscale", "I;16B": "16-bit grayscale",
+               "I;16L": "16-bit grayscale", "I": "32-bit grayscale",
+               "F": "float grayscale"}  # fmt: skip
 _max_pixels = DEFAULT_MAX_PIXELS
 
 
@@ -254,6 +257,7 @@ def _read_one(
     _check_file(path)
     try:
         with open_image(path, str(path)) as raw:
+            turned = raw.getexif().get(EXIF_ORIENTATION, 1) not in (1, None)
             img = upright(raw)
             mode, orig = img.mode, img.size
             has_alpha = "A" in mode or "transparency" in img.info
@@ -263,6 +267,8 @@ def _read_one(
         raise AekitError(
             f"cannot read {path} as an image ({unreadable_reason(exc)}); give a {KINDS} file"
         ) from exc
+    if turned:
+        notes.append(f"turned {path} upright, as its EXIF orientation says")
     target = "L" if channels == 1 else "RGB"
     if mode != target:
         alpha = " (transparency dropped)" if has_alpha else ""

@@ -68,7 +68,7 @@ def shell_path(path: str | Path) -> str:
     return shlex.quote(f"./{text}" if text.startswith("-") else text)
 
 
-def _front_matter(cfg: RunConfig) -> str:
+def front_matter(cfg: RunConfig) -> str:
     family = get_family(cfg.model.arch)
     tags = ["aekit", "autoencoder", cfg.model.arch]
     if cfg.train.noise:
@@ -105,7 +105,7 @@ def render(run: Path, cfg: RunConfig, rows: list[dict[str, Any]], samples: Path 
             f"{m.latent_dim}, trained on `{cfg.data.source}` [{cfg.data.train_split}] for "
             f"{last.get('epoch', 0)} epochs.")  # fmt: skip
     parts = [
-        _front_matter(cfg),
+        front_matter(cfg),
         f"\n# {run.name}\n",
         what,
         "\n## Use\n",

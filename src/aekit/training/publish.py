@@ -9,12 +9,13 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 from ..errors import AekitError
 from ..files import write_text
 from ..models import pretrained
-from .card import CARD
-from .runs import CONFIG_VERSION, WEIGHTS, load_config, read_metrics
+from .card import front_matter, train_command
+from .runs import CONFIG_VERSION, WEIGHTS, RunConfig, load_config, read_metrics
 
 
 def publish_builtin(
@@ -43,11 +44,7 @@ def publish_builtin(
     weights, card = f"{name}.safetensors", f"{name}.md"
     shutil.copyfile(run / WEIGHTS, folder / weights)
     digest = pretrained.sha256(folder / weights)
-    text = (run / CARD).read_text() if (run / CARD).is_file() else f"# {name}\n"
-    note = (f"\n## Built into aekit\n\n`builtin:{name}` (`aekit denoise --model {name}`, "
-            f"`aekit.load(\"builtin:{name}\")`): {summary}\n\n"
-            f"sha256 of {weights}: `{digest}`\n")  # fmt: skip
-    write_text(folder / card, text + note)
+    write_text(folder / card, builtin_card(name, summary, cfg, read_metrics(run), digest))
     index[name] = {
         "weights": weights,
         "sha256": digest,
@@ -60,3 +57,48 @@ def publish_builtin(
     }
     write_text(index_path, json.dumps(index, indent=2) + "\n")
     return pretrained.get(name, folder)
+
+
+def _portable(source: str) -> str:
+    """A folder source said by the folder's name (``folder:CBSD432``), not by where it lay on
+    the machine that trained the model."""
+    kind, _, where = source.partition(":")
+    return f"{kind}:{Path(where).name}" if kind == "folder" and where else source
+
+
+def builtin_card(
+    name: str, summary: str, cfg: RunConfig, rows: list[dict[str, Any]], digest: str
+) -> str:
+    """The model card of a built-in model: what it is, how to use it, the command and the time
+    that trained it, its held-out numbers, its sha256 and its config."""
+    last = rows[-1]
+    shown = cfg.to_dict()  # the data folder by its name, not by where it lay when trained
+    shown["data"]["source"] = _portable(cfg.data.source)
+    command = train_command(cfg, name).replace(cfg.data.source, shown["data"]["source"])
+    minutes = sum(r.get("seconds", 0.0) for r in rows) / 60
+    m = cfg.model
+    mode = {1: "gray", 3: "colour"}[m.in_channels]
+    return "\n".join([
+        front_matter(cfg),
+        f"\n# {name}\n",
+        f"{summary}\n",
+        f"A `{m.arch}` of aekit (width {m.base_channels}), for {mode} photos of any size, "
+        f"trained on `{cfg.train.noise or 'no noise'}`.",
+        "\n## Use\n",
+        f"```bash\naekit denoise photo.jpg --out cleaned/ --model {name}\n```\n",
+        f'```python\nimport aekit\n\nmodel = aekit.load("builtin:{name}")  # eval mode\n'
+        "noisy, denoised = aekit.denoise(model, [photo])  # uint8 (C, H, W) -> [0, 1] floats\n```",
+        "\n## Training\n",
+        f"```bash\n{command}\n```\n",
+        f"{last['epoch']} epochs, {minutes:.1f} minutes of training.",
+        "\n## Held-out numbers after the last epoch\n",
+        "| measure | value |\n|---|---|",
+        *(f"| {label} | {last[key]:.2f} |" for key, label in
+          (("noisy_psnr", "noisy input PSNR (dB)"), ("denoised_psnr", "denoised PSNR (dB)"),
+           ("images_per_s", "training patches/s")) if key in last),
+        "\n## Weights\n",
+        f"`{name}.safetensors`, sha256 `{digest}` (checked before the weights are read).",
+        "\n## Config\n",
+        f"```json\n{json.dumps(shown, indent=2)}\n```",
+        "",
+    ])  # fmt: skip
