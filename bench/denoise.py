@@ -79,7 +79,7 @@ def blur(noisy: np.ndarray, width: float) -> np.ndarray:
     return gaussian_filter(noisy, sigma=(width, width, 0)[: noisy.ndim])
 
 
-def run_level(photos, sigma: float, methods: list[str], model, jobs: int) -> dict:
+def run_level(photos, sigma: float, methods: list[str], model, jobs: int, amp: bool = True) -> dict:
     noise = Noise("gaussian", sigma)
     noisy = [add_noise(u8, noise, i) for i, (_, u8) in enumerate(photos)]
     res: dict[str, dict] = {}
@@ -113,10 +113,10 @@ def run_level(photos, sigma: float, methods: list[str], model, jobs: int) -> dic
         if name not in methods:
             continue
         outs, t = [], []
-        denoise_image(model, noisy[0])  # warm-up (allocator, oneDNN kernels)
+        denoise_image(model, noisy[0], amp=amp)  # warm-up (allocator, oneDNN kernels)
         for n in noisy:
             t0 = time.perf_counter()
-            outs.append(to_uint8(denoise_image(model, n, tta=tta)))
+            outs.append(to_uint8(denoise_image(model, n, amp=amp, tta=tta)))
             t.append(time.perf_counter() - t0)
         record(name, outs, t)
     for name in ("cbm3d", "bm3d"):
@@ -174,6 +174,8 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=None, help="JSON file for the results")
     p.add_argument("--picture", type=Path, default=None)
     p.add_argument("--picture-photo", default="kodim05.png")
+    p.add_argument("--no-amp", action="store_true", help="aekit in float32 (default: bf16 "
+                   "where the CPU runs it natively)")  # fmt: skip
     p.add_argument("--picture-label", default="aekit unet, 30 min", help="the aekit panel's title")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -188,10 +190,10 @@ def main() -> None:
         picture(photos, model, args.picture, args.picture_photo, args.gray, args.picture_label)
         return
     results = {"photos": str(args.photos), "count": len(photos), "gray": args.gray,
-               "run": args.run, "levels": {}}  # fmt: skip
+               "run": args.run, "amp": not args.no_amp, "levels": {}}  # fmt: skip
     print("| sigma | method | PSNR (dB) | SSIM | s/photo |\n|---|---|---|---|---|")
     for sigma in (float(s) for s in args.sigmas.split(",")):
-        level = run_level(photos, sigma, methods, model, args.jobs)
+        level = run_level(photos, sigma, methods, model, args.jobs, not args.no_amp)
         results["levels"][f"{sigma:g}"] = level
         for name, r in level.items():
             secs = "" if r["seconds"] is None else f"{r['seconds']:.3f}"

@@ -22,6 +22,7 @@ from ..errors import AekitError
 from ..files import write_text
 from ..models import check_input
 from .detector import Detector, load_detector
+from .localize import folder_root, per_kind_auroc, pixel_measures
 from .methods import (
     DEFAULT_METHOD,
     MAP_NAMES,
@@ -126,6 +127,12 @@ def score(
                   "apart)", file=sys.stderr)  # fmt: skip
     if batch.anomalous is not None:
         result.update(detection_metrics(scores, batch.anomalous), normal=batch.normal)
+        kinds = per_kind_auroc(scores, batch.labels, batch.anomalous)
+        if kinds:
+            result["per_kind"] = kinds
+    root = folder_root(batch.source)
+    if root is not None and batch.images is not None:  # masks in ground_truth/: pixel measures
+        result.update(pixel_measures(det.model, batch.images, batch.items, root, method) or {})
     result["items"] = [
         {"item": item, "label": label, "score": float(s), "verdict": _verdict(bad)}
         for item, label, s, bad in zip(batch.items, batch.labels, scores, flagged, strict=True)

@@ -102,6 +102,21 @@ def cmd_score(ns: argparse.Namespace) -> None:
               f" anomalous: {result['anomalous']}: AUROC {result['auroc']:.4f}, "
               f"AUPR {result['aupr']:.4f}, best F1 {result['f1']:.4f} at threshold "
               f"{result['threshold']:.6g}")  # fmt: skip
+    if "per_kind" in result:
+        print(
+            "AUROC by defect kind (each against the normal images): "
+            + ", ".join(
+                f"{kind} {v['auroc']:.4f} ({v['count']})" for kind, v in result["per_kind"].items()
+            )
+        )
+    if "pixel_images" in result:
+        shown = {k: "undefined" if result[k] is None else f"{result[k]:.4f}"
+                 for k in ("pixel_auroc", "pro")}  # fmt: skip
+        print(
+            f"where the defects are, over {result['pixel_images']} images with masks "
+            f"({result['defect_images']} with a defect): pixel AUROC {shown['pixel_auroc']}, "
+            f"PRO (to 30% FPR) {shown['pro']}"
+        )
     if ns.out is not None:
         print(f"wrote {Path(ns.out)}/: scores.csv, histogram.png"
               f"{', roc.png' if 'auroc' in result else ''}, anomalous.png, normal.png",

@@ -5,6 +5,7 @@ at each epoch's end; and the model config fitted to them."""
 from __future__ import annotations
 
 import itertools
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -14,6 +15,7 @@ import torch
 from ..data import ImageSet
 from ..data.classes import class_names
 from ..data.folder import FolderFiles, scan_folder
+from ..data.masks import NORMAL, is_mvtec_layout
 from ..data.npzarrays import memmap_threshold
 from ..data.photos import HELD_SIDE, PhotoSet, check_patch_size, patch_batches, patches_per_epoch
 from ..data.sources import parse_source
@@ -134,7 +136,22 @@ class TrainingData:
                               collate_fn=stack_present)  # fmt: skip
 
 
+def mvtec_classes(cfg: RunConfig) -> RunConfig:
+    """A folder in MVTec AD's layout (only ``train/good`` to train on) trains on its normal
+    images: ``--classes good`` is implied, so the held-out images are ``test/good`` and the
+    anomaly threshold is set on normal images only."""
+    src = parse_source(cfg.data.source)
+    if cfg.data.classes is not None or src.kind != "folder" or cfg.data.patch_size is not None:
+        return cfg
+    if not is_mvtec_layout(Path(src.name).expanduser()):
+        return cfg
+    print(f"note: {src.name} is laid out as MVTec AD (train/good): training on its normal "
+          "images, as --classes good", file=sys.stderr)  # fmt: skip
+    return replace(cfg, data=replace(cfg.data, classes=NORMAL))
+
+
 def load_training_data(cfg: RunConfig) -> TrainingData:
+    cfg = mvtec_classes(cfg)
     if cfg.data.patch_size is None and parse_source(cfg.data.source).kind == "wds":
         held, stream = stream_split(cfg.data)
         normal = None if cfg.data.classes is None else class_names(held, cfg.data.classes)
