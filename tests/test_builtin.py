@@ -7,6 +7,7 @@ maintainers' own tool, from small runs trained by the tests."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ import torch
 from PIL import Image
 
 import aekit
+from aekit.errors import AekitError
 from aekit.models import pretrained
 from aekit.training.publish import publish_builtin
 from aekit.training.runs import load_config
@@ -253,3 +255,69 @@ def test_photos_as_cameras_and_programs_write_them(cli, builtin, tmp_path: Path)
     assert sizes == {"a_denoised.png": (40, 32), "b_denoised.png": (40, 32),
                      "c_denoised.png": (40, 32), "d_denoised.png": (32, 40)}  # fmt: skip
     assert Image.open(tmp_path / "o" / "a_denoised.png").mode == "L"
+
+
+def test_a_damaged_photo_anywhere_in_the_list_leaves_nothing_written(cli, builtin, tmp_path):
+    good = photo(tmp_path / "good.png", 40, 32, seed=1)
+    data = photo(tmp_path / "w.png", 64, 48).read_bytes()
+    (tmp_path / "cut.png").write_bytes(data[: len(data) // 2])  # its header reads, its pixels not
+    code, out, err = cli("denoise", good, tmp_path / "cut.png", "--out", tmp_path / "o")
+    assert code != 0 and out == "" and len(err.strip().splitlines()) == 1, err
+    assert "cannot read" in err and "cut.png" in err
+    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
+
+
+@pytest.mark.parametrize("extra", [["p.png"], ["--model", "tiny-gray"], ["--out", "o"]])
+def test_list_takes_nothing_else(cli, builtin, extra) -> None:
+    code, out, err = cli("denoise", "--list", *extra)
+    assert code != 0 and out == "" and "--list names the built-in models and stops" in err
+
+
+def test_the_api_s_bad_images_are_one_line_each(builtin) -> None:
+    u8 = torch.zeros(3, 16, 16, dtype=torch.uint8)
+    for images, says in (
+        ([torch.zeros(4, 16, 16, dtype=torch.uint8)], "photos have 1 (gray) or 3 (colour) "
+                                                      "channels, got 4"),
+        (u8, "got one (3, 16, 16) image: pass [image]"),
+        (None, "got NoneType"),
+        ([torch.zeros(3, 1, 1, dtype=torch.uint8)], "the image is 1x1 pixels: this model needs"),
+    ):  # fmt: skip
+        with pytest.raises(AekitError, match=re.escape(says)):
+            aekit.denoise(None, images)
+
+
+def test_the_api_takes_each_photo_s_built_in_model(builtin) -> None:
+    gen = torch.Generator().manual_seed(0)
+    gray = torch.randint(0, 256, (1, 24, 32), dtype=torch.uint8, generator=gen)
+    colour = torch.randint(0, 256, (3, 32, 24), dtype=torch.uint8, generator=gen)
+    _, den = aekit.denoise(None, [gray, colour, gray])
+    assert [tuple(d.shape) for d in den] == [(1, 24, 32), (3, 32, 24), (1, 24, 32)]
+    _, alone = aekit.denoise("builtin:tiny-gray", [gray])
+    assert torch.equal(alone[0], den[0]) and torch.equal(den[0], den[2])
+
+
+def test_a_damaged_index_is_one_line(cli, registry, tmp_path, monkeypatch) -> None:
+    folder, _ = registry
+    index = json.loads((folder / "index.json").read_text())
+    twice = {**index, "again": {**index["tiny-color"]}}  # a second colour default
+    for text, says in (("[]", "is damaged"), (json.dumps(twice), "two default models")):
+        copy = tmp_path / f"w{len(text)}"
+        copy.mkdir()
+        (copy / "index.json").write_text(text)
+        monkeypatch.setattr(pretrained, "WEIGHTS_DIR", copy)
+        code, out, err = cli("denoise", "--list")
+        assert code != 0 and out == "" and says in err and "reinstall aekit" in err, err
+        assert len(err.strip().splitlines()) == 1
+
+
+def test_evaluating_a_built_in_model_needs_data_and_a_bare_name_is_pointed_to_it(cli, builtin):
+    code, _, err = cli("eval", "builtin:tiny-color", "--full-size")
+    assert code != 0 and "pass --data SOURCE" in err and len(err.strip().splitlines()) == 1
+    with pytest.raises(AekitError, match="for the built-in model, write builtin:tiny-color"):
+        aekit.load("tiny-color")
+
+
+def test_an_error_is_the_only_line(cli, builtin, tmp_path) -> None:
+    (tmp_path / "not.png").write_text("not an image")
+    code, _, err = cli("denoise", tmp_path / "not.png", "--out", tmp_path / "o")
+    assert code != 0 and len(err.strip().splitlines()) == 1 and "built-in" not in err, err

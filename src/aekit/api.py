@@ -107,6 +107,9 @@ def evaluate(
     if limit is not None and limit < 1:
         raise AekitError(f"limit must be a positive number of images, got {limit}")
     cfg = load_config(run)
+    if str(run).startswith("builtin:") and data is None:  # its training photos are not here
+        raise AekitError(f"{run} was trained on photos that are not on this machine: pass "
+                         "--data SOURCE (e.g. folder:PHOTOS) to score it")  # fmt: skip
     if noise is not None:
         parse_noise(noise)
         cfg = replace(cfg, train=replace(cfg.train, noise=noise))

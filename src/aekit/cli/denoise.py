@@ -70,12 +70,21 @@ def _out_name(out: Path, path: str, tag: str, used: set[str]) -> Path:
 def cmd_denoise(ns: argparse.Namespace) -> None:
     from tqdm import tqdm
 
-    from ..data.images import GRAY_MODES, peek, read_image_file
-    from ..denoising.apply import denoise_photo
-    from ..denoising.fullsize import check_full_size, check_tile, matching_channels, to_uint8
+    from ..data.images import image_size, read_image_file
+    from ..denoising.fullsize import (
+        add_noise,
+        check_full_size,
+        check_tile,
+        denoise_image,
+        matching_channels,
+        to_uint8,
+    )
     from ..viz import save_image
 
     if ns.list:
+        if ns.paths or ns.model or ns.out:
+            raise AekitError("--list names the built-in models and stops: drop the photos, "
+                             "--model and --out, or drop --list")  # fmt: skip
         _print_builtin()
         return
     run, photos = _run_and_photos(ns)
@@ -89,34 +98,55 @@ def cmd_denoise(ns: argparse.Namespace) -> None:
             raise AekitError(
                 f"{name} is a folder, so the picture cannot be written: choose another --out"
             )
-    models = _models(run, ns.model, photos)  # every file's header read, before any output
+    models, chosen = _models(run, ns.model, photos)  # every header read, before any output
     for model in {id(m): m for m in models}.values():
-        check_tile(model, ns.tile)
-        check_headers(model, [p for p, m in zip(photos, models, strict=True) if m is model])
+        mine = [p for p, m in zip(photos, models, strict=True) if m is model]
+        check_headers(model, mine)
+        check_tile(model, ns.tile, max(max(image_size(Path(p))) for p in mine))
+    gray = [_is_gray(p) for p in photos]
+    for path, model, is_gray in zip(photos, models, gray, strict=True):  # decoded once in full
+        _, _ = read_image_file(path, 1 if is_gray else model.config.in_channels)  # before output
+    for line in chosen:
+        print(line, file=sys.stderr)
     before, after = [], []
     bar = tqdm(photos, unit="photo", desc="denoise", disable=None, leave=False)
     for i, (path, (den_name, noisy_name)) in enumerate(zip(bar, names, strict=False)):
         model = models[i]
-        u8, notes = read_image_file(path, model.config.in_channels)
+        # a gray photo stays gray: noise is added to it, and a colour model sees it repeated
+        u8, notes = read_image_file(path, 1 if gray[i] else model.config.in_channels)
+        if gray[i] and model.config.in_channels == 3:
+            notes.append(f"{path} is gray: the colour model sees it as RGB, and it is saved gray")
         for note in notes:
-            tqdm.write(f"note: {note} (as the model's training data)", file=sys.stderr)
+            said = " (as the model's training data)" if note.startswith("converted") else ""
+            tqdm.write(f"note: {note}{said}", file=sys.stderr)
         if not get_family(model.config.arch).any_size and u8.shape[1:] != _side(model):
             check_full_size(model, f", and {path} is {u8.shape[2]}x{u8.shape[1]}")
-        noisy, den = denoise_photo(model, u8, ns.add_noise, ns.seed + i, ns.tile, ns.amp, ns.tta)
-        out8 = to_uint8(den)
-        if peek(Path(path))[0] in GRAY_MODES:  # a gray photo through a colour model: gray again
-            out8 = matching_channels(out8, 1)
+        spec = parse_noise(ns.add_noise, "--add-noise")
+        noisy = add_noise(u8, spec, ns.seed + i) if spec else u8.float() / 255
+        seen = noisy.expand(model.config.in_channels, -1, -1) if gray[i] else noisy
+        den = denoise_image(model, seen, ns.tile, ns.amp, ns.tta)
+        out8 = matching_channels(to_uint8(den), u8.shape[0])  # a colour model's output of gray
         line = f"{path} -> {save_image(out8, den_name)}"
         if noisy_name is not None:
             clean = u8.float() / 255
             before.append(float(psnr_per_image(noisy[None], clean[None])))
-            after.append(float(psnr_per_image(to_uint8(den)[None].float() / 255, clean[None])))
+            after.append(float(psnr_per_image(out8[None].float() / 255, clean[None])))
             noisy_path = save_image(to_uint8(noisy), noisy_name)
             line += f" (noisy copy {noisy_path}): PSNR {before[-1]:.2f} dB -> {after[-1]:.2f} dB"
         tqdm.write(line)
     if noise:
         mean = sum(before) / len(before), sum(after) / len(after)
         print(f"mean PSNR: noisy {mean[0]:.2f} dB, denoised {mean[1]:.2f} dB")
+
+
+def _is_gray(path: str) -> bool:
+    """Whether a photo's header says gray (an unreadable one: no, and its full read says why)."""
+    from ..data.images import GRAY_MODES, UNREADABLE, peek
+
+    try:
+        return peek(Path(path))[0] in GRAY_MODES
+    except UNREADABLE:
+        return False
 
 
 def _side(model: Autoencoder) -> tuple[int, int]:
@@ -143,31 +173,30 @@ def _run_and_photos(ns: argparse.Namespace) -> tuple[str | None, list[str]]:
     return str(first), list(ns.paths[1:])
 
 
-def _models(run: str | None, name: str | None, photos: list[str]) -> list[Autoencoder]:
+def _models(
+    run: str | None, name: str | None, photos: list[str]
+) -> tuple[list[Autoencoder], list[str]]:
     """The model for each photo: the run's, the built-in one ``name``s, or the built-in denoiser
-    of the photo's mode (gray or colour, read from its header)."""
-    from ..data.images import GRAY_MODES, UNREADABLE, peek
+    of the photo's mode (gray or colour, read from its header); and the lines that say which
+    built-in models were chosen."""
     from ..models import pretrained
 
     if run is not None:
         model, _ = load_run(run)
-        return [model] * len(photos)
+        return [model] * len(photos), []
     if name is not None:
-        return [_builtin(pretrained.get(name).name)] * len(photos)
+        return [_builtin(pretrained.get(name).name)] * len(photos), []
     loaded: dict[int, Autoencoder] = {}
-    out = []
+    out, said = [], []
     for path in photos:
-        try:
-            channels = 1 if peek(Path(path))[0] in GRAY_MODES else 3
-        except (*UNREADABLE, OSError):
-            channels = 3  # check_headers says what is wrong with the file
+        channels = 1 if _is_gray(path) else 3
         if channels not in loaded:
             entry = pretrained.default_for(channels)
             loaded[channels] = _builtin(entry.name)
-            print(f"denoising with aekit's built-in {entry.name} (--model NAME picks another; "
-                  "aekit denoise --list)", file=sys.stderr)  # fmt: skip
+            said.append(f"denoising with aekit's built-in {entry.name} (--model NAME picks "
+                        "another; aekit denoise --list)")  # fmt: skip
         out.append(loaded[channels])
-    return out
+    return out, said
 
 
 def _print_builtin() -> None:

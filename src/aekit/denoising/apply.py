@@ -38,8 +38,21 @@ def denoise(
     ``tta``: the mean over the 8 rotations and reflections of each image (8x the time).
 
     ``model``: a loaded model, a run folder, ``"builtin:NAME"``, or None for the built-in
-    denoiser of the images' mode (gray or colour; ``aekit denoise --list``).
+    denoiser of each image's mode (gray or colour; ``aekit denoise --list``).
     """
+    if isinstance(images, torch.Tensor) and images.dim() == 3:
+        raise AekitError(f"denoise takes a list of uint8 (C, H, W) images or a (B, C, H, W) "
+                         f"batch, got one {tuple(images.shape)} image: pass [image]")  # fmt: skip
+    if not isinstance(images, torch.Tensor | list | tuple):
+        raise AekitError(f"denoise takes a list of uint8 (C, H, W) images or a (B, C, H, W) "
+                         f"batch, got {type(images).__name__}")  # fmt: skip
+    if model is None and not isinstance(images, torch.Tensor) and len(images) > 1:
+        modes = {_channels(im): im for im in images}
+        if len(modes) > 1:  # the built-in model of each photo's mode, as aekit denoise
+            by_mode = {c: _model(None, [im]) for c, im in modes.items()}
+            pairs = [denoise_photo(by_mode[_channels(im)], im, noise, seed + i, tile, amp, tta)
+                     for i, im in enumerate(images)]  # fmt: skip
+            return [p[0] for p in pairs], [p[1] for p in pairs]
     model = _model(model, images)
     if isinstance(images, torch.Tensor) and images.dim() == 4:
         return _denoise_batch(model, images, noise, seed, tile, amp, tta)
@@ -51,6 +64,20 @@ def denoise(
     pairs = [denoise_photo(model, im, noise, seed + i, tile, amp, tta)
              for i, im in enumerate(images)]  # fmt: skip
     return [p[0] for p in pairs], [p[1] for p in pairs]
+
+
+def _channels(image: Any) -> int:
+    if not isinstance(image, torch.Tensor) or image.dim() != 3:
+        raise AekitError("denoise takes uint8 (C, H, W) images or a (B, C, H, W) batch")
+    return int(image.shape[0])
+
+
+def _check_side(model: Autoencoder, shape: tuple[int, ...]) -> None:
+    """Refuse an image smaller than a fully convolutional model's stride (as aekit denoise)."""
+    least = getattr(model, "stride", 1)
+    if min(shape[-2:]) < least:
+        raise AekitError(f"the image is {shape[-1]}x{shape[-2]} pixels: this model needs images "
+                         f"of at least {least}x{least}")  # fmt: skip
 
 
 def _model(
@@ -82,6 +109,7 @@ def _denoise_batch(
     if images.dtype != torch.uint8:
         raise AekitError(f"denoise takes uint8 images, got {images.dtype} {tuple(images.shape)}")
     check_input(model, tuple(images.shape[1:]), "the given")
+    _check_side(model, tuple(images.shape))
     spec = parse_noise(noise, "noise")
     if spec:  # image i from seed + i, as one at a time
         noisy = torch.stack([add_noise(im, spec, seed + i) for i, im in enumerate(images)])
@@ -105,6 +133,7 @@ def denoise_photo(
             f"denoise takes uint8 (C, H, W) images, got {image.dtype} {tuple(image.shape)}"
         )
     check_input(model, tuple(image.shape), "the given")
+    _check_side(model, tuple(image.shape))
     spec = parse_noise(noise, "noise")
     noisy = add_noise(image, spec, seed) if spec else image.float() / 255.0
     return noisy, denoise_image(model, noisy, tile, amp, tta)

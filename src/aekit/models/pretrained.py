@@ -58,9 +58,16 @@ def available(folder: Path | None = None) -> dict[str, Pretrained]:
         return {}
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
-        return {name: _entry(folder, name, entry) for name, entry in raw.items()}
-    except (ValueError, KeyError, TypeError, AekitError) as e:
+        models = {name: _entry(folder, name, entry) for name, entry in raw.items()}
+        for channels in (1, 3):
+            if sum(m.default_for == channels for m in models.values()) > 1:
+                raise ValueError(f"two default models for {channels}-channel photos")
+        return models
+    except (ValueError, KeyError, TypeError, AttributeError, AekitError) as e:
         raise AekitError(f"{path} is damaged ({e}): reinstall aekit") from None
+    except OSError as e:
+        raise AekitError(f"cannot read {path} ({e.strerror or e}): check its permissions, "
+                         "or reinstall aekit") from None  # fmt: skip
 
 
 def _entry(folder: Path, name: str, entry: dict[str, Any]) -> Pretrained:
@@ -69,6 +76,8 @@ def _entry(folder: Path, name: str, entry: dict[str, Any]) -> Pretrained:
         raise ValueError(f"{name}: in_channels must be 1 or 3")
     if entry["run_config"]["model"] != entry["config"]:
         raise ValueError(f"{name}: its config and its run's model config differ")
+    if entry.get("default_for") not in (None, config.in_channels):
+        raise ValueError(f"{name}: default_for must be null or its {config.in_channels} channels")
     return Pretrained(name, config, folder / entry["weights"], entry["sha256"],
                       folder / entry["card"], entry["noise"], entry.get("default_for"),
                       entry["summary"], entry["run_config"])  # fmt: skip
@@ -87,6 +96,10 @@ def get(name: str, folder: Path | None = None) -> Pretrained:
 
 def default_for(channels: int, folder: Path | None = None) -> Pretrained:
     """The built-in denoiser for photos of ``channels`` channels (1 gray, 3 colour)."""
+    if channels not in (1, 3):
+        raise AekitError(
+            f"photos have 1 (gray) or 3 (colour) channels, got {channels}: convert them first"
+        )
     for model in available(folder).values():
         if model.default_for == channels:
             return model
@@ -109,7 +122,13 @@ def load_weights(model: Pretrained) -> dict[str, torch.Tensor]:
     """The state dict of ``model``, after its file's sha256 is checked against the index."""
     if not model.weights.is_file():
         raise AekitError(f"{model.weights} is missing: reinstall aekit")
-    if sha256(model.weights) != model.sha256:
+    try:
+        digest = sha256(model.weights)
+    except OSError as e:
+        raise AekitError(
+            f"cannot read {model.weights} ({e.strerror or e}): reinstall aekit"
+        ) from None
+    if digest != model.sha256:
         raise AekitError(
             f"{model.weights} does not match its sha256 in {INDEX} (damaged or replaced): "
             "reinstall aekit"

@@ -28,6 +28,7 @@ from ..errors import AekitError
 from ..files import atomic_write, write_text
 from ..models import Autoencoder, check_config, get_family
 from ..models.config import ModelConfig
+from ..models.pretrained import available as available_pretrained
 from ..models.pretrained import get as get_pretrained
 from ..models.pretrained import load_pretrained
 from ..options import from_dict, to_dict
@@ -238,6 +239,9 @@ def load_config(run: str | Path) -> RunConfig:
     if run.exists() and not run.is_dir():
         raise AekitError(f"{run} is a file, not a run folder (a folder made by aekit train)")
     if not run.is_dir():
+        if str(run) in available_pretrained():
+            raise AekitError(f"run folder {run} does not exist: for the built-in model, "
+                             f"write {BUILTIN}{run}")  # fmt: skip
         raise AekitError(
             f"run folder {run} does not exist (train one with: aekit train --out {run})"
         )
