@@ -90,7 +90,9 @@ def builtin_card(
         "noisy, denoised = aekit.denoise(model, [photo])  # uint8 (C, H, W) -> [0, 1] floats\n```",
         "\n## Training\n",
         f"```bash\n{command}\n```\n",
-        f"{last['epoch']} epochs, {minutes:.1f} minutes of training.",
+        f"{last['epoch']} epochs, {minutes:.1f} minutes summed over their own times"
+        + (f" (a budget of --time-limit {cfg.train.time_limit:g} minutes)."
+           if cfg.train.time_limit else "."),
         "\n## Held-out numbers after the last epoch\n",
         "| measure | value |\n|---|---|",
         *(f"| {label} | {last[key]:.2f} |" for key, label in
