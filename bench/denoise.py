@@ -12,6 +12,10 @@ level as the best of a small grid on the same images (an oracle, which flatters 
     python bench/denoise.py --methods cbm3d --jobs 16      # the classic alone, in parallel
     python bench/denoise.py --run builtin:NAME --methods aekit,aekit-tta   # a built-in model
 
+``--jpeg Q`` saves each noisy photo as a JPEG file of quality Q first (Pillow's encoder, 8 bits,
+4:2:0 chroma subsampling as cameras write them) and gives every method what that file decodes to:
+the noise of a noisy JPEG photo. (C)BM3D is told the Gaussian sigma.
+
 ``--picture PATH`` draws crops at 100% (clean, noisy, CBM3D, aekit) of one photo at sigma 25.
 """
 
@@ -79,9 +83,24 @@ def blur(noisy: np.ndarray, width: float) -> np.ndarray:
     return gaussian_filter(noisy, sigma=(width, width, 0)[: noisy.ndim])
 
 
-def run_level(photos, sigma: float, methods: list[str], model, jobs: int, amp: bool = True) -> dict:
+def as_jpeg(noisy: torch.Tensor, quality: int) -> torch.Tensor:
+    """A noisy (C, H, W) [0, 1] image saved as an 8-bit JPEG file by Pillow and read back."""
+    import io
+
+    a = to_uint8(noisy).permute(1, 2, 0).numpy()
+    buf = io.BytesIO()
+    Image.fromarray(a.squeeze(-1) if a.shape[-1] == 1 else a).save(buf, "JPEG", quality=quality)
+    back = np.array(Image.open(buf))
+    back = back[..., None] if back.ndim == 2 else back
+    return torch.from_numpy(back).permute(2, 0, 1).float() / 255
+
+
+def run_level(photos, sigma: float, methods: list[str], model, jobs: int, amp: bool = True,
+              jpeg: int | None = None) -> dict:  # fmt: skip
     noise = Noise("gaussian", sigma)
     noisy = [add_noise(u8, noise, i) for i, (_, u8) in enumerate(photos)]
+    if jpeg is not None:
+        noisy = [as_jpeg(n, jpeg) for n in noisy]
     res: dict[str, dict] = {}
 
     def record(name: str, outs: list[torch.Tensor], seconds: list[float], **extra) -> None:
@@ -176,6 +195,8 @@ def main() -> None:
     p.add_argument("--picture-photo", default="kodim05.png")
     p.add_argument("--no-amp", action="store_true", help="aekit in float32 (default: bf16 "
                    "where the CPU runs it natively)")  # fmt: skip
+    p.add_argument("--jpeg", type=int, default=None, help="save the noisy photos as JPEG files "
+                   "of this quality first (4:2:0, as cameras do)")  # fmt: skip
     p.add_argument("--picture-label", default="aekit unet, 30 min", help="the aekit panel's title")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -190,10 +211,11 @@ def main() -> None:
         picture(photos, model, args.picture, args.picture_photo, args.gray, args.picture_label)
         return
     results = {"photos": str(args.photos), "count": len(photos), "gray": args.gray,
-               "run": args.run, "amp": not args.no_amp, "levels": {}}  # fmt: skip
+               "run": args.run, "amp": not args.no_amp, "jpeg": args.jpeg,
+               "levels": {}}  # fmt: skip
     print("| sigma | method | PSNR (dB) | SSIM | s/photo |\n|---|---|---|---|---|")
     for sigma in (float(s) for s in args.sigmas.split(",")):
-        level = run_level(photos, sigma, methods, model, args.jobs, not args.no_amp)
+        level = run_level(photos, sigma, methods, model, args.jobs, not args.no_amp, args.jpeg)
         results["levels"][f"{sigma:g}"] = level
         for name, r in level.items():
             secs = "" if r["seconds"] is None else f"{r['seconds']:.3f}"

@@ -6,17 +6,21 @@ levels are in pixel units, the same for every model family: ``gaussian:25`` is s
 0-255 scale (the denoising literature's convention; the tutorial's 0.2 on [-1, 1] is 25.5);
 ``gaussian:0-55`` draws one sigma per image from that range (a blind denoiser's training);
 ``poisson:PEAK`` is photon noise, a pixel of value v in [0, 1] becoming Poisson(PEAK * v) / PEAK.
+A ``+jpeg:LOW-HIGH[:SHARE]`` stage saves the noisy images as JPEG files would (8-bit, 4:2:0, a
+quality per image drawn from LOW-HIGH; only that share of the images, default all): the noise of
+a noisy JPEG photo, ``gaussian:0-50+jpeg:60-98:0.5``.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
 
 from ..errors import AekitError
+from .jpeg import jpeg_round_trip
 
 NOISE_KINDS = ("gaussian", "poisson", "saltpepper", "mask")
 SPARSITY_KINDS = ("l1", "kl", "topk")
@@ -28,7 +32,11 @@ MAX_GAUSSIAN_SIGMA = 1000.0
 MAX_POISSON_PEAK = 1e6
 NOISE_USAGE = (
     "use gaussian:SIGMA, gaussian:LOW-HIGH (a sigma per image), poisson:PEAK, "
-    "saltpepper:FRACTION or mask:FRACTION"
+    "saltpepper:FRACTION or mask:FRACTION, optionally followed by +jpeg:LOW-HIGH[:SHARE]"
+)
+JPEG_USAGE = (
+    "+jpeg:QUALITY, +jpeg:LOW-HIGH or +jpeg:LOW-HIGH:SHARE (qualities 1-100, low before high; "
+    "the share of images saved as JPEG 0-1)"
 )
 
 
@@ -38,6 +46,7 @@ class Noise:
     amount: float  # gaussian: sigma in pixel units (0-255); poisson: peak; saltpepper / mask:
     # fraction of pixels
     high: float | None = None  # gaussian:LOW-HIGH: sigma drawn per image from [amount, high]
+    jpeg: tuple[float, float, float] | None = None  # +jpeg: quality low, high; share of images
 
 
 @dataclass(frozen=True)
@@ -64,6 +73,13 @@ def parse_noise(spec: str | None, flag: str = "--noise") -> Noise | None:
     0.0, 55.0); ``"poisson:30"`` -> Noise("poisson", 30.0); None -> None."""
     if not spec:
         return None
+    base, plus, stage = spec.partition("+")
+    if plus:
+        if not base:
+            raise AekitError(f"bad {flag} {spec!r}: a noise comes before +jpeg ({NOISE_USAGE})")
+        noise = parse_noise(base, flag)
+        assert noise is not None
+        return replace(noise, jpeg=_jpeg_stage(stage, spec, flag))
     kind = spec.split(":")[0]
     if kind not in NOISE_KINDS:
         raise AekitError(f"unknown {flag} {spec!r}: {NOISE_USAGE}")
@@ -81,6 +97,23 @@ def parse_noise(spec: str | None, flag: str = "--noise") -> Noise | None:
     elif not 0 <= amount <= 1:
         raise AekitError(f"bad {flag} {spec!r}: the amount is a fraction of pixels, 0 to 1")
     return Noise(kind, amount)
+
+
+def _jpeg_stage(stage: str, spec: str, flag: str) -> tuple[float, float, float]:
+    """``jpeg:95`` -> (95, 95, 1); ``jpeg:60-98:0.5`` -> (60, 98, 0.5)."""
+    kind, _, rest = stage.partition(":")
+    parts = rest.split(":")
+    try:
+        if kind != "jpeg" or len(parts) > 2:
+            raise ValueError
+        low, _, high = parts[0].partition("-")
+        values = (float(low), float(high or low), float(parts[1]) if len(parts) == 2 else 1.0)
+    except ValueError:
+        raise AekitError(f"bad {flag} {spec!r}: expected {JPEG_USAGE}") from None
+    q_low, q_high, share = values
+    if not (1 <= q_low <= q_high <= 100 and 0 <= share <= 1):
+        raise AekitError(f"bad {flag} {spec!r}: expected {JPEG_USAGE}")
+    return values
 
 
 def _check_sigma(sigma: float, spec: str, flag: str) -> None:
@@ -147,8 +180,44 @@ def corrupt(
     uniformly from it; poisson: Poisson(peak * v) / peak for each value v on [0, 1] (photon
     noise: its variance grows with brightness); saltpepper: that fraction of pixels (all
     channels together) set to the low or high end of the range; mask: that fraction of pixels
-    set to the low end (black), the masking noise of Vincent et al.
+    set to the low end (black), the masking noise of Vincent et al. A jpeg stage then replaces
+    its share of the noisy images by their JPEG round trip at a quality drawn per image.
     """
+    noisy = _noise(x, noise, value_range, generator)
+    if noise.jpeg is None:
+        return noisy
+    return _jpeg(noisy, noise.jpeg, value_range, generator)
+
+
+def _jpeg(
+    x: torch.Tensor,
+    stage: tuple[float, float, float],
+    value_range: tuple[float, float],
+    generator: torch.Generator | None,
+) -> torch.Tensor:
+    """The images of ``x`` drawn with probability share, saved as JPEG and read back."""
+    q_low, q_high, share = stage
+    b, c, h, w = x.shape
+    lo, hi = value_range
+    pick = torch.rand(b, generator=generator, device=x.device) < share
+    u = torch.rand(b, generator=generator, device=x.device)
+    quality = torch.round(q_low + u * (q_high - q_low))
+    x8 = (x.float() - lo) * (255.0 / (hi - lo))
+    if c == 3:
+        saved = jpeg_round_trip(x8, quality)
+    else:  # each channel a gray JPEG
+        saved = jpeg_round_trip(x8.reshape(b * c, 1, h, w), quality.repeat_interleave(c))
+        saved = saved.reshape(b, c, h, w)
+    saved = (saved * ((hi - lo) / 255.0) + lo).to(x.dtype)
+    return torch.where(pick[:, None, None, None], saved, x)
+
+
+def _noise(
+    x: torch.Tensor,
+    noise: Noise,
+    value_range: tuple[float, float],
+    generator: torch.Generator | None,
+) -> torch.Tensor:
     lo, hi = value_range
     if noise.kind == "gaussian":
         eps = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
