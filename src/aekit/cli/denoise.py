@@ -179,6 +179,7 @@ def _models(
     """The model for each photo: the run's, the built-in one ``name``s, or the built-in denoiser
     of the photo's mode (gray or colour, read from its header); and the lines that say which
     built-in models were chosen."""
+    from ..denoising.apply import builtin_for
     from ..models import pretrained
 
     if run is not None:
@@ -191,9 +192,8 @@ def _models(
     for path in photos:
         channels = 1 if _is_gray(path) else 3
         if channels not in loaded:
-            entry = pretrained.default_for(channels)
-            loaded[channels] = _builtin(entry.name)
-            said.append(f"denoising with aekit's built-in {entry.name} (--model NAME picks "
+            loaded[channels], chosen = builtin_for(channels)
+            said.append(f"denoising with aekit's built-in {chosen} (--model NAME picks "
                         "another; aekit denoise --list)")  # fmt: skip
         out.append(loaded[channels])
     return out, said

@@ -88,16 +88,25 @@ def _model(
     if isinstance(model, Autoencoder):
         return model
     from ..devices import pick_device
-    from ..models import pretrained
     from ..training.runs import load
 
     if model is None:
         first = images if isinstance(images, torch.Tensor) else images[0] if len(images) else None
         if not isinstance(first, torch.Tensor) or first.dim() not in (3, 4):
             raise AekitError("denoise takes uint8 (C, H, W) images or a (B, C, H, W) batch")
-        channels = int(first.shape[-3])
-        model = pretrained.PREFIX + pretrained.default_for(channels).name
+        return builtin_for(int(first.shape[-3]))[0]
     return load(model, device=pick_device("auto"))
+
+
+def builtin_for(channels: int) -> tuple[Autoencoder, str]:
+    """The built-in denoiser of images with ``channels`` (1 gray, 3 colour), loaded on the
+    best device, and its name: what ``aekit denoise`` and ``aekit.denoise`` use without a run."""
+    from ..devices import pick_device
+    from ..models import pretrained
+    from ..training.runs import load
+
+    name = pretrained.default_for(channels).name
+    return load(pretrained.PREFIX + name, device=pick_device("auto")), name
 
 
 def _denoise_batch(
