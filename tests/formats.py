@@ -167,3 +167,35 @@ def mapped_files() -> dict[str, list[tuple[int, int]]]:
             start, end = (int(x, 16) for x in parts[0].split("-"))
             ranges.setdefault(parts[5], []).append((start, end))
     return ranges
+
+
+MVTEC_SIZES = [(40, 56), (48, 48), (56, 40)]  # (h, w): not square, as inspection photos are
+
+
+def mvtec_parts(root: Path) -> None:
+    """train/good (dark textured parts), test/good, test/{spot,scratch} with bright defects, and
+    their masks (soft-edged, as many data sets draw them)."""
+    rng = np.random.default_rng(0)
+
+    def part(h: int, w: int) -> np.ndarray:
+        return rng.integers(30, 70, (h, w), dtype=np.uint8)
+
+    for split, kind, n in (("train", "good", 24), ("test", "good", 6), ("test", "spot", 4),
+                           ("test", "scratch", 4)):  # fmt: skip
+        (root / split / kind).mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            h, w = MVTEC_SIZES[i % 3]
+            a = part(h, w)
+            if kind != "good":
+                mask = np.zeros((h, w), np.uint8)
+                y, x = int(rng.integers(4, h - 14)), int(rng.integers(4, w - 14))
+                if kind == "spot":
+                    mask[y : y + 10, x : x + 10] = 255
+                else:
+                    mask[y : y + 3, x : x + 12] = 255
+                mask[y - 1, x : x + 3] = 90  # a soft edge: below 127, not defect
+                a[mask > 127] = 250
+                gt = root / "ground_truth" / kind
+                gt.mkdir(parents=True, exist_ok=True)
+                Image.fromarray(mask).save(gt / f"{i:03d}_mask.png")
+            Image.fromarray(a).save(root / split / kind / f"{i:03d}.png")

@@ -29,17 +29,20 @@ from ..search.embed import encode, model_hash
 from ..training.runs import RunConfig, load, load_config
 from .methods import (
     COMBINED,
-    MAP_KINDS,
-    METHODS,
     PARTS,
+    SEGMENT,
     anomaly_maps,
     calibrate,
+    check_arch_method,
     check_fpr,
     check_method,
     knn_distance,
     map_kind,
     map_scale,
     method_scores,
+    model_map_kinds,
+    model_methods,
+    model_parts,
     reconstruct_scores,
     spread_stats,
 )
@@ -51,7 +54,7 @@ MAP_SAMPLE = 512  # held-out images whose maps set the heatmaps' colour scale
 ENCODE_BATCH = 256  # training images encoded at a time (encode's own batch)
 # the parts each method adds up: recon needs no latent-knn, latent-knn no SSIM
 NEEDS = {"recon": ("recon",), "ssim": ("ssim",), "latent-knn": ("latent-knn",),
-         "combined": COMBINED}  # fmt: skip
+         "combined": COMBINED, "draem": (SEGMENT,)}  # fmt: skip
 
 
 @dataclass
@@ -89,6 +92,8 @@ class Detector:
         and the codes; ``maps``: the reconstructions and heatmaps too (see
         :func:`reconstruct_scores`), from the same pass of the model."""
         need = PARTS if method is None else NEEDS[check_method(method)]
+        if method is not None:
+            check_arch_method(self.model.config.arch, method)
         out = reconstruct_scores(self.model, images, ssim="ssim" in need, maps=maps)
         if "latent-knn" in need:
             out["latent-knn"] = knn_distance(out["codes"], self.train_codes)
@@ -156,13 +161,13 @@ def load_detector(
 def _saved(run: Path, cfg: RunConfig, model: Autoencoder, digest: str) -> Detector | None:
     """The detector saved in the run, or None when there is none, it is of other weights, or
     any part of it is damaged (then it is made again)."""
-    saved = _read(run)
+    saved = _read(run, model_parts(model), model_map_kinds(model))
     if saved is None or saved["model_hash"] != digest:
         return None
     codes = _read_codes(run, saved["about"]["train_count"], model.config.latent_dim)
     if codes is None:
         return None
-    heldout = {k: np.asarray(saved["heldout"][k], dtype=np.float64) for k in PARTS}
+    heldout = {k: np.asarray(saved["heldout"][k], dtype=np.float64) for k in model_parts(model)}
     return Detector(run, cfg, model, codes, heldout, saved["fpr"], saved["about"],
                     saved["map_scale"])  # fmt: skip
 
@@ -182,11 +187,12 @@ def _build(run: Path, cfg: RunConfig, model: Autoencoder, digest: str, progress:
     codes = np.concatenate(found) if found else np.zeros((0, dim), np.float32)
     parts = reconstruct_scores(model, held.images)
     parts["latent-knn"] = knn_distance(parts["codes"], codes)
-    heldout = {k: parts[k].astype(np.float64) for k in PARTS}
+    heldout = {k: parts[k].astype(np.float64) for k in model_parts(model)}
     about = {"source": held.source, "split": held.split, "count": len(held),
              "train_count": len(codes)}  # fmt: skip
     shown = held.images[:MAP_SAMPLE]
-    scale = {kind: map_scale(anomaly_maps(model, shown, kind)[1]) for kind in MAP_KINDS}
+    scale = {kind: map_scale(anomaly_maps(model, shown, kind)[1])
+             for kind in model_map_kinds(model)}  # fmt: skip
     det = Detector(run, cfg, model, codes, heldout, fpr, about, scale)
     try:
         atomic_write(run / CODES, lambda tmp: _save_npy(tmp, codes))
@@ -208,14 +214,15 @@ def _previous_fpr(run: Path) -> float:
 
 def _save(det: Detector, digest: str | None = None) -> None:
     few = det.about["count"] < 2  # combined needs a spread
-    thresholds = {m: det.threshold(m) for m in METHODS if not (few and m == "combined")}
+    methods = model_methods(det.model)
+    thresholds = {m: det.threshold(m) for m in methods if not (few and m == "combined")}
     body = {
         "model_hash": digest or model_hash(det.run),
         "fpr": det.fpr,
         "thresholds": thresholds,
         "about": det.about,
         "map_scale": det.map_scale,
-        "heldout": {k: det.heldout[k].tolist() for k in PARTS},
+        "heldout": {k: v.tolist() for k, v in det.heldout.items()},
     }
     write_text(det.run / ANOMALY, json.dumps(body) + "\n")
 
@@ -225,9 +232,10 @@ def _save_npy(path: str, array: np.ndarray) -> None:
         np.save(f, array)
 
 
-def _read(run: Path) -> dict[str, Any] | None:
+def _read(run: Path, parts: tuple[str, ...], kinds: tuple[str, ...]) -> dict[str, Any] | None:
     """The saved scores, or None when missing or damaged in any way (then they are made
-    again): every field of the type and size ``_save`` writes, every number finite."""
+    again): every field of the type and size ``_save`` writes (the held-out scores of
+    ``parts``, the colour scale of the map ``kinds``), every number finite."""
     try:
         body = json.loads((run / ANOMALY).read_text())
     except (OSError, ValueError):
@@ -244,12 +252,12 @@ def _read(run: Path) -> dict[str, Any] | None:
     if not (_whole(count) and count >= 1 and _whole(train_count) and train_count >= 1):
         return None
     if not isinstance(scales, dict) or not all(_number(scales.get(k)) and scales[k] > 0
-                                               for k in MAP_KINDS):  # fmt: skip
+                                               for k in kinds):  # fmt: skip
         return None
     heldout = body.get("heldout")
     if not isinstance(heldout, dict):
         return None
-    for k in PARTS:
+    for k in parts:
         values = heldout.get(k)
         if not (isinstance(values, list) and len(values) == count
                 and all(_number(v) for v in values)):  # fmt: skip

@@ -10,6 +10,9 @@ Methods (higher = more anomalous):
 - ``combined``: ``ssim`` + ``latent-knn``, each standardised by the mean and spread of its
   scores on held-out normal images: what an image looks like and where its code lies. (Adding
   ``recon`` as well scored lower on both one-class benchmarks: BENCHMARKS.md.)
+- ``draem`` (runs of ``--arch draem``): the largest mean, over a window about a twelfth of the
+  image wide, of the segmentation map the model gives (the part ``segment``), as DRAEM scores
+  images (its 21x21 window at 256x256); the map is the heatmap.
 """
 
 from __future__ import annotations
@@ -21,20 +24,70 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import AekitError
-from ..models import Autoencoder, to_model_scale, to_unit_scale, value_range
+from ..models import Autoencoder, get_family, to_model_scale, to_unit_scale, value_range
 from ..search.knn import exact_search
 
-METHODS = ("recon", "ssim", "latent-knn", "combined")
+METHODS = ("recon", "ssim", "latent-knn", "combined", "draem")
 PARTS = ("recon", "ssim", "latent-knn")  # the scores computed for every image
+SEGMENT = "segment"  # the part (and map kind) of a model that segments (--arch draem)
 COMBINED = ("ssim", "latent-knn")  # what ``combined`` adds up
-MAP_NAMES = {"recon": "squared error", "ssim": "1 - SSIM"}  # the per-pixel maps (error_map)
-MAP_KINDS = tuple(MAP_NAMES)
+MAP_NAMES = {"recon": "squared error", "ssim": "1 - SSIM", SEGMENT: "segmentation"}
+MAP_KINDS = ("recon", "ssim")  # the per-pixel maps of every model (error_map)
 DEFAULT_METHOD = "combined"
 KNN_K = 5
 
 # SSIM constants of Wang et al. (2004) for a data range of 1, with its 11x11 Gaussian window
 _C1, _C2 = 0.01**2, 0.03**2
 SSIM_WINDOW, SSIM_SIGMA = 11, 1.5
+
+
+def segments(model: Autoencoder) -> bool:
+    """Whether the model maps where an image is anomalous itself (``--arch draem``)."""
+    return get_family(model.config.arch).segments
+
+
+def model_parts(model: Autoencoder) -> tuple[str, ...]:
+    """The parts scored for every image under ``model``."""
+    return (*PARTS, SEGMENT) if segments(model) else PARTS
+
+
+def model_map_kinds(model: Autoencoder) -> tuple[str, ...]:
+    """The heatmap kinds ``model`` draws."""
+    return (*MAP_KINDS, SEGMENT) if segments(model) else MAP_KINDS
+
+
+def arch_methods(arch: str) -> tuple[str, ...]:
+    """The methods that score images under a model of family ``arch``: ``draem`` only where
+    it segments."""
+    if get_family(arch).segments:
+        return METHODS
+    return tuple(m for m in METHODS if m != "draem")
+
+
+def model_methods(model: Autoencoder) -> tuple[str, ...]:
+    return arch_methods(model.config.arch)
+
+
+def default_method(model: Autoencoder) -> str:
+    """``draem`` for a model that segments, else ``combined``."""
+    return "draem" if segments(model) else DEFAULT_METHOD
+
+
+def check_arch_method(arch: str, method: str) -> None:
+    """Refuse a method that a model of family ``arch`` cannot score with."""
+    if method not in arch_methods(arch):
+        raise AekitError(f"--method {method} needs a run of --arch draem (it scores with the "
+                         f"segmentation it learned); choose one of "
+                         f"{', '.join(arch_methods(arch))}")  # fmt: skip
+
+
+def segment_score(maps: torch.Tensor) -> torch.Tensor:
+    """(B, H, W) segmentation maps -> (B,) image scores: the largest mean over a square window
+    about a twelfth of the image's smaller side (odd, at least 3; DRAEM's 21 at 256)."""
+    side = min(maps.shape[-2:])
+    k = max(3, side // 12 | 1)
+    pooled = F.avg_pool2d(maps[:, None], k, stride=1, padding=k // 2, count_include_pad=False)
+    return pooled.flatten(1).amax(1)
 
 
 def score_dtype(model: Autoencoder) -> torch.dtype:
@@ -107,8 +160,11 @@ def heatmap_sigma(side: int) -> float:
 
 
 def map_kind(method: str) -> str:
-    """The error map that shows where ``method`` finds an image anomalous: SSIM's for ssim and
-    combined, the squared error for recon and latent-knn (a code has no pixels of its own)."""
+    """The map that shows where ``method`` finds an image anomalous: SSIM's for ssim and
+    combined, the squared error for recon and latent-knn (a code has no pixels of its own), the
+    segmentation for draem."""
+    if method == "draem":
+        return SEGMENT
     return "ssim" if method in ("ssim", "combined") else "recon"
 
 
@@ -130,13 +186,17 @@ def reconstruct_scores(
     arch = model.config.arch
     dtype, (lo, hi) = score_dtype(model), value_range(arch)
     parts: dict[str, list[torch.Tensor]] = {"recon": [], "codes": []}
+    seg = segments(model)
+    if seg:
+        parts[SEGMENT] = []
     if ssim:
         parts["ssim"] = []
     if maps is not None:
         parts["reconstructions"], parts["maps"] = [], []
     for s in range(0, len(images), batch_size):
         batch = images[s : s + batch_size].to(device)
-        out = model(to_model_scale(batch, arch, dtype))
+        xm = to_model_scale(batch, arch, dtype)
+        out = model(xm)
         x = batch.to(dtype) / 255.0
         y = ((out.recon.to(dtype) - lo) / (hi - lo)).clamp(0, 1)  # to_unit_scale, in dtype
         if not torch.isfinite(y).all():
@@ -148,9 +208,13 @@ def reconstruct_scores(
         parts["codes"].append(out.code.to(dtype).flatten(1).cpu())
         if ssim:
             parts["ssim"].append(error_map(x, y, "ssim").flatten(1).mean(1).cpu())
+        seg_map = model.segment(xm).to(dtype) if seg else None  # type: ignore[operator]
+        if seg_map is not None:
+            parts[SEGMENT].append(segment_score(seg_map).cpu())
         if maps is not None:
             parts["reconstructions"].append(y.cpu())
-            parts["maps"].append(smoothed_map(x, y, maps).cpu())
+            shown = seg_map if maps == SEGMENT else smoothed_map(x, y, maps)
+            parts["maps"].append(shown.cpu())
     return {name: torch.cat(values).numpy() for name, values in parts.items()}
 
 
@@ -173,9 +237,13 @@ def anomaly_maps(
     recons, maps = [], []
     for s in range(0, len(images), batch_size):
         x = images[s : s + batch_size].to(device)
-        y = to_unit_scale(model(to_model_scale(x, arch)).recon.float(), arch).clamp(0, 1)
+        xm = to_model_scale(x, arch)
+        y = to_unit_scale(model(xm).recon.float(), arch).clamp(0, 1)
         recons.append(y.cpu())
-        maps.append(smoothed_map(x.float() / 255.0, y, kind).cpu())
+        if kind == SEGMENT:
+            maps.append(model.segment(xm).float().cpu())  # type: ignore[operator]
+        else:
+            maps.append(smoothed_map(x.float() / 255.0, y, kind).cpu())
     return torch.cat(recons), torch.cat(maps)
 
 
@@ -226,12 +294,13 @@ def combine(parts: dict[str, np.ndarray], stats: dict[str, tuple[float, float]])
 def method_scores(
     method: str, parts: dict[str, np.ndarray], stats: dict[str, tuple[float, float]] | None
 ) -> np.ndarray:
-    """The scores of ``method`` from the parts (``recon``, ``ssim``, ``latent-knn``)."""
+    """The scores of ``method`` from the parts (``recon``, ``ssim``, ``latent-knn``,
+    ``segment``)."""
     if method == "combined":
         if stats is None:
             raise ValueError("combined scores need the normal images' stats")
         return combine(parts, stats)
-    return parts[method]
+    return parts[SEGMENT if method == "draem" else method]
 
 
 def check_fpr(fpr: float) -> float:

@@ -21,14 +21,16 @@ from ..devices import pick_device
 from ..errors import AekitError
 from ..files import write_text
 from ..models import check_input
+from ..training.runs import load_config
 from .detector import Detector, load_detector
 from .localize import folder_root, per_kind_auroc, pixel_measures
 from .methods import (
-    DEFAULT_METHOD,
     MAP_NAMES,
     anomaly_maps,
+    check_arch_method,
     check_fpr,
     check_method,
+    default_method,
     detection_metrics,
     map_kind,
 )
@@ -68,7 +70,7 @@ def score(
     data: str | None = None,
     *,
     split: str | None = None,
-    method: str = DEFAULT_METHOD,
+    method: str | None = None,
     normal: str | None = None,
     limit: int | None = None,
     fpr: float | None = None,
@@ -80,8 +82,9 @@ def score(
     """Anomaly scores under ``run`` (higher = more anomalous), as ``aekit score`` gives them.
 
     Score ``images`` (image files, or a uint8 (N, C, H, W) batch) or the ``split`` of a dataset
-    ``data`` (default split: test, else the first). ``method``: recon, ssim, latent-knn or
-    combined (see ``aekit.anomaly.methods``). With labels, ``normal`` (class names or numbers,
+    ``data`` (default split: test, else the first). ``method``: recon, ssim, latent-knn,
+    combined, or draem for a run of ``--arch draem`` (default: combined, draem for such a run;
+    see ``aekit.anomaly.methods``). With labels, ``normal`` (class names or numbers,
     default: the run's ``--classes``) says which images are normal, and the result has
     ``auroc``, ``aupr``, ``f1`` and ``threshold`` (the best F1's). Each item gets a verdict
     against the run's threshold (``verdict_threshold``), calibrated so that a fraction ``fpr``
@@ -89,7 +92,10 @@ def score(
     Without images or data: only calibrates. ``out``: a folder for the report. ``device``:
     where the model runs (auto: a GPU when there is one).
     """
-    check_method(method)
+    if method is not None:
+        check_method(method)
+        if Path(run).is_dir():  # before the detector is made: a method the run cannot give
+            check_arch_method(load_config(Path(run)).model.arch, method)
     if fpr is not None:
         check_fpr(fpr)
     if images is not None and data is not None:
@@ -103,6 +109,8 @@ def score(
     if images is not None and len(images) == 0:
         raise AekitError("no images to score: give image files, a batch, or --data SOURCE")
     det = load_detector(run, device=pick_device(device))
+    method = method or default_method(det.model)
+    check_arch_method(det.model.config.arch, method)
     batch = None
     if images is not None or data is not None:  # read (and check) before anything is saved
         where = None if data is None else Split(data, split, data_dir, image_size)

@@ -46,8 +46,9 @@ def add_parsers(sub: Any) -> None:
     p.add_argument(
         "--method",
         choices=METHODS,
-        default=DEFAULT_METHOD,
-        help=f"how an image is scored (default {DEFAULT_METHOD}; see docs/guides/anomaly.md)",
+        default=None,
+        help=f"how an image is scored (default {DEFAULT_METHOD}, draem for a run of --arch "
+        "draem; see docs/guides/anomaly.md)",
     )
     p.add_argument(
         "--normal",

@@ -7,7 +7,7 @@ value range and default loss (``registry.Family``). Every ``forward`` returns an
 
 from __future__ import annotations
 
-from . import conv, keras, nafnet, resnet, unet, vae
+from . import conv, draem, keras, nafnet, resnet, unet, vae
 from .base import (
     AEOutput,
     Autoencoder,
@@ -27,6 +27,7 @@ register(resnet.FAMILY)
 register(unet.FAMILY)
 register(nafnet.FAMILY)
 register(vae.FAMILY)
+register(draem.FAMILY)
 
 
 def create_model(config: ModelConfig | None = None, **kwargs: object) -> Autoencoder:

@@ -22,6 +22,8 @@ class Family:
     any_size: bool = False  # takes images of any HxW, not only its training size
     decodable: bool = True  # its code decodes on its own (interpolation between codes)
     generative: bool = False  # has a prior to sample (aekit generate); forward takes eps
+    segments: bool = False  # trains on synthetic anomalies (forward takes their mask) and
+    # maps where an image is anomalous (``segment``): aekit score --method draem
     body: tuple[type, type] | None = None  # (encoder, decoder) classes a vae can be built on
     batch_size: int = 64  # training defaults, where --batch-size and --lr are not given
     lr: float = 1e-3

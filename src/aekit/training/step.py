@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from ..data import augment
+from ..data.synthetic import synthetic_anomalies
 from ..devices import bf16_native
 from ..metrics import mse_per_image, psnr, ssim_per_image
 from ..models import Autoencoder, get_family, to_model_scale, to_unit_scale
@@ -42,6 +43,7 @@ class Objective:
     amp: bool = False  # bf16 autocast for the model's forward pass
     beta: float = 1.0  # the weight of a family's KL term
     kl_warmup: int = 0  # epochs over which that weight rises from 0 to beta
+    anomalies: bool = False  # paste synthetic anomalies into training batches (draem)
 
     def term_weight(self, name: str, warm: float) -> float:
         """The weight of a family's loss term ``name``; ``warm``: the KL warm-up's fraction."""
@@ -53,8 +55,9 @@ class Objective:
         loss = cfg.train.loss or get_family(cfg.model.arch).default_loss
         amp = cfg.train.amp and device is not None and bf16_native(device)
         noise, sparsity = parse_noise(cfg.train.noise), parse_sparsity(cfg.train.sparsity)
+        segments = get_family(cfg.model.arch).segments
         return cls(loss, noise, sparsity, cfg.data.augment_ops(), amp, cfg.train.beta,
-                   cfg.train.kl_warmup)  # fmt: skip
+                   cfg.train.kl_warmup, segments)  # fmt: skip
 
 
 @dataclass
@@ -96,11 +99,15 @@ def step(
     if training and obj.augment:
         x = augment.augment_batch(x, obj.augment, gen)
     inputs = corrupt(x, obj.noise, vr, gen) if obj.noise and noisy else x
+    mask = None
+    if obj.anomalies and training:  # the target stays the clean x; the family learns the mask
+        inputs, mask = synthetic_anomalies(inputs, vr, gen)
     eps = None
     if model.generative and (training if sample is None else sample):
         eps = torch.randn(len(x), model.config.latent_dim, generator=gen, device=x.device)
+    run = model if forward is None else forward
     with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=obj.amp):
-        out = (model if forward is None else forward)(inputs, eps)
+        out = run(inputs, eps) if mask is None else run(inputs, eps, mask)
     loss = reconstruction_loss(out.recon, x, obj.loss, vr)
     loss = loss + sparsity_penalty(out.code, obj.sparsity)
     for name, term in out.terms.items():  # the family's own terms (KL, ...)

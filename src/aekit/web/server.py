@@ -19,7 +19,13 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from ..anomaly.detector import ANOMALY, Detector, load_detector
-from ..anomaly.methods import DEFAULT_METHOD, MAP_NAMES, map_kind
+from ..anomaly.methods import (
+    DEFAULT_METHOD,
+    MAP_NAMES,
+    arch_methods,
+    default_method,
+    map_kind,
+)
 from ..anomaly.plots import overlay
 from ..api import reconstruct
 from ..denoising.apply import denoise_photo
@@ -156,6 +162,8 @@ def create_app(
             "decodable": family.decodable,  # /api/interpolate decodes between codes
             "full_size": family.any_size,  # reconstruct and denoise take photos at their size
             "anomaly": cfg.data.patch_size is None,  # /api/anomaly scores images
+            "anomaly_methods": list(arch_methods(cfg.model.arch)),  # draem: a draem run's
+            "anomaly_method": "draem" if family.segments else DEFAULT_METHOD,
             "normal_classes": cfg.data.classes,
             "limits": {
                 "max_upload_bytes": max_upload_bytes,
@@ -272,9 +280,9 @@ def create_app(
     def api_anomaly(
         image: Annotated[UploadFile | None, File()] = None,
         index: Annotated[int | None, Form()] = None,
-        method: Annotated[Literal["recon", "ssim", "latent-knn", "combined"], Form()] = (
-            DEFAULT_METHOD
-        ),
+        method: Annotated[
+            Literal["recon", "ssim", "latent-knn", "combined", "draem"] | None, Form()
+        ] = None,
     ) -> dict[str, Any]:
         """The anomaly score of an upload (or gallery item ``index``) under the run, its
         verdict against the run's calibrated threshold, and a heatmap of where it is unusual
@@ -291,6 +299,7 @@ def create_app(
         else:
             u8 = read(image)  # type: ignore[arg-type]
         det = need_detector()
+        method = method or default_method(det.model)  # draem for a run that segments
         scores, recon, maps = det.explain(u8[None], method)  # one pass of the model
         value, threshold, kind = float(scores[0]), det.threshold(method), map_kind(method)
         heat = (maps[0] / det.map_scale[kind]).clamp(0, 1).numpy()

@@ -298,6 +298,13 @@ async function start() {
   state.decodable = info.decodable && info.gallery_size > 0;
   state.fullSize = info.full_size;
   state.anomaly = info.anomaly;
+  const methods = $("anomaly-method"); // the run's methods, its default first
+  methods.replaceChildren(...[info.anomaly_method,
+    ...info.anomaly_methods.filter((m) => m !== info.anomaly_method)].map((m) => {
+    const option = document.createElement("option");
+    option.value = option.textContent = m;
+    return option;
+  }));
   $("generate-panel").hidden = !info.generative;
   const m = info.config.model;
   $("info").textContent = `${info.run} · ${m.arch}, ${info.input}, latent ${m.latent_dim}`

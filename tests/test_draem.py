@@ -1,0 +1,143 @@
+"""``--arch draem``: synthetic anomalies pasted into training batches, a reconstructive and a
+segmentation network trained together, and ``aekit score --method draem`` from the segmentation
+(the default for such a run), its maps drawn and scored against the masks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import aekit
+from aekit.anomaly.methods import model_methods, segment_score
+from aekit.data.synthetic import synthetic_anomalies
+from aekit.models import create_model
+from aekit.models.draem import focal_loss
+from aekit.training.step import Objective, step
+from formats import mvtec_parts as parts
+
+
+def test_synthetic_anomalies_paste_inside_their_masks_into_about_half_the_images() -> None:
+    x = torch.rand(64, 3, 32, 48) * 2 - 1  # a [-1, 1] model scale, not square
+    out, masks = synthetic_anomalies(x, (-1.0, 1.0), torch.Generator().manual_seed(0))
+    again, masks2 = synthetic_anomalies(x, (-1.0, 1.0), torch.Generator().manual_seed(0))
+    assert torch.equal(out, again) and torch.equal(masks, masks2)
+    assert out.shape == x.shape and masks.shape == (64, 1, 32, 48)
+    assert set(masks.unique().tolist()) <= {0.0, 1.0}
+    outside = (masks == 0).expand_as(x)
+    assert torch.allclose(out[outside], x[outside], atol=1e-6)  # untouched outside the masks
+    inside = (masks == 1).expand_as(x)
+    assert (out[inside] - x[inside]).abs().mean() > 0.05  # a texture shows inside
+    pasted = masks.flatten(1).any(1)
+    assert 16 <= int(pasted.sum()) <= 40  # DRAEM trains on clean and pasted images alike
+    assert out.min() >= -1 and out.max() <= 1
+
+
+def test_the_focal_loss_is_the_cross_entropy_of_the_hard_pixels() -> None:
+    logits = torch.randn(2, 1, 8, 8) * 3
+    target = (torch.rand(2, 1, 8, 8) > 0.8).float()
+    bce = F.binary_cross_entropy_with_logits(logits, target)
+    assert torch.allclose(focal_loss(logits, target, gamma=0.0), bce)
+    assert focal_loss(logits, target) < bce
+    sure = (target * 2 - 1) * 20  # confident and right: almost nothing to learn
+    assert focal_loss(sure, target) < 1e-12
+
+
+def test_the_model_reconstructs_any_size_and_segments() -> None:
+    torch.manual_seed(0)
+    model = create_model(arch="draem", in_channels=1, image_size=32, base_channels=8)
+    x = torch.rand(3, 1, 37, 50) * 2 - 1
+    model.eval()
+    out = model(x)
+    assert torch.allclose(out.recon, x.clamp(-1, 1))  # starts as the identity
+    assert out.terms == {} and out.code.shape == (3, model.config.latent_dim)
+    with torch.no_grad():
+        seg = model.segment(x)
+    assert seg.shape == (3, 37, 50) and float(seg.min()) >= 0 and float(seg.max()) <= 1
+    mask = torch.zeros(3, 1, 37, 50)
+    assert set(model.train()(x, None, mask).terms) == {"focal"}
+
+
+def test_a_training_step_pastes_anomalies_and_learns_their_masks() -> None:
+    torch.manual_seed(0)
+    model = create_model(arch="draem", in_channels=1, image_size=32, base_channels=8)
+    obj = Objective("mse", anomalies=True)
+    batch = torch.randint(40, 80, (8, 1, 32, 32), dtype=torch.uint8)
+    out = step(model, batch, obj, torch.Generator().manual_seed(1), training=True)
+    assert "focal" in out.terms and float(out.terms["focal"].detach()) > 0
+    assert not torch.equal(out.inputs, out.clean)  # the model saw pasted anomalies
+    plain = step(model, batch, obj, torch.Generator().manual_seed(1), training=False)
+    assert plain.terms == {} and torch.equal(plain.inputs, plain.clean)
+
+
+def test_segment_score_is_the_largest_window_mean() -> None:
+    maps = torch.zeros(3, 48, 48)
+    maps[1, 10:13, 10:13] = 1.0  # a 3x3 blob: a 3x3 window (48 // 12 | 1 = 5 -> 5x5)
+    maps[2, 10:20, 10:20] = 1.0  # a large blob fills the window
+    s = segment_score(maps)
+    assert s[0] == 0 and torch.isclose(s[1], torch.tensor(9 / 25)) and s[2] == 1
+
+
+@pytest.fixture(scope="module")
+def draem_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    from aekit.cli import main
+
+    root = tmp_path_factory.mktemp("mvtec-draem") / "parts"
+    parts(root)
+    run = root.parent / "run"
+    assert main(["train", "--data", f"folder:{root}", "--arch", "draem", "--image-size", "32",
+                 "--epochs", "3", "--base-channels", "8", "--out", str(run)]) == 0  # fmt: skip
+    return root, run
+
+
+def test_score_uses_the_segmentation_and_measures_it_against_the_masks(
+    cli, draem_run, tmp_path
+) -> None:
+    root, run = draem_run
+    code, out, err = cli("score", str(run), "--data", f"folder:{root}", "--json",
+                         "--out", str(tmp_path / "report"))  # fmt: skip
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["method"] == "draem"
+    assert set(result["per_kind"]) == {"spot", "scratch"}
+    assert 0 <= result["pixel_auroc"] <= 1 and 0 <= result["pro"] <= 1
+    assert (tmp_path / "report" / "anomalous.png").is_file()
+    for method in ("recon", "combined"):  # the reconstruction's methods still work
+        code, out, err = cli("score", str(run), "--data", f"folder:{root}", "--json",
+                             "--method", method)  # fmt: skip
+        assert code == 0, err
+        assert json.loads(out)["method"] == method
+    saved = json.loads((run / "anomaly.json").read_text())
+    assert set(saved["thresholds"]) == set(model_methods(aekit.load(run)))
+    assert "segment" in saved["heldout"] and "segment" in saved["map_scale"]
+
+
+def test_method_draem_needs_a_draem_run(cli, draem_run, tmp_path) -> None:
+    root, _ = draem_run
+    run = tmp_path / "conv"
+    flags = ("--image-size", "32", "--epochs", "1", "--base-channels", "8", "--latent-dim", "16")
+    code, _, err = cli("train", "--data", f"folder:{root}", *flags, "--out", str(run))
+    assert code == 0, err
+    code, out, err = cli("score", str(run), "--data", f"folder:{root}", "--method", "draem")
+    assert code != 0 and out == ""
+    assert err.count("\n") == 1 and "--arch draem" in err
+
+
+def test_the_page_offers_draem_first_and_scores_with_it(draem_run) -> None:
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from aekit.web.server import create_app
+
+    root, run = draem_run
+    client = TestClient(create_app(run))
+    info = client.get("/api/info").json()
+    assert info["anomaly_method"] == "draem" and "draem" in info["anomaly_methods"]
+    photo = root / "test" / "spot" / "000.png"
+    body = client.post("/api/anomaly", files={"image": ("a.png", photo.read_bytes())}).json()
+    assert body["method"] == "draem" and body["map"] == "segmentation"
+    expected = aekit.score(run, images=[photo], device="cpu")["items"][0]["score"]
+    assert body["score"] == pytest.approx(expected, rel=1e-4, abs=1e-6)
