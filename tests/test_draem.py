@@ -7,9 +7,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 import aekit
 from aekit.anomaly.methods import model_methods, segment_score
@@ -69,8 +71,12 @@ def test_a_training_step_pastes_anomalies_and_learns_their_masks() -> None:
     out = step(model, batch, obj, torch.Generator().manual_seed(1), training=True)
     assert "focal" in out.terms and float(out.terms["focal"].detach()) > 0
     assert not torch.equal(out.inputs, out.clean)  # the model saw pasted anomalies
-    plain = step(model, batch, obj, torch.Generator().manual_seed(1), training=False)
+    plain = step(model, batch, obj, torch.Generator().manual_seed(1), False, noisy=False)
     assert plain.terms == {} and torch.equal(plain.inputs, plain.clean)
+    probe = step(model, batch, obj, torch.Generator().manual_seed(1), training=False)
+    assert (
+        float(probe.loss.detach()) > 0
+    )  # the guard's fixed batch: anomalies pasted, as in training
 
 
 def test_segment_score_is_the_largest_window_mean() -> None:
@@ -141,3 +147,54 @@ def test_the_page_offers_draem_first_and_scores_with_it(draem_run) -> None:
     assert body["method"] == "draem" and body["map"] == "segmentation"
     expected = aekit.score(run, images=[photo], device="cpu")["items"][0]["score"]
     assert body["score"] == pytest.approx(expected, rel=1e-4, abs=1e-6)
+
+
+def test_anomaly_source_textures_are_pasted(tmp_path) -> None:
+    x = torch.zeros(32, 1, 16, 24)  # flat mid-grey on [-1, 1]
+    stripes = torch.zeros((3, 1, 32, 48), dtype=torch.uint8)  # resized to 16x24 when used
+    stripes[..., ::4] = 255
+
+    def spread_inside(out: torch.Tensor, masks: torch.Tensor) -> float:
+        """The largest spread of one image's pasted values."""
+        return max(
+            float(o[m.expand_as(o) == 1].std())
+            for o, m in zip(out, masks, strict=True)
+            if m.sum() > 8
+        )
+
+    own, own_masks = synthetic_anomalies(x, (-1.0, 1.0), torch.Generator().manual_seed(0))
+    out, masks = synthetic_anomalies(x, (-1.0, 1.0), torch.Generator().manual_seed(0), stripes)
+    assert spread_inside(own, own_masks) < 1e-5  # its own flat images: flat patches
+    assert spread_inside(out, masks) > 0.1  # the stripes show
+
+
+def test_anomaly_source_trains_and_is_kept_and_bad_ones_are_one_line(cli, draem_run, tmp_path):
+    root, _ = draem_run
+    textures = tmp_path / "textures" / "nested"
+    textures.mkdir(parents=True)
+    for i in range(3):
+        stripes = np.zeros((20, 30, 3), np.uint8)
+        stripes[:, i::3] = 255
+        Image.fromarray(stripes).save(textures / f"t{i}.jpg")
+    run = tmp_path / "run"
+    flags = ("--arch", "draem", "--image-size", "32", "--epochs", "1", "--base-channels", "8")
+    source = str(textures.parent)
+    code, _, err = cli("train", "--data", f"folder:{root}", *flags, "--anomaly-source", source,
+                       "--out", str(run))  # fmt: skip
+    assert code == 0, err
+    assert "3 images of" in err
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["train"]["anomaly_source"] == str(textures.parent.resolve())
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for bad, extra, said in (
+        (str(empty), flags, "holds no images"),
+        (str(tmp_path / "missing"), flags, "is not a folder"),
+        (source, ("--image-size", "32", "--epochs", "1"), "it is for --arch draem"),
+    ):
+        out_dir = tmp_path / f"bad-{len(said)}"
+        code, _, err = cli("train", "--data", f"folder:{root}", *extra, "--anomaly-source", bad,
+                           "--out", str(out_dir))  # fmt: skip
+        lines = err.strip().splitlines()  # a note on the MVTec layout, then one error line
+        assert code != 0 and said in lines[-1] and sum("error" in x for x in lines) == 1, err
+        assert not (out_dir / "model.safetensors").exists()

@@ -109,13 +109,17 @@ def paste_anomalies(
 
 
 def synthetic_anomalies(
-    x: torch.Tensor, value_range: tuple[float, float], generator: torch.Generator | None
+    x: torch.Tensor,
+    value_range: tuple[float, float],
+    generator: torch.Generator | None,
+    textures: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """A training batch ``x`` (N, C, H, W) on a model's scale -> (the batch with anomalies
-    pasted into about half its images, their (N, 1, H, W) masks), on ``x``'s device: the
-    textures are the batch's own images shuffled and recoloured, the Perlin cells at least 4
-    pixels wide. Drawn on the CPU (the masks are made an image at a time), from ``generator``
-    when it is a CPU one, else from a CPU generator seeded by it."""
+    pasted into about half its images, their (N, 1, H, W) masks), on ``x``'s device. The
+    textures, recoloured: images drawn from ``textures`` (uint8, resized to H x W where they
+    differ), else the batch's own images shuffled. The Perlin cells are at least 4 pixels wide.
+    Drawn on the CPU (the masks are made an image at a time), from ``generator`` when it is a
+    CPU one, else from a CPU generator seeded by it."""
     n, _, h, w = x.shape
     lo, hi = value_range
     g = generator
@@ -123,7 +127,14 @@ def synthetic_anomalies(
         seed = torch.randint(0, 2**62, (1,), generator=g, device=None if g is None else g.device)
         g = torch.Generator().manual_seed(int(seed))
     unit = ((x.detach().float() - lo) / (hi - lo)).clamp(0, 1).cpu()
-    textures = recolour(unit[torch.randperm(n, generator=g)], g)
+    if textures is None:
+        source = unit[torch.randperm(n, generator=g)]
+    else:
+        picked = textures[torch.randint(len(textures), (n,), generator=g).to(textures.device)]
+        source = picked.cpu().float() / 255
+        if source.shape[-2:] != (h, w):
+            source = F.interpolate(source, size=(h, w), mode="bilinear", align_corners=False)
+    textures = recolour(source, g)
     cells = max(0, min(6, int(math.log2(max(min(h, w) // 4, 1)))))
     masks = perlin_masks(n, h, w, g, max_log2_cells=cells)
     pasted, masks = paste_anomalies(unit, textures, masks, g)

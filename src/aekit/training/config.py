@@ -45,8 +45,9 @@ class TrainConfig:
         default=None,
     )
     noise: str | None = _opt(
-        "denoising corruption: gaussian:SIGMA (pixel units, 0-255), saltpepper:FRACTION or "
-        "mask:FRACTION",
+        "denoising corruption: gaussian:SIGMA (pixel units, 0-255), gaussian:LOW-HIGH, "
+        "poisson:PEAK, saltpepper:FRACTION or mask:FRACTION; +jpeg:LOW-HIGH[:SHARE] then saves "
+        "that share of the noisy images as JPEG files of those qualities",
         default=None,
     )
     sparsity: str | None = _opt("sparsity: l1:WEIGHT, kl:RHO:WEIGHT or topk:K", default=None)
@@ -89,9 +90,20 @@ class TrainConfig:
         "the model is theirs, the data and training options this command's, the optimizer new",
         default=None,
     )
+    anomaly_source: str | None = _opt(
+        "draem: a folder of images whose textures are pasted as synthetic anomalies (DRAEM "
+        "used the DTD textures; default: the training images, shuffled and recoloured)",
+        default=None,
+    )
 
     def __post_init__(self) -> None:
         from .objectives import parse_noise, parse_sparsity
+
+        if self.anomaly_source is not None:
+            if not isinstance(self.anomaly_source, str) or not self.anomaly_source.strip():
+                raise AekitError(f"--anomaly-source names a folder of images, got "
+                                 f"{self.anomaly_source!r}")  # fmt: skip
+            self.anomaly_source = str(Path(self.anomaly_source).expanduser().resolve())
 
         if self.ema is not None:
             real = isinstance(self.ema, int | float) and not isinstance(self.ema, bool)

@@ -31,7 +31,13 @@ from .report import epoch_line, epoch_row, save_samples
 from .runs import RunConfig
 from .schedules import lr_factor
 from .step import Objective, evaluate, step, warmup_fraction
-from .training_data import TrainingData, check_ranks, fit_model_config, load_training_data
+from .training_data import (
+    TrainingData,
+    check_ranks,
+    fit_model_config,
+    load_textures,
+    load_training_data,
+)
 
 PROBE_IMAGES = 64  # at most, in the guard's fixed batch (one forward pass per check)
 
@@ -124,6 +130,7 @@ def _train(
         cfg = fit_model_config(cfg, data)
         check_ranks(data, cfg, group)
         obj = Objective.from_config(cfg, device)
+        obj.textures = load_textures(cfg, device)
         torch.manual_seed(cfg.train.seed)
         model = Autoencoder(cfg.model).to(device, memory_format=fastpath.memory_format(device))
         if not resume and cfg.train.init:  # fine-tuning: the weights of a trained model

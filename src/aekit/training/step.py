@@ -44,6 +44,7 @@ class Objective:
     beta: float = 1.0  # the weight of a family's KL term
     kl_warmup: int = 0  # epochs over which that weight rises from 0 to beta
     anomalies: bool = False  # paste synthetic anomalies into training batches (draem)
+    textures: torch.Tensor | None = None  # uint8 (N, C, S, S): --anomaly-source's images
 
     def term_weight(self, name: str, warm: float) -> float:
         """The weight of a family's loss term ``name``; ``warm``: the KL warm-up's fraction."""
@@ -100,8 +101,10 @@ def step(
         x = augment.augment_batch(x, obj.augment, gen)
     inputs = corrupt(x, obj.noise, vr, gen) if obj.noise and noisy else x
     mask = None
-    if obj.anomalies and training:  # the target stays the clean x; the family learns the mask
-        inputs, mask = synthetic_anomalies(inputs, vr, gen)
+    # the target stays the clean x and the family learns the mask; with noisy (the guard's
+    # fixed batch too: a draem's loss on clean images starts at 0, as its unet starts as identity)
+    if obj.anomalies and noisy:
+        inputs, mask = synthetic_anomalies(inputs, vr, gen, obj.textures)
     eps = None
     if model.generative and (training if sample is None else sample):
         eps = torch.randn(len(x), model.config.latent_dim, generator=gen, device=x.device)
@@ -162,6 +165,8 @@ def evaluate(
                 "denoised_mse",
                 mse_per_image(to_unit_scale(scored.output, model.config.arch), target),
             )
+        elif obj.anomalies:  # the held-out loss is the training objective's: pasted anomalies
+            scored = step(model, batch, obj, gen, training=False)
         add("loss", scored.loss * b)
         if "kl" in clean.terms:  # a vae: KL and the negative ELBO of one posterior draw
             pixels = clean.clean[0].numel()

@@ -212,3 +212,29 @@ def check_ranks(data: TrainingData, cfg: RunConfig, group: Group) -> None:
             f"{group.world} processes share {n} {what} of {cfg.data.source}: every process "
             f"needs at least one; start at most {n} (torchrun --nproc_per_node), or use more data"
         )
+
+
+def load_textures(cfg: RunConfig, device: torch.device) -> torch.Tensor | None:
+    """The images of ``--anomaly-source`` (any folder, searched recursively) at the training
+    size, uint8 (N, C, S, S) on ``device``: the textures a draem run pastes; None without it."""
+    from ..data.images import IMAGE_EXTENSIONS, read_image_files
+
+    source = cfg.train.anomaly_source
+    if source is None:
+        return None
+    if not get_family(cfg.model.arch).segments:
+        raise AekitError(f"--anomaly-source gives the textures of synthetic anomalies: it is for "
+                         f"--arch draem, not {cfg.model.arch}")  # fmt: skip
+    folder = Path(source)
+    if not folder.is_dir():
+        raise AekitError(f"--anomaly-source {folder} is not a folder: name a folder of images")
+    paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
+    if not paths:
+        raise AekitError(f"--anomaly-source {folder} holds no images "
+                         f"({', '.join(sorted(IMAGE_EXTENSIONS))})")  # fmt: skip
+    side = cfg.model.image_size
+    assert side is not None and cfg.model.in_channels is not None  # set from the data
+    textures, _ = read_image_files(paths, cfg.model.in_channels, (side, side))
+    print(f"note: {len(paths)} images of {folder} as anomaly textures, at {side}x{side}",
+          file=sys.stderr)  # fmt: skip
+    return textures.to(device)
