@@ -58,11 +58,17 @@ def save_samples(
     with torch.no_grad():
         gen = torch.Generator(device).manual_seed(1)
         out = step(model, images.to(device), obj, gen, training=False)
+        # what the segmentation finds in the input (a draem's pasted anomalies)
+        seg = model.segment(out.inputs) if obj.anomalies else None  # type: ignore[operator]
     arch = model.config.arch
     rows = [("original", to_unit_scale(out.clean, arch))]
     if obj.noise:
         rows.append(("noisy input", to_unit_scale(out.inputs, arch)))
+    elif obj.anomalies:
+        rows.append(("pasted anomalies", to_unit_scale(out.inputs, arch)))
     rows.append(("reconstruction", to_unit_scale(out.output, arch)))
+    if seg is not None:
+        rows.append(("segmentation", seg[:, None].expand_as(out.inputs).float()))
     path = run / "samples" / f"epoch_{epoch:03d}.png"
     image_rows(rows, path, title=f"epoch {epoch}")
     return path
