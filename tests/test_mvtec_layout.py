@@ -62,3 +62,32 @@ def test_a_mask_of_another_size_is_one_line_and_nothing_written(cli, mvtec, tmp_
     assert code != 0 and out == ""
     assert err.strip().splitlines()[-1].endswith("a mask must be its image's size")
     assert "Traceback" not in err and not (tmp_path / "rep").exists()
+
+
+def test_out_draws_the_most_anomalous_at_their_own_size_with_their_masks(cli, mvtec, tmp_path):
+    root, run = mvtec
+    code, _, err = cli("score", run, "--data", f"folder:{root}", "--out", tmp_path / "rep",
+                       "--overlays", "3")  # fmt: skip
+    assert code == 0, err
+    assert "overlays/ (the 3 most anomalous at their own size)" in err
+    pictures = sorted((tmp_path / "rep" / "overlays").iterdir())
+    assert [p.name[:5] for p in pictures] == ["0001_", "0002_", "0003_"]
+    scores = {Path(r["item"]).stem: r for r in aekit.score(run, data=f"folder:{root}")["items"]}
+    ranked = sorted(scores.values(), key=lambda r: -r["score"])[:3]
+    for picture, row in zip(pictures, ranked, strict=True):
+        name = picture.stem[5:]
+        assert Path(row["item"]).stem == name
+        image = np.array(Image.open(row["item"]))
+        h, w = image.shape
+        drawn = np.array(Image.open(picture))
+        assert drawn.shape == (h, 3 * w + 2 * 4, 3)  # image | heatmap over it | mask
+        assert (drawn[:, :w, 0] == image).all()
+        mask_file = root / "ground_truth" / str(row["label"]) / f"{name}_mask.png"
+        mask = np.array(Image.open(mask_file)) > 127 if mask_file.exists() else np.zeros((h, w))
+        assert ((drawn[:, -w:, 0] == 255) == mask).all()
+    code, _, err = cli("score", run, "--data", f"folder:{root}", "--out", tmp_path / "all",
+                       "--overlays", "all")  # fmt: skip
+    assert code == 0 and len(list((tmp_path / "all" / "overlays").iterdir())) == 14
+    code, _, err = cli("score", run, "--data", f"folder:{root}", "--out", tmp_path / "x",
+                       "--overlays", "-2")  # fmt: skip
+    assert code != 0 and "--overlays" in err and not (tmp_path / "x").exists()

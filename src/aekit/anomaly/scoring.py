@@ -34,6 +34,7 @@ from .methods import (
     detection_metrics,
     map_kind,
 )
+from .overlays import DEFAULT_OVERLAYS, write_overlays
 
 SHOWN = 8  # images in each heatmap picture
 SCORE_BATCH = 256  # images a chunk of a streamed split: the model's batch (reconstruct_scores')
@@ -78,6 +79,7 @@ def score(
     data_dir: str | None = None,
     image_size: int | None = None,
     device: str = "auto",
+    overlays: int | None = DEFAULT_OVERLAYS,
 ) -> dict[str, Any]:
     """Anomaly scores under ``run`` (higher = more anomalous), as ``aekit score`` gives them.
 
@@ -89,8 +91,10 @@ def score(
     ``auroc``, ``aupr``, ``f1`` and ``threshold`` (the best F1's). Each item gets a verdict
     against the run's threshold (``verdict_threshold``), calibrated so that a fraction ``fpr``
     of the run's held-out normal images lie above it; a given ``fpr`` is saved in the run.
-    Without images or data: only calibrates. ``out``: a folder for the report. ``device``:
-    where the model runs (auto: a GPU when there is one).
+    Without images or data: only calibrates. ``out``: a folder for the report, with
+    ``overlays`` (None: all) pictures of the most anomalous images at their own size, heatmap
+    and mask beside each, in ``out/overlays/``. ``device``: where the model runs (auto: a GPU
+    when there is one).
     """
     if method is not None:
         check_method(method)
@@ -146,7 +150,8 @@ def score(
         for item, label, s, bad in zip(batch.items, batch.labels, scores, flagged, strict=True)
     ]
     if out is not None:
-        write_report(Path(out), det, batch, scores, threshold, method, result)
+        written = write_report(Path(out), det, batch, scores, threshold, method, result, overlays)
+        result["overlays"] = sum(p.parent.name == "overlays" for p in written)
     return result
 
 
@@ -304,8 +309,10 @@ def write_report(
     threshold: float,
     method: str,
     result: dict[str, Any],
+    overlays: int | None = DEFAULT_OVERLAYS,
 ) -> list[Path]:
-    """scores.csv, histogram.png, roc.png (labelled images), anomalous.png and normal.png."""
+    """scores.csv, histogram.png, roc.png (labelled images), anomalous.png and normal.png, and
+    ``overlays/`` (:func:`aekit.anomaly.overlays.write_overlays`)."""
     from sklearn.metrics import roc_curve
 
     from .plots import heatmap_grid, roc_plot, score_histogram
@@ -337,6 +344,8 @@ def write_report(
         name = f"the {len(idx)} most {kind} of {what} ({method}; heat: {MAP_NAMES[heat]})"
         written.append(heatmap_grid(shown, recons, maps, captions, out / f"{kind}.png", name,
                                     det.map_scale[heat]))  # fmt: skip
+    if overlays != 0:
+        written += write_overlays(out / "overlays", det, batch, scores, method, overlays)
     return written
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from ..anomaly.detector import DEFAULT_FPR
 from ..anomaly.methods import DEFAULT_METHOD, METHODS
+from ..anomaly.overlays import DEFAULT_OVERLAYS
 from ..errors import AekitError
 from .args import data_flags, out_dir, out_path, positive_int
 
@@ -65,8 +66,25 @@ def add_parsers(sub: Any) -> None:
     )
     p.add_argument("--out", type=out_path, default=None,
                    help="folder for scores.csv, roc.png, histogram.png and heatmaps")  # fmt: skip
+    p.add_argument("--overlays", type=overlay_count, default=DEFAULT_OVERLAYS, metavar="N|all",
+                   help="with --out: pictures of the N most anomalous images at their own size, "
+                   f"heatmap and mask beside each, in OUT/overlays/ (default {DEFAULT_OVERLAYS}; "
+                   "0: none)")  # fmt: skip
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_score)
+
+
+def overlay_count(text: str) -> int | None:
+    """``--overlays``: a whole number of pictures, 0 or more, or ``all`` (None)."""
+    if text == "all":
+        return None
+    try:
+        n = int(text)
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"expected a number of pictures or all, got {text!r}")
+    return n
 
 
 def cmd_score(ns: argparse.Namespace) -> None:
@@ -82,7 +100,8 @@ def cmd_score(ns: argparse.Namespace) -> None:
                              "--data SOURCE")  # fmt: skip
     result = score(ns.run, images=ns.images or None, data=source, split=ns.split,
                    method=ns.method, normal=ns.normal, limit=ns.limit, fpr=ns.fpr, out=ns.out,
-                   data_dir=ns.data_dir, image_size=ns.image_size)  # fmt: skip
+                   data_dir=ns.data_dir, image_size=ns.image_size,
+                   overlays=ns.overlays)  # fmt: skip
     items = result.get("items", [])
     if ns.json:
         shown = result if ns.images else {k: v for k, v in result.items() if k != "items"}
@@ -119,6 +138,8 @@ def cmd_score(ns: argparse.Namespace) -> None:
             f"PRO (to 30% FPR) {shown['pro']}"
         )
     if ns.out is not None:
+        n = result.get("overlays", 0)
+        pictures = f", overlays/ (the {n} most anomalous at their own size)" if n else ""
         print(f"wrote {Path(ns.out)}/: scores.csv, histogram.png"
-              f"{', roc.png' if 'auroc' in result else ''}, anomalous.png, normal.png",
+              f"{', roc.png' if 'auroc' in result else ''}, anomalous.png, normal.png{pictures}",
               file=sys.stderr)  # fmt: skip
