@@ -199,3 +199,15 @@ def mvtec_parts(root: Path) -> None:
                 gt.mkdir(parents=True, exist_ok=True)
                 Image.fromarray(mask).save(gt / f"{i:03d}_mask.png")
             Image.fromarray(a).save(root / split / kind / f"{i:03d}.png")
+
+
+def mvtec_run(base: Path, *flags: str) -> tuple[Path, Path]:
+    """(the parts folder of :func:`mvtec_parts` under ``base``, a run trained on it with
+    ``aekit train`` and ``flags``)."""
+    from aekit.cli import main
+
+    root = base / "parts"
+    mvtec_parts(root)
+    run = base / "run"
+    assert main(["train", "--data", f"folder:{root}", *flags, "--out", str(run)]) == 0
+    return root, run

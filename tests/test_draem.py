@@ -19,7 +19,7 @@ from aekit.data.synthetic import synthetic_anomalies
 from aekit.models import create_model
 from aekit.models.draem import focal_loss
 from aekit.training.step import Objective, step
-from formats import mvtec_parts as parts
+from formats import mvtec_run
 
 
 def test_synthetic_anomalies_paste_inside_their_masks_into_about_half_the_images() -> None:
@@ -89,14 +89,8 @@ def test_segment_score_is_the_largest_window_mean() -> None:
 
 @pytest.fixture(scope="module")
 def draem_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    from aekit.cli import main
-
-    root = tmp_path_factory.mktemp("mvtec-draem") / "parts"
-    parts(root)
-    run = root.parent / "run"
-    assert main(["train", "--data", f"folder:{root}", "--arch", "draem", "--image-size", "32",
-                 "--epochs", "3", "--base-channels", "8", "--out", str(run)]) == 0  # fmt: skip
-    return root, run
+    flags = ("--arch", "draem", "--image-size", "32", "--epochs", "3", "--base-channels", "8")
+    return mvtec_run(tmp_path_factory.mktemp("mvtec-draem"), *flags)
 
 
 def test_score_uses_the_segmentation_and_measures_it_against_the_masks(

@@ -139,3 +139,16 @@ def test_gray_and_other_channel_counts_are_jpeg_per_channel() -> None:
     assert out.shape == x.shape
     one = jpeg_round_trip(x[:, :1] * 255, torch.full((4,), 50.0)) / 255
     assert torch.allclose(out[:, :1], one, atol=1e-6)
+
+
+def test_denoise_adds_the_noise_of_a_noisy_jpeg() -> None:
+    import aekit
+
+    rng = np.random.default_rng(1)
+    photo = torch.from_numpy(rng.integers(60, 200, (3, 48, 64), dtype=np.uint8))
+    plain, _ = aekit.denoise(None, [photo], noise="gaussian:25")
+    noisy, den = aekit.denoise(None, [photo], noise="gaussian:25+jpeg:80")
+    assert plain[0].min() < 0 or plain[0].max() > 1  # Gaussian noise alone is unclipped
+    levels = noisy[0] * 255  # a JPEG file's 8-bit values
+    assert torch.allclose(levels, levels.round(), atol=1e-3) and noisy[0].min() >= 0
+    assert den[0].shape == photo.shape

@@ -12,19 +12,13 @@ import pytest
 from PIL import Image
 
 import aekit
-from formats import mvtec_parts as parts
+from formats import mvtec_run
 
 
 @pytest.fixture(scope="module")
 def mvtec(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    from aekit.cli import main
-
-    root = tmp_path_factory.mktemp("mvtec") / "parts"
-    parts(root)
-    run = root.parent / "run"
-    assert main(["train", "--data", f"folder:{root}", "--image-size", "32", "--epochs", "8",
-                 "--base-channels", "8", "--latent-dim", "16", "--out", str(run)]) == 0  # fmt: skip
-    return root, run
+    flags = ("--image-size", "32", "--epochs", "8", "--base-channels", "8", "--latent-dim", "16")
+    return mvtec_run(tmp_path_factory.mktemp("mvtec"), *flags)
 
 
 def test_the_normal_images_train_and_the_threshold_is_set_on_normal_ones(mvtec) -> None:

@@ -208,7 +208,7 @@ def reconstruct_scores(
         parts["codes"].append(out.code.to(dtype).flatten(1).cpu())
         if ssim:
             parts["ssim"].append(error_map(x, y, "ssim").flatten(1).mean(1).cpu())
-        seg_map = model.segment(xm).to(dtype) if seg else None  # type: ignore[operator]
+        seg_map = model.segment(xm, out.recon).to(dtype) if seg else None  # type: ignore[operator]
         if seg_map is not None:
             parts[SEGMENT].append(segment_score(seg_map).cpu())
         if maps is not None:
@@ -238,10 +238,11 @@ def anomaly_maps(
     for s in range(0, len(images), batch_size):
         x = images[s : s + batch_size].to(device)
         xm = to_model_scale(x, arch)
-        y = to_unit_scale(model(xm).recon.float(), arch).clamp(0, 1)
+        recon = model(xm).recon
+        y = to_unit_scale(recon.float(), arch).clamp(0, 1)
         recons.append(y.cpu())
         if kind == SEGMENT:
-            maps.append(model.segment(xm).float().cpu())  # type: ignore[operator]
+            maps.append(model.segment(xm, recon).float().cpu())  # type: ignore[operator]
         else:
             maps.append(smoothed_map(x.float() / 255.0, y, kind).cpu())
     return torch.cat(recons), torch.cat(maps)

@@ -110,10 +110,11 @@ class DraemAutoencoder(Autoencoder):
         logits = self.discriminative(torch.cat([x, out.recon], 1))
         return AEOutput(out.recon, out.code, {"focal": focal_loss(logits, mask)})
 
-    def segment(self, x: torch.Tensor) -> torch.Tensor:
+    def segment(self, x: torch.Tensor, recon: torch.Tensor | None = None) -> torch.Tensor:
         """(B, C, H, W) images on the model's scale -> (B, H, W) probabilities that each pixel
-        is anomalous."""
-        recon = self.reconstructive(x).recon
+        is anomalous (``recon``: their reconstruction, when it is at hand)."""
+        if recon is None:
+            recon = self.reconstructive(x).recon
         return torch.sigmoid(self.discriminative(torch.cat([x, recon], 1)).float())[:, 0]
 
 
