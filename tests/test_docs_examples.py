@@ -186,6 +186,8 @@ def test_every_documented_command_runs(cli, fake_downloads, tmp_path, monkeypatc
         assert img.size == (300, 200)  # the photo's own size
     assert aekit.training.runs.load_config("runs/mnist-3").data.classes == "3"
     assert aekit.training.runs.load_config("runs/parts").data.classes == "good"
+    assert aekit.training.runs.load_config("runs/parts-draem").model.arch == "draem"
+    assert any(Path("report", "overlays").iterdir())
     for name in ("scores.csv", "roc.png", "histogram.png", "anomalous.png", "normal.png"):
         assert Path("report", name).is_file(), name
     assert json.loads(Path("runs/mnist-3/anomaly.json").read_text())["fpr"] == 0.01
