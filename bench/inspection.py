@@ -3,7 +3,8 @@ in MVTec AD's layout (``../shared/data/anomaly/magnetic-tile``; see ``../shared/
 
 Each recipe is trained and scored by the ordinary commands, printed as they run:
 
-    aekit train --data folder:ROOT --image-size S --heldout-split train --time-limit T ...
+    aekit train --data folder:ROOT --heldout-split train --time-limit T --image-size S ...
+    aekit train --data folder:ROOT --heldout-split train --time-limit T --patch-size P ...
     aekit score RUN --data folder:ROOT --method M --json
 
 (``--heldout-split train`` holds 10% of ``train/good`` out to calibrate; the test split is seen
@@ -14,7 +15,7 @@ Baselines with no network at the same size: the distance to the nearest training
 pixels, the reconstruction error of a PCA keeping 90% of the variance, the distance to the mean
 image (image AUROC only).
 
-    python bench/inspection.py --recipes draem --time-limit 30
+    python bench/inspection.py --recipes draem-patch --time-limit 30
     python bench/inspection.py --recipes conv,draem --image-size 128 --time-limit 10
 """
 
@@ -35,11 +36,14 @@ from aekit.cli import main as aekit_main
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parents[1] / "shared" / "data" / "anomaly" / "magnetic-tile"
-RECIPES = {  # tag -> aekit train options beyond the data, size, split and time limit
-    "conv": [],  # the README's recipe: the default family
-    "draem": ["--arch", "draem"],
+RECIPES = {  # tag -> aekit train options beyond the data, split and time limit
+    "conv": ["--image-size", "{size}"],  # the README's recipe: the default family, resized
+    "draem": ["--arch", "draem", "--image-size", "{size}"],
+    # patches of the photos at their own sizes; each image scored whole at its own size
+    "draem-patch": ["--arch", "draem", "--patch-size", "{patch}"],
 }
-METHODS = {"conv": ("recon", "ssim", "latent-knn", "combined"), "draem": ("draem", "recon")}
+METHODS = {"conv": ("recon", "ssim", "latent-knn", "combined"), "draem": ("draem", "recon"),
+           "draem-patch": ("draem", "recon")}  # fmt: skip
 
 
 def run_cli(args: list[str]) -> None:
@@ -72,7 +76,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", type=Path, default=DATA)
     p.add_argument("--recipes", default="conv,draem")
-    p.add_argument("--image-size", type=int, default=128)
+    p.add_argument("--image-size", type=int, default=128, help="the resized recipes' size")
+    p.add_argument("--patch-size", type=int, default=96, help="draem-patch's patches (the "
+                   "smallest magnetic-tile photo is 103 pixels wide)")  # fmt: skip
     p.add_argument("--time-limit", type=float, default=30.0, help="training minutes per recipe")
     p.add_argument("--runs", type=Path, default=HERE / "runs" / "inspection")
     p.add_argument("--train", default="", help="more aekit train options for every recipe")
@@ -85,12 +91,13 @@ def main() -> None:
     results: dict = {"data": str(ns.data), "image_size": ns.image_size,
                      "time_limit": ns.time_limit, "recipes": {}}  # fmt: skip
     for tag in ns.recipes.split(","):
-        run = ns.runs / f"{tag}-{ns.image_size}"
+        recipe = [a.format(size=ns.image_size, patch=ns.patch_size) for a in RECIPES[tag]]
+        run = ns.runs / f"{tag}-{recipe[-1]}"
         t0 = time.perf_counter()
         if not ns.rescore:
-            run_cli(["train", "--data", source, "--image-size", str(ns.image_size),
-                     "--heldout-split", "train", "--time-limit", f"{ns.time_limit:g}",
-                     *RECIPES[tag], *shlex.split(ns.train), "--out", str(run)])  # fmt: skip
+            run_cli(["train", "--data", source, "--heldout-split", "train",
+                     "--time-limit", f"{ns.time_limit:g}", *recipe, *shlex.split(ns.train),
+                     "--out", str(run)])  # fmt: skip
         minutes = (time.perf_counter() - t0) / 60
         load_detector(run, progress=False)  # the held-out scores, once: not in the timings
         rows = {}
@@ -106,7 +113,7 @@ def main() -> None:
                 "pro": 100 * r["pro"] if "pro" in r else None,
                 "images_per_second": r["count"] / seconds,
             }
-        results["recipes"][tag] = {"train": [*RECIPES[tag], *shlex.split(ns.train)],
+        results["recipes"][tag] = {"train": [*recipe, *shlex.split(ns.train)],
                                    "minutes": None if ns.rescore else minutes,
                                    "methods": rows}  # fmt: skip
     results["baselines"] = baselines(ns.data, ns.image_size)

@@ -192,3 +192,40 @@ def test_anomaly_source_trains_and_is_kept_and_bad_ones_are_one_line(cli, draem_
         lines = err.strip().splitlines()  # a note on the MVTec layout, then one error line
         assert code != 0 and said in lines[-1] and sum("error" in x for x in lines) == 1, err
         assert not (out_dir / "model.safetensors").exists()
+
+
+@pytest.fixture(scope="module")
+def native_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    flags = ("--arch", "draem", "--patch-size", "32", "--epochs", "2", "--base-channels", "8")
+    return mvtec_run(tmp_path_factory.mktemp("mvtec-native"), *flags)
+
+
+def test_a_patch_run_scores_every_image_at_its_own_size(cli, native_run, tmp_path) -> None:
+    root, run = native_run
+    code, out, err = cli("score", str(run), "--data", f"folder:{root}", "--json",
+                         "--out", str(tmp_path / "rep"), "--overlays", "all")  # fmt: skip
+    assert code == 0, err
+    result = json.loads(out)
+    # held out: normal training photos (the test split has the defects); normal: good
+    assert result["calibration"]["split"] == "train" and result["normal"] == ["good"]
+    assert result["count"] == 14 and set(result["per_kind"]) == {"spot", "scratch"}
+    assert 0 <= result["pixel_auroc"] <= 1 and result["pixel_images"] == 14
+    for picture in (tmp_path / "rep" / "overlays").iterdir():  # image | heat | mask, own size
+        name = picture.stem[5:]
+        image = next(root.glob(f"test/*/{name}.png"))
+        h, w = np.array(Image.open(image)).shape
+        assert np.array(Image.open(picture)).shape == (h, 3 * w + 8, 3)
+    by_file = aekit.score(run, images=[next(root.glob("test/spot/*.png"))])["items"][0]
+    items = aekit.score(run, data=f"folder:{root}")["items"]
+    same = next(r for r in items if r["item"] == by_file["item"])
+    assert by_file["score"] == pytest.approx(same["score"], rel=1e-5, abs=1e-6)
+    code, out, err = cli("score", str(run), "--data", "shapes")
+    assert code != 0 and "at their own sizes" in err.strip().splitlines()[-1]
+
+
+def test_a_patch_run_on_an_mvtec_folder_holds_out_normal_photos(native_run) -> None:
+    from aekit.training.splits import load_photo_splits
+
+    _, run = native_run
+    train, held = load_photo_splits(aekit.training.runs.load_config(run).data)
+    assert held.split == "train" and len(train) + len(held) == 24  # train/good alone

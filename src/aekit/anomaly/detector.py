@@ -46,6 +46,7 @@ from .methods import (
     reconstruct_scores,
     spread_stats,
 )
+from .native import is_native, maps_each, parts_each
 
 ANOMALY, CODES, LOCK = "anomaly.json", "anomaly-codes.npy", ".anomaly.lock"
 DEFAULT_FPR = 0.05
@@ -86,30 +87,44 @@ class Detector:
         return {name: spread_stats(self.heldout[name]) for name in PARTS}
 
     def parts(
-        self, images: torch.Tensor, method: str | None = None, maps: str | None = None
-    ) -> dict[str, np.ndarray]:
-        """uint8 (N, C, H, W) -> the scores of the parts ``method`` needs (None: every part),
-        and the codes; ``maps``: the reconstructions and heatmaps too (see
-        :func:`reconstruct_scores`), from the same pass of the model."""
+        self,
+        images: torch.Tensor | list[torch.Tensor],
+        method: str | None = None,
+        maps: str | None = None,
+    ) -> dict[str, Any]:
+        """uint8 (N, C, H, W), or a list of (C, H, W) of their own sizes (a run that scores at
+        each image's size) -> the scores of the parts ``method`` needs (None: every part), and
+        the codes; ``maps``: the reconstructions and heatmaps too (see
+        :func:`reconstruct_scores`; lists for a list), from the same pass of the model."""
         need = PARTS if method is None else NEEDS[check_method(method)]
         if method is not None:
             check_arch_method(self.model.config.arch, method)
-        out = reconstruct_scores(self.model, images, ssim="ssim" in need, maps=maps)
+        if isinstance(images, list):
+            out = parts_each(self.model, images, ssim="ssim" in need, maps=maps)
+        else:
+            out = reconstruct_scores(self.model, images, ssim="ssim" in need, maps=maps)
         if "latent-knn" in need:
             out["latent-knn"] = knn_distance(out["codes"], self.train_codes)
         return out
 
-    def scores(self, images: torch.Tensor, method: str) -> np.ndarray:
+    def scores(self, images: torch.Tensor | list[torch.Tensor], method: str) -> np.ndarray:
         return self._method_scores(method, self.parts(images, method))
 
     def explain(
         self, images: torch.Tensor, method: str
     ) -> tuple[np.ndarray, torch.Tensor, torch.Tensor]:
-        """The scores of ``method``, the reconstructions and the heatmaps of its map kind
-        (:func:`anomaly_maps`'s), all from one pass of the model."""
-        out = self.parts(images, method, maps=map_kind(method))
-        recons, heat = torch.from_numpy(out["reconstructions"]), torch.from_numpy(out["maps"])
+        """The scores of ``method`` for a uint8 (N, C, H, W) batch, the reconstructions and
+        the heatmaps of its map kind (:func:`anomaly_maps`'s), all from one pass of the model
+        (a run that scores at each image's size: each image alone, all of one size here)."""
+        out = self.parts(list(images) if self.native else images, method, maps=map_kind(method))
+        recons, heat = (torch.as_tensor(np.stack(out[k]) if self.native else out[k])
+                        for k in ("reconstructions", "maps"))  # fmt: skip
         return self._method_scores(method, out), recons, heat
+
+    @property
+    def native(self) -> bool:
+        """Whether images are scored at their own sizes (a fully convolutional patch run)."""
+        return is_native(self.config)
 
     def _method_scores(self, method: str, parts: dict[str, np.ndarray]) -> np.ndarray:
         return method_scores(method, parts, self.stats if method == "combined" else None)
@@ -140,7 +155,7 @@ def load_detector(
     scoring a fresh run compute it once: the second waits and reads what the first saved."""
     run = Path(run)
     cfg = load_config(run)
-    if cfg.data.patch_size is not None:
+    if cfg.data.patch_size is not None and not is_native(cfg):
         raise AekitError(
             f"{run} was trained on photo patches (--patch-size): anomaly scores need a run "
             "trained on whole images of one size"
@@ -173,26 +188,33 @@ def _saved(run: Path, cfg: RunConfig, model: Autoencoder, digest: str) -> Detect
 
 
 def _build(run: Path, cfg: RunConfig, model: Autoencoder, digest: str, progress: bool) -> Detector:
-    from ..training.splits import training_batches
+    from ..training.splits import load_photo_splits, training_batches
 
     if progress:
         print(f"scoring {run}'s training and held-out images (once; kept in {run / ANOMALY})",
               file=sys.stderr)  # fmt: skip
     fpr = _previous_fpr(run)
-    # read as training read them: a split too large for memory a batch at a time
-    batches, _, held = training_batches(cfg.data, ENCODE_BATCH)
-    # their codes only: no pixel scores
-    found = [encode(model, b, ENCODE_BATCH, progress=False) for b in batches]
-    dim = model.config.latent_dim
-    codes = np.concatenate(found) if found else np.zeros((0, dim), np.float32)
-    parts = reconstruct_scores(model, held.images)
+    if is_native(cfg):  # whole photos at their own sizes, one at a time
+        train, photos = load_photo_splits(cfg.data)
+        codes = codes_each(model, [train.photo(i) for i in range(len(train))])
+        held_images = [photos.photo(i) for i in range(len(photos))]
+        parts = parts_each(model, held_images)
+        source, split = photos.source, photos.split
+    else:
+        # read as training read them: a split too large for memory a batch at a time
+        batches, _, held = training_batches(cfg.data, ENCODE_BATCH)
+        # their codes only: no pixel scores
+        found = [encode(model, b, ENCODE_BATCH, progress=False) for b in batches]
+        dim = model.config.latent_dim
+        codes = np.concatenate(found) if found else np.zeros((0, dim), np.float32)
+        parts = reconstruct_scores(model, held.images)
+        source, split = held.source, held.split
     parts["latent-knn"] = knn_distance(parts["codes"], codes)
     heldout = {k: parts[k].astype(np.float64) for k in model_parts(model)}
-    about = {"source": held.source, "split": held.split, "count": len(held),
-             "train_count": len(codes)}  # fmt: skip
-    shown = held.images[:MAP_SAMPLE]
-    scale = {kind: map_scale(anomaly_maps(model, shown, kind)[1])
-             for kind in model_map_kinds(model)}  # fmt: skip
+    count = len(heldout["recon"])
+    about = {"source": source, "split": split, "count": count, "train_count": len(codes)}
+    scale = {kind: map_scale(_sample_maps(model, held_images if is_native(cfg) else held.images,
+                                          kind)) for kind in model_map_kinds(model)}  # fmt: skip
     det = Detector(run, cfg, model, codes, heldout, fpr, about, scale)
     try:
         atomic_write(run / CODES, lambda tmp: _save_npy(tmp, codes))
@@ -201,6 +223,21 @@ def _build(run: Path, cfg: RunConfig, model: Autoencoder, digest: str, progress:
         print(f"note: could not keep the scores in {run} ({e.strerror or e}): they are "
               "computed again on each use", file=sys.stderr)  # fmt: skip
     return det
+
+
+def codes_each(model: Autoencoder, images: list[torch.Tensor]) -> np.ndarray:
+    """(N, D) codes of the images, each encoded whole at its own size."""
+    if not images:
+        return np.zeros((0, model.config.latent_dim), np.float32)
+    return np.concatenate([encode(model, image[None], 1, progress=False) for image in images])
+
+
+def _sample_maps(model: Autoencoder, images: torch.Tensor | list[torch.Tensor], kind: str
+                 ) -> torch.Tensor:  # fmt: skip
+    """The maps of ``kind`` of the first ``MAP_SAMPLE`` held-out images, their pixels flat."""
+    if isinstance(images, list):
+        return torch.cat([m.flatten() for m in maps_each(model, images[:MAP_SAMPLE], kind)[1]])
+    return anomaly_maps(model, images[:MAP_SAMPLE], kind)[1]
 
 
 def _previous_fpr(run: Path) -> float:

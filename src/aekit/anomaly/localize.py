@@ -17,6 +17,7 @@ from ..data.images import peek
 from ..data.masks import find_masks, read_mask, soft_edged
 from ..models import Autoencoder
 from .methods import anomaly_maps, map_kind
+from .native import maps_each
 from .pixel import pixel_auroc, pro_auc
 
 CHUNK = 64  # images through the model at once
@@ -49,7 +50,11 @@ def folder_root(source: str | None) -> Path | None:
 
 
 def pixel_measures(
-    model: Autoencoder, images: torch.Tensor, paths: list[str], root: Path, method: str
+    model: Autoencoder,
+    images: torch.Tensor | list[torch.Tensor],
+    paths: list[str],
+    root: Path,
+    method: str,
 ) -> dict[str, Any] | None:
     """Pixel AUROC and PRO of ``method``'s anomaly maps over the scored images of ``root``'s
     test split (None when the folder has no masks). Each map, made at the model's input size,
@@ -65,7 +70,10 @@ def pixel_measures(
     maps, truths = [], []
     for start in range(0, len(rows), CHUNK):
         part = rows[start : start + CHUNK]
-        _, small = anomaly_maps(model, images[part], heat)  # (B, h, w) at the model's size
+        if isinstance(images, list):  # each at its own size already
+            small = maps_each(model, [images[r] for r in part], heat)[1]
+        else:
+            _, small = anomaly_maps(model, images[part], heat)  # (B, h, w) at the model's size
         for row, amap in zip(part, small, strict=True):
             w, h = peek(Path(paths[row]))[1]
             full = F.interpolate(amap[None, None].float(), size=(h, w), mode="bilinear",

@@ -16,6 +16,7 @@ from ..data.images import read_image_file
 from ..data.masks import find_masks, read_mask
 from .localize import folder_root
 from .methods import anomaly_maps, map_kind
+from .native import maps_each
 from .plots import overlay
 
 DEFAULT_OVERLAYS = 32  # pictures written by default: the most anomalous images
@@ -41,7 +42,10 @@ def write_overlays(
     written = []
     for start in range(0, len(order), CHUNK):
         rows = order[start : start + CHUNK]
-        _, maps = anomaly_maps(det.model, batch.images[torch.as_tensor(rows.copy())], kind)
+        if isinstance(batch.images, list):  # each at its own size
+            maps = maps_each(det.model, [batch.images[int(r)] for r in rows], kind)[1]
+        else:
+            _, maps = anomaly_maps(det.model, batch.images[torch.as_tensor(rows.copy())], kind)
         for rank, row, amap in zip(range(start, start + len(rows)), rows, maps, strict=True):
             image = _own_image(files, int(row), batch.images[int(row)], det)
             h, w = image.shape[:2]

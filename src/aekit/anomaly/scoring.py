@@ -16,6 +16,7 @@ import torch
 
 from ..data import ImageSet
 from ..data.classes import class_names, in_classes
+from ..data.masks import is_mvtec_layout
 from ..data.streamed import Listing, SplitStream
 from ..devices import pick_device
 from ..errors import AekitError
@@ -34,6 +35,7 @@ from .methods import (
     detection_metrics,
     map_kind,
 )
+from .native import folder_images
 from .overlays import DEFAULT_OVERLAYS, write_overlays
 
 SHOWN = 8  # images in each heatmap picture
@@ -44,7 +46,9 @@ SCORE_BATCH = 256  # images a chunk of a streamed split: the model's batch (reco
 class Batch:
     """What is scored: uint8 images, their names, class names and which are anomalous."""
 
-    images: torch.Tensor | None  # None: a split too large for memory, scored as it was read
+    # None: a split too large for memory, scored as it was read; a list: images of their own
+    # sizes (a run that scores so: aekit.anomaly.native)
+    images: torch.Tensor | list[torch.Tensor] | None
     items: list[str]
     labels: list[str | None]
     anomalous: np.ndarray | None  # (N,) bool, when the images are labelled
@@ -185,6 +189,13 @@ def _batch(
             raise AekitError("--normal says which images of a labelled --data source are "
                              "normal; image files have no labels")  # fmt: skip
         paths = [str(p) for p in images][:limit]
+        if det.native:  # each at its own size
+            from ..data.images import read_image_file
+
+            read = [read_image_file(p, model.config.in_channels) for p in paths]
+            for note in (n for _, notes in read for n in notes):
+                print(f"note: {note} (as the model's training data)", file=sys.stderr)
+            return Batch([u8 for u8, _ in read], paths, [None] * len(paths), None, None)
         size = model.config.image_size
         u8, notes = read_image_files(paths, model.config.in_channels, (size, size))
         for note in notes:
@@ -206,6 +217,11 @@ def _dataset_batch(
     if split is None:
         splits = available_splits(where.source, data_dir)
         split = "test" if "test" in splits else splits[0]
+    if det.native:  # each image at its own size
+        found, images = folder_images(where.source, split, det.model.config.in_channels, limit)
+        batch = _described(found, _normal_names(det, found, normal), None)
+        batch.images = images
+        return batch
     size = where.image_size or cfg.image_size
     if size is None and where.source.startswith("folder:"):  # resized as the training folder was
         size = det.model.config.image_size
@@ -261,8 +277,11 @@ def _normal_names(det: Detector, ds: ImageSet | Listing, normal: str | None) -> 
     """The normal classes of a labelled split (``--normal``, else the run's), or None (no
     metrics: a note says why)."""
     names: list[str] | None = None
+    root = folder_root(ds.source)
     if normal is not None:
         names = class_names(ds, normal, "--normal")
+    elif not det.normal and root is not None and is_mvtec_layout(root) and "good" in ds.classes:
+        names = ["good"]  # a run trained on patches of train/good has no --classes to say so
     elif det.normal and ds.labels is not None and not ds.multi_label:
         if all(c in ds.classes for c in det.normal):
             names = det.normal
@@ -337,6 +356,9 @@ def write_report(
     for kind, idx in picks.items():
         if batch.images is None:  # scored as it was read: the images kept for this
             shown = torch.stack([batch.shown[int(i)] for i in idx])  # type: ignore[index]
+        elif isinstance(batch.images, list):  # of their own sizes: the grid at the patch size
+            shown = torch.stack([_resized(batch.images[int(i)], det.model.config.image_size)
+                                 for i in idx])  # fmt: skip
         else:
             shown = batch.images[torch.as_tensor(idx.copy())]
         recons, maps = anomaly_maps(det.model, shown, heat)
@@ -347,6 +369,15 @@ def write_report(
     if overlays != 0:
         written += write_overlays(out / "overlays", det, batch, scores, method, overlays)
     return written
+
+
+def _resized(image: torch.Tensor, side: int | None) -> torch.Tensor:
+    """A uint8 (C, H, W) image resized to side x side (bilinear): a thumbnail of the grids."""
+    import torch.nn.functional as F
+
+    out = F.interpolate(image[None].float(), size=(side, side), mode="bilinear",
+                        align_corners=False)  # fmt: skip
+    return out[0].round().clamp(0, 255).to(torch.uint8)
 
 
 def _short(batch: Batch, i: int) -> str:

@@ -13,6 +13,7 @@ from ..data import ImageSet, available_splits, load_dataset
 from ..data.classes import class_mask, class_names, keep_classes
 from ..data.config import DataConfig
 from ..data.folder import FolderFiles, FolderScan, scan_folder
+from ..data.masks import is_mvtec_layout
 from ..data.npzarrays import memmap_threshold
 from ..data.photos import PhotoSet, load_photos
 from ..data.sources import parse_source
@@ -162,6 +163,8 @@ def load_photo_splits(cfg: DataConfig) -> tuple[PhotoSet, PhotoSet]:
     ``load_splits`` chooses it, else the same fixed 10% of the training photos."""
     train = load_photos(cfg.source, cfg.train_split, cfg.data_dir, cfg.limit)
     held_name = heldout_name(cfg)
+    if cfg.heldout_split is None and mvtec_folder(cfg.source):
+        held_name = None  # its test split has the defects: hold out normal photos instead
     if held_name is not None:
         held = load_photos(cfg.source, held_name, cfg.data_dir, cfg.limit)
     else:
@@ -179,6 +182,12 @@ def load_photo_splits(cfg: DataConfig) -> tuple[PhotoSet, PhotoSet]:
             "pass --heldout-split to choose another held-out split"
         )
     return train, held
+
+
+def mvtec_folder(source: str) -> bool:
+    """Whether ``source`` is a folder in MVTec AD's layout (``train/good``, ``test/<kind>``)."""
+    src = parse_source(source)
+    return src.kind == "folder" and is_mvtec_layout(Path(src.name).expanduser())
 
 
 def stream_split(cfg: DataConfig) -> tuple[ImageSet, Stream]:

@@ -141,9 +141,15 @@ def mvtec_classes(cfg: RunConfig) -> RunConfig:
     images: ``--classes good`` is implied, so the held-out images are ``test/good`` and the
     anomaly threshold is set on normal images only."""
     src = parse_source(cfg.data.source)
-    if cfg.data.classes is not None or src.kind != "folder" or cfg.data.patch_size is not None:
+    if cfg.data.classes is not None or src.kind != "folder":
         return cfg
     if not is_mvtec_layout(Path(src.name).expanduser()):
+        return cfg
+    if cfg.data.patch_size is not None:  # photos, unlabelled: train/ is all good already
+        if cfg.data.heldout_split is None:
+            print(f"note: {src.name} is laid out as MVTec AD (train/good): training on patches "
+                  "of its normal photos, 10% of them held out (its test split has the defects)",
+                  file=sys.stderr)  # fmt: skip
         return cfg
     print(f"note: {src.name} is laid out as MVTec AD (train/good): training on its normal "
           "images, as --classes good", file=sys.stderr)  # fmt: skip
