@@ -84,6 +84,8 @@ def shrink(args: list[str]) -> list[str]:
         args[args.index("--epochs") + 1] = "1"
     if "--time-limit" in args:  # the photo recipe's 30 minutes: a second here
         args[args.index("--time-limit") + 1] = "0.02"
+    if "folder:PARTS" in args and "--patch-size" in args:  # PARTS/ holds 32x32 parts
+        args[args.index("--patch-size") + 1] = "32"
     if args[0] == "train":
         args += ["--limit", "300"]
     return args
