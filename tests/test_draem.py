@@ -229,3 +229,23 @@ def test_a_patch_run_on_an_mvtec_folder_holds_out_normal_photos(native_run) -> N
     _, run = native_run
     train, held = load_photo_splits(aekit.training.runs.load_config(run).data)
     assert held.split == "train" and len(train) + len(held) == 24  # train/good alone
+
+
+def test_the_page_scores_a_patch_run_at_the_uploads_own_size(native_run) -> None:
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from aekit.web.server import create_app
+
+    root, run = native_run
+    client = TestClient(create_app(run))
+    assert client.get("/api/info").json()["anomaly"] is True
+    photo = next(root.glob("test/spot/*.png"))
+    body = client.post("/api/anomaly", files={"image": ("a.png", photo.read_bytes())}).json()
+    import base64
+    import io
+
+    heat = np.array(Image.open(io.BytesIO(base64.b64decode(body["heatmap"].split(",")[1]))))
+    assert heat.shape[:2] == np.array(Image.open(photo)).shape  # the upload's own size
+    expected = aekit.score(run, images=[photo], device="cpu")["items"][0]["score"]
+    assert body["score"] == pytest.approx(expected, rel=1e-4, abs=1e-6)

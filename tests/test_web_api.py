@@ -572,6 +572,7 @@ def test_info_says_what_size_the_model_takes(client: TestClient, unet_client: Te
     # a unet takes any size: its 16-pixel patches are what it was trained on, not a limit
     unet = unet_client.get("/api/info").json()["input"]
     assert unet == "any size, RGB (trained on 16×16 patches)"
+    assert unet_client.get("/api/info").json()["anomaly"] is False  # a photo denoiser
     assert "info.input" in client.get("/static/app.js").text  # the header shows it
 
 

@@ -26,6 +26,7 @@ from ..anomaly.methods import (
     default_method,
     map_kind,
 )
+from ..anomaly.native import is_native
 from ..anomaly.plots import overlay
 from ..api import reconstruct
 from ..denoising.apply import denoise_photo
@@ -116,6 +117,9 @@ def create_app(
     # anomaly.json changes (e.g. aekit score --fpr from the command line)
     detector: dict[str, Any] = {}
     detector_lock = threading.Lock()
+    # a run of whole images, or a draem trained on patches (scored whole); not a photo
+    # denoiser, whose held-out photos would all be scored, one by one, as the page opens
+    anomaly_page = cfg.data.patch_size is None or (is_native(cfg) and family.segments)
 
     def stamp() -> int | None:
         try:
@@ -126,9 +130,10 @@ def create_app(
     def need_detector() -> Detector:
         with detector_lock:
             if "det" not in detector or detector["stamp"] != stamp():
-                if cfg.data.patch_size is not None:
+                if not anomaly_page:
                     raise HTTPException(409, "this run was trained on photo patches: anomaly "
-                                        "scores need a run trained on whole images")  # fmt: skip
+                                        "scores need a run trained on whole images, or a "
+                                        "fully convolutional one")  # fmt: skip
                 detector["det"] = load_detector(run, device=dev, progress=False)
                 detector["stamp"] = stamp()
             return detector["det"]
@@ -161,7 +166,7 @@ def create_app(
             "generative": family.generative,  # /api/generate samples its prior
             "decodable": family.decodable,  # /api/interpolate decodes between codes
             "full_size": family.any_size,  # reconstruct and denoise take photos at their size
-            "anomaly": cfg.data.patch_size is None,  # /api/anomaly scores images
+            "anomaly": anomaly_page,  # /api/anomaly scores images
             "anomaly_methods": list(arch_methods(cfg.model.arch)),  # draem: a draem run's
             "anomaly_method": "draem" if family.segments else DEFAULT_METHOD,
             "normal_classes": cfg.data.classes,
@@ -296,8 +301,8 @@ def create_app(
                     400, f"index {index} is out of range: the gallery holds {len(g)} items"
                 )
             u8 = g.image(index)
-        else:
-            u8 = read(image)  # type: ignore[arg-type]
+        else:  # a run that scores whole images at their own sizes takes the upload as it is
+            u8 = read(image, own_size=is_native(cfg))  # type: ignore[arg-type]
         det = need_detector()
         method = method or default_method(det.model)  # draem for a run that segments
         scores, recon, maps = det.explain(u8[None], method)  # one pass of the model
