@@ -19,8 +19,11 @@ def main() -> None:
     ap.add_argument("--summary", required=True, help="one line: what it is, its training")
     ap.add_argument("--default-for", type=int, choices=(1, 3), default=None,
                     help="the default denoiser of gray (1) or colour (3) photos")  # fmt: skip
+    ap.add_argument("--default-for-jpeg", type=int, choices=(1, 3), default=None,
+                    help="the default denoiser of gray (1) or colour (3) JPEG files")  # fmt: skip
     ns = ap.parse_args()
-    entry = publish_builtin(ns.run, ns.name, ns.summary, ns.default_for)
+    entry = publish_builtin(ns.run, ns.name, ns.summary, ns.default_for,
+                            default_for_jpeg=ns.default_for_jpeg)  # fmt: skip
     print(f"published {entry.describe()}\n  {entry.weights} sha256 {entry.sha256}")
 
 

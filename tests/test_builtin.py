@@ -60,6 +60,8 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, 
     publish_builtin(runs["tiny-color"], "tiny-color", "a test model", default_for=3,
                     folder=folder)  # fmt: skip
     publish_builtin(runs["tiny-gray"], "tiny-gray", "a test model", default_for=1, folder=folder)
+    publish_builtin(runs["tiny-color"], "tiny-jpeg", "a test model for JPEG files",
+                    folder=folder, default_for_jpeg=3)  # fmt: skip
     return folder, runs
 
 
@@ -73,7 +75,7 @@ def builtin(registry, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
 def test_the_registry_holds_weights_hashes_cards_and_configs(registry) -> None:
     folder, runs = registry
     index = json.loads((folder / "index.json").read_text())
-    assert sorted(index) == ["tiny-color", "tiny-gray"]
+    assert sorted(index) == ["tiny-color", "tiny-gray", "tiny-jpeg"]
     entry = index["tiny-color"]
     assert entry["sha256"] == pretrained.sha256(folder / entry["weights"])
     assert entry["noise"] == "gaussian:0-50" and entry["default_for"] == 3
@@ -88,6 +90,21 @@ def test_denoise_lists_the_built_in_models(cli, builtin) -> None:
     lines = out.strip().splitlines()
     assert lines[0].startswith("tiny-color (default): colour, gaussian:0-50; a test model")
     assert lines[1].startswith("tiny-gray (default): gray, gaussian:0-50")
+    assert lines[2].startswith("tiny-jpeg (default for JPEG files): colour")
+
+
+def test_a_jpeg_file_gets_the_jpeg_denoiser_of_its_mode(cli, builtin, tmp_path: Path) -> None:
+    colour = photo(tmp_path / "c.jpg", 40, 32, seed=5)
+    gray = photo(tmp_path / "g.jpg", 32, 40, gray=True, seed=6)
+    png = photo(tmp_path / "p.png", 40, 32, seed=7)
+    code, _, err = cli("denoise", colour, gray, png, "--out", tmp_path / "o")
+    assert code == 0, err
+    assert "built-in tiny-jpeg (trained on noisy JPEG files)" in err
+    assert "built-in tiny-gray" in err and "built-in tiny-color" in err  # no gray JPEG model
+    named = tmp_path / "renamed.png"  # by its header, not its name
+    named.write_bytes(colour.read_bytes())
+    code, _, err = cli("denoise", named, "--out", tmp_path / "o2")
+    assert code == 0 and "tiny-jpeg" in err, err
 
 
 def test_denoise_with_no_run_takes_each_photo_s_mode(cli, builtin, tmp_path: Path) -> None:
@@ -300,7 +317,9 @@ def test_a_damaged_index_is_one_line(cli, registry, tmp_path, monkeypatch) -> No
     folder, _ = registry
     index = json.loads((folder / "index.json").read_text())
     twice = {**index, "again": {**index["tiny-color"]}}  # a second colour default
-    for text, says in (("[]", "is damaged"), (json.dumps(twice), "two default models")):
+    jpeg_twice = {**index, "again": {**index["tiny-jpeg"]}}
+    for text, says in (("[]", "is damaged"), (json.dumps(twice), "two default models"),
+                       (json.dumps(jpeg_twice), "two default models for 3-channel JPEG")):  # fmt: skip
         copy = tmp_path / f"w{len(text)}"
         copy.mkdir()
         (copy / "index.json").write_text(text)

@@ -187,16 +187,30 @@ def _models(
         return [model] * len(photos), []
     if name is not None:
         return [_builtin(pretrained.get(name).name)] * len(photos), []
-    loaded: dict[int, Autoencoder] = {}
+    loaded: dict[str, Autoencoder] = {}
     out, said = [], []
     for path in photos:
-        channels = 1 if _is_gray(path) else 3
-        if channels not in loaded:
-            loaded[channels], chosen = builtin_for(channels)
-            said.append(f"denoising with aekit's built-in {chosen} (--model NAME picks "
+        channels, jpeg = 1 if _is_gray(path) else 3, _is_jpeg(path)
+        name = pretrained.default_for(channels, jpeg=jpeg).name
+        if name not in loaded:
+            loaded[name], _ = builtin_for(channels, jpeg)
+            what = " (trained on noisy JPEG files)" if pretrained.get(name).default_for_jpeg else ""
+            said.append(f"denoising with aekit's built-in {name}{what} (--model NAME picks "
                         "another; aekit denoise --list)")  # fmt: skip
-        out.append(loaded[channels])
+        out.append(loaded[name])
     return out, said
+
+
+def _is_jpeg(path: str) -> bool:
+    """Whether a photo is a JPEG file, by its header (its noise is then JPEG's: 4:2:0 colour,
+    8x8 blocks)."""
+    from ..data.images import UNREADABLE, open_image
+
+    try:
+        with open_image(Path(path), path) as img:
+            return img.format == "JPEG"
+    except UNREADABLE:
+        return False
 
 
 def _print_builtin() -> None:

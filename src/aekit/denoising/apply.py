@@ -98,14 +98,15 @@ def _model(
     return load(model, device=pick_device("auto"))
 
 
-def builtin_for(channels: int) -> tuple[Autoencoder, str]:
-    """The built-in denoiser of images with ``channels`` (1 gray, 3 colour), loaded on the
-    best device, and its name: what ``aekit denoise`` and ``aekit.denoise`` use without a run."""
+def builtin_for(channels: int, jpeg: bool = False) -> tuple[Autoencoder, str]:
+    """The built-in denoiser of images with ``channels`` (1 gray, 3 colour; ``jpeg``: of JPEG
+    files), loaded on the best device, and its name: what ``aekit denoise`` and
+    ``aekit.denoise`` use without a run."""
     from ..devices import pick_device
     from ..models import pretrained
     from ..training.runs import load
 
-    name = pretrained.default_for(channels).name
+    name = pretrained.default_for(channels, jpeg=jpeg).name
     return load(pretrained.PREFIX + name, device=pick_device("auto")), name
 
 

@@ -4,7 +4,8 @@ model card and the noise it was trained on, listed in ``weights/index.json``. Lo
 file's sha256 against the index before the weights are read.
 
 ``aekit denoise PHOTO`` with no run picks the built-in denoiser of the photo's mode (gray or
-colour: ``default_for``); ``--model NAME``, ``aekit.load("builtin:NAME")`` and ``aekit train
+colour: ``default_for``), and for a JPEG file the one trained on noisy JPEGs where there is one
+(``default_for_jpeg``); ``--model NAME``, ``aekit.load("builtin:NAME")`` and ``aekit train
 --init builtin:NAME`` name one.
 """
 
@@ -43,10 +44,13 @@ class Pretrained:
     default_for: int | None  # the channels (1 gray, 3 colour) it is the default denoiser of
     summary: str  # one line: what it is, how it was trained, what it measured
     run_config: dict[str, Any]  # the config.json of the run that trained it (data, model, train)
+    default_for_jpeg: int | None = None  # ... of JPEG files of that many channels
 
     def describe(self) -> str:
         mode = {1: "gray", 3: "colour"}[self.config.in_channels]
         default = " (default)" if self.default_for else ""
+        if self.default_for_jpeg:
+            default = " (default for JPEG files)"
         return f"{self.name}{default}: {mode}, {self.noise}; {self.summary}"
 
 
@@ -62,6 +66,8 @@ def available(folder: Path | None = None) -> dict[str, Pretrained]:
         for channels in (1, 3):
             if sum(m.default_for == channels for m in models.values()) > 1:
                 raise ValueError(f"two default models for {channels}-channel photos")
+            if sum(m.default_for_jpeg == channels for m in models.values()) > 1:
+                raise ValueError(f"two default models for {channels}-channel JPEG files")
         return models
     except (ValueError, KeyError, TypeError, AttributeError, AekitError) as e:
         raise AekitError(f"{path} is damaged ({e}): reinstall aekit") from None
@@ -76,11 +82,13 @@ def _entry(folder: Path, name: str, entry: dict[str, Any]) -> Pretrained:
         raise ValueError(f"{name}: in_channels must be 1 or 3")
     if entry["run_config"]["model"] != entry["config"]:
         raise ValueError(f"{name}: its config and its run's model config differ")
-    if entry.get("default_for") not in (None, config.in_channels):
-        raise ValueError(f"{name}: default_for must be null or its {config.in_channels} channels")
+    for key in ("default_for", "default_for_jpeg"):
+        if entry.get(key) not in (None, config.in_channels):
+            raise ValueError(f"{name}: {key} must be null or its {config.in_channels} channels")
     return Pretrained(name, config, folder / entry["weights"], entry["sha256"],
                       folder / entry["card"], entry["noise"], entry.get("default_for"),
-                      entry["summary"], entry["run_config"])  # fmt: skip
+                      entry["summary"], entry["run_config"],
+                      entry.get("default_for_jpeg"))  # fmt: skip
 
 
 def get(name: str, folder: Path | None = None) -> Pretrained:
@@ -94,13 +102,19 @@ def get(name: str, folder: Path | None = None) -> Pretrained:
     return models[name]
 
 
-def default_for(channels: int, folder: Path | None = None) -> Pretrained:
-    """The built-in denoiser for photos of ``channels`` channels (1 gray, 3 colour)."""
+def default_for(channels: int, folder: Path | None = None, jpeg: bool = False) -> Pretrained:
+    """The built-in denoiser for photos of ``channels`` channels (1 gray, 3 colour); with
+    ``jpeg``, the one for JPEG files of them where there is one (else the same)."""
     if channels not in (1, 3):
         raise AekitError(
             f"photos have 1 (gray) or 3 (colour) channels, got {channels}: convert them first"
         )
-    for model in available(folder).values():
+    models = available(folder).values()
+    if jpeg:
+        for model in models:
+            if model.default_for_jpeg == channels:
+                return model
+    for model in models:
         if model.default_for == channels:
             return model
     mode = "gray" if channels == 1 else "colour"

@@ -24,9 +24,11 @@ def publish_builtin(
     summary: str,
     default_for: int | None = None,
     folder: Path | None = None,
+    default_for_jpeg: int | None = None,
 ) -> pretrained.Pretrained:
     """Add (or replace) the built-in model ``name`` from the finished run ``run``; with
-    ``default_for`` (1 or 3) it becomes the denoiser of photos of that many channels."""
+    ``default_for`` (1 or 3) it becomes the denoiser of photos of that many channels, with
+    ``default_for_jpeg`` that of JPEG files of them."""
     folder = pretrained.WEIGHTS_DIR if folder is None else folder
     run = Path(run)
     cfg = load_config(run)
@@ -37,10 +39,10 @@ def publish_builtin(
     folder.mkdir(parents=True, exist_ok=True)
     index_path = folder / pretrained.INDEX
     index = json.loads(index_path.read_text()) if index_path.is_file() else {}
-    if default_for is not None:
+    for key, channels in (("default_for", default_for), ("default_for_jpeg", default_for_jpeg)):
         for entry in index.values():  # one default per mode
-            if entry.get("default_for") == default_for:
-                entry["default_for"] = None
+            if channels is not None and entry.get(key) == channels:
+                entry[key] = None
     weights, card = f"{name}.safetensors", f"{name}.md"
     shutil.copyfile(run / WEIGHTS, folder / weights)
     digest = pretrained.sha256(folder / weights)
@@ -51,6 +53,7 @@ def publish_builtin(
         "card": card,
         "noise": cfg.train.noise or "none",
         "default_for": default_for,
+        "default_for_jpeg": default_for_jpeg,
         "summary": summary,
         "config": cfg.to_dict()["model"],
         "run_config": {"version": CONFIG_VERSION, **cfg.to_dict()},
