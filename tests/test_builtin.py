@@ -318,8 +318,9 @@ def test_a_damaged_index_is_one_line(cli, registry, tmp_path, monkeypatch) -> No
     index = json.loads((folder / "index.json").read_text())
     twice = {**index, "again": {**index["tiny-color"]}}  # a second colour default
     jpeg_twice = {**index, "again": {**index["tiny-jpeg"]}}
-    for text, says in (("[]", "is damaged"), (json.dumps(twice), "two default models"),
-                       (json.dumps(jpeg_twice), "two default models for 3-channel JPEG")):  # fmt: skip
+    cases = (("[]", "is damaged"), (json.dumps(twice), "two default models"),
+             (json.dumps(jpeg_twice), "two default models for 3-channel JPEG"))  # fmt: skip
+    for text, says in cases:
         copy = tmp_path / f"w{len(text)}"
         copy.mkdir()
         (copy / "index.json").write_text(text)
