@@ -99,6 +99,7 @@ def test_the_spec() -> None:
     assert spec == Noise("gaussian", 0.0, 50.0, (60, 98, 0.5))
     assert parse_noise("gaussian:25+jpeg:95") == Noise("gaussian", 25.0, None, (95, 95, 1.0))
     assert parse_noise("poisson:30+jpeg:90-95").jpeg == (90, 95, 1.0)  # type: ignore[union-attr]
+    assert parse_noise("gaussian:1e+1") == Noise("gaussian", 10.0)  # a number's "+" is no stage
     for bad in ("gaussian:25+jpeg:0", "gaussian:25+jpeg:90-80", "gaussian:25+jpg:90",
                 "+jpeg:90", "gaussian:25+jpeg:90:2", "gaussian:25+jpeg:a",
                 "gaussian:25+jpeg:90+jpeg:80", "gaussian:25+jpeg:101"):  # fmt: skip

@@ -14,6 +14,7 @@ a noisy JPEG photo, ``gaussian:0-50+jpeg:60-98:0.5``.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, replace
 
 import torch
@@ -73,8 +74,9 @@ def parse_noise(spec: str | None, flag: str = "--noise") -> Noise | None:
     0.0, 55.0); ``"poisson:30"`` -> Noise("poisson", 30.0); None -> None."""
     if not spec:
         return None
-    base, plus, stage = spec.partition("+")
-    if plus:
+    stage_at = re.search(r"\+(?=[A-Za-z])", spec)  # a "+" before a name: "1e+308" is a number
+    if stage_at:
+        base, stage = spec[: stage_at.start()], spec[stage_at.end() :]
         if not base:
             raise AekitError(f"bad {flag} {spec!r}: a noise comes before +jpeg ({NOISE_USAGE})")
         noise = parse_noise(base, flag)
