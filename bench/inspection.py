@@ -16,6 +16,7 @@ pixels, the reconstruction error of a PCA keeping 90% of the variance, the dista
 image (image AUROC only).
 
     python bench/inspection.py --recipes draem-patch --time-limit 30
+    python bench/inspection.py --recipes draem-textures --time-limit 30   # textures: CBSD432
     python bench/inspection.py --recipes conv,draem --image-size 128 --time-limit 10
 """
 
@@ -36,14 +37,17 @@ from aekit.cli import main as aekit_main
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parents[1] / "shared" / "data" / "anomaly" / "magnetic-tile"
+TEXTURES = HERE.parents[1] / "shared" / "data" / "photos" / "CBSD432"  # 432 colour photos
 RECIPES = {  # tag -> aekit train options beyond the data, split and time limit
     "conv": ["--image-size", "{size}"],  # the README's recipe: the default family, resized
     "draem": ["--arch", "draem", "--image-size", "{size}"],
     # patches of the photos at their own sizes; each image scored whole at its own size
     "draem-patch": ["--arch", "draem", "--patch-size", "{patch}"],
+    # the same, its anomalies' textures from a folder of photos (DRAEM used the DTD set)
+    "draem-textures": ["--arch", "draem", "--patch-size", "{patch}", "--anomaly-source", "{t}"],
 }
 METHODS = {"conv": ("recon", "ssim", "latent-knn", "combined"), "draem": ("draem", "recon"),
-           "draem-patch": ("draem", "recon")}  # fmt: skip
+           "draem-patch": ("draem", "recon"), "draem-textures": ("draem", "recon")}  # fmt: skip
 
 
 def run_cli(args: list[str]) -> None:
@@ -83,6 +87,7 @@ def main() -> None:
     p.add_argument("--runs", type=Path, default=HERE / "runs" / "inspection")
     p.add_argument("--train", default="", help="more aekit train options for every recipe")
     p.add_argument("--rescore", action="store_true", help="score the runs already trained")
+    p.add_argument("--textures", type=Path, default=TEXTURES, help="draem-textures' folder")
     p.add_argument("--out", type=Path, default=None, help="JSON file for the results")
     ns = p.parse_args()
     if not ns.data.is_dir():
@@ -91,8 +96,9 @@ def main() -> None:
     results: dict = {"data": str(ns.data), "image_size": ns.image_size,
                      "time_limit": ns.time_limit, "recipes": {}}  # fmt: skip
     for tag in ns.recipes.split(","):
-        recipe = [a.format(size=ns.image_size, patch=ns.patch_size) for a in RECIPES[tag]]
-        run = ns.runs / f"{tag}-{recipe[-1]}"
+        recipe = [a.format(size=ns.image_size, patch=ns.patch_size, t=ns.textures)
+                  for a in RECIPES[tag]]  # fmt: skip
+        run = ns.runs / f"{tag}-{ns.patch_size if '--patch-size' in recipe else ns.image_size}"
         t0 = time.perf_counter()
         if not ns.rescore:
             run_cli(["train", "--data", source, "--heldout-split", "train",

@@ -13,7 +13,7 @@ from PIL import Image
 from pytorch_msssim import ssim as reference_ssim
 
 import aekit
-from aekit.anomaly.detector import ANOMALY, load_detector
+from aekit.anomaly.detector import ANOMALY, SCORES_VERSION, load_detector
 from aekit.anomaly.methods import (
     calibrate,
     combine,
@@ -305,6 +305,12 @@ def test_scores_are_made_again_when_the_weights_change(circle_run: Path, tmp_pat
     assert json.loads((run / ANOMALY).read_text())["model_hash"] == good_hash
     (run / ANOMALY).write_text("{damaged")
     assert load_detector(run, progress=False).heldout["recon"].max() < 1
+    body = json.loads((run / ANOMALY).read_text())
+    del body["version"]  # saved by an aekit that scored otherwise
+    body["heldout"]["recon"] = [123.0] * len(body["heldout"]["recon"])
+    (run / ANOMALY).write_text(json.dumps(body))
+    assert load_detector(run, progress=False).heldout["recon"].max() < 1
+    assert json.loads((run / ANOMALY).read_text())["version"] == SCORES_VERSION
 
 
 # --- bad input: one line each, nothing written ---

@@ -4,7 +4,10 @@ segmentation network trained together, and ``aekit score --method draem`` from t
 
 from __future__ import annotations
 
+import base64
 import json
+import shutil
+from io import BytesIO
 from pathlib import Path
 
 import numpy as np
@@ -14,10 +17,11 @@ import torch.nn.functional as F
 from PIL import Image
 
 import aekit
-from aekit.anomaly.methods import model_methods, segment_score
-from aekit.data.synthetic import synthetic_anomalies
+from aekit.anomaly.methods import model_methods, segment_score, segment_window
+from aekit.data.synthetic import finest_log2_cells, synthetic_anomalies
 from aekit.models import create_model
 from aekit.models.draem import focal_loss
+from aekit.models.tiles import outputs, reach
 from aekit.training.step import Objective, step
 from formats import mvtec_run
 
@@ -81,10 +85,20 @@ def test_a_training_step_pastes_anomalies_and_learns_their_masks() -> None:
 
 def test_segment_score_is_the_largest_window_mean() -> None:
     maps = torch.zeros(3, 48, 48)
-    maps[1, 10:13, 10:13] = 1.0  # a 3x3 blob: a 3x3 window (48 // 12 | 1 = 5 -> 5x5)
+    maps[1, 10:13, 10:13] = 1.0  # a 3x3 blob in a 5x5 window
     maps[2, 10:20, 10:20] = 1.0  # a large blob fills the window
-    s = segment_score(maps)
+    s = segment_score(maps, 5)
     assert s[0] == 0 and torch.isclose(s[1], torch.tensor(9 / 25)) and s[2] == 1
+
+
+WINDOWS = [(32, 3, 5), (96, 4, 7), (128, 5, 5), (256, 6, 5), (512, 6, 9)]
+
+
+@pytest.mark.parametrize(("side", "cells", "window"), WINDOWS)
+def test_the_window_is_the_smallest_synthetic_anomaly(side: int, cells: int, window: int) -> None:
+    assert finest_log2_cells(side) == cells
+    model = create_model(arch="draem", in_channels=1, image_size=side, base_channels=8)
+    assert segment_window(model) == window  # side // 2**cells, made odd
 
 
 @pytest.fixture(scope="module")
@@ -141,6 +155,44 @@ def test_the_page_offers_draem_first_and_scores_with_it(draem_run) -> None:
     assert body["method"] == "draem" and body["map"] == "segmentation"
     expected = aekit.score(run, images=[photo], device="cpu")["items"][0]["score"]
     assert body["score"] == pytest.approx(expected, rel=1e-4, abs=1e-6)
+
+
+def test_the_page_shows_a_gallery_item_s_mask(cli, draem_run, tmp_path) -> None:
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from aekit.web.server import create_app
+
+    _, run = draem_run
+    root = shutil.copytree(draem_run[0], tmp_path / "parts")  # a mask is taken away below
+    store = tmp_path / "gallery"
+    code, _, err = cli("embed", str(run), "--data", f"folder:{root}", "--split", "test",
+                       "--out", str(store))  # fmt: skip
+    assert code == 0, err
+    client = TestClient(create_app(run, store, device="cpu"))
+    items = aekit.Embeddings.load(store).items
+    seen = set()
+    for i, item in enumerate(items):
+        body = client.post("/api/anomaly", data={"index": str(i)}).json()
+        shown = np.asarray(Image.open(BytesIO(base64.b64decode(body["mask"].split(",")[1]))))
+        mask = np.zeros((32, 32), bool)  # a good part's: all clear
+        if item["class"] != "good":
+            path = Path(item["path"])
+            full = np.asarray(Image.open(root / "ground_truth" / path.parent.name
+                                         / f"{path.stem}_mask.png"))  # fmt: skip
+            resized = F.interpolate(torch.from_numpy(full > 127).float()[None, None],
+                                    size=(32, 32), mode="nearest")  # fmt: skip
+            mask = resized[0, 0].numpy() > 0.5
+            assert mask.any()
+        assert ((shown.reshape(32, 32, -1)[..., 0] > 127) == mask).all()
+        seen.add(item["class"])
+    assert seen == {"good", "spot", "scratch"}
+    photo = root / "test" / "spot" / "000.png"  # an upload: no mask to show
+    body = client.post("/api/anomaly", files={"image": ("a.png", photo.read_bytes())}).json()
+    assert body["mask"] is None
+    shutil.rmtree(root / "ground_truth" / "spot")  # a defect without its mask: none shown
+    spot = next(i for i, item in enumerate(items) if item["class"] == "spot")
+    assert client.post("/api/anomaly", data={"index": str(spot)}).json()["mask"] is None
 
 
 def test_anomaly_source_textures_are_pasted(tmp_path) -> None:
@@ -249,3 +301,41 @@ def test_the_page_scores_a_patch_run_at_the_uploads_own_size(native_run) -> None
     assert heat.shape[:2] == np.array(Image.open(photo)).shape  # the upload's own size
     expected = aekit.score(run, images=[photo], device="cpu")["items"][0]["score"]
     assert body["score"] == pytest.approx(expected, rel=1e-4, abs=1e-6)
+
+
+@pytest.mark.parametrize("arch", ["draem", "unet"])
+def test_outputs_in_tiles_equal_one_pass(arch: str) -> None:
+    """Large images are scored in exact tiles: the reconstruction, the code (the mean of the
+    bottleneck's cells, put together from the tiles' cores) and the segmentation of one pass."""
+    torch.manual_seed(0)
+    model = create_model(arch=arch, in_channels=1, image_size=32, base_channels=8).double().eval()
+    tile = 4 * reach(model)
+    x = torch.rand(2, 1, tile + 37, tile // 2 + 5, dtype=torch.double) * 2 - 1  # not stride-sized
+    segments = arch == "draem"
+    with torch.no_grad():
+        whole = outputs(model, x, segments, tile=None)
+        tiled = outputs(model, x, segments, tile=tile)
+    assert tile < x.shape[-2]  # it was tiled
+    for a, b in zip(whole, tiled, strict=True):
+        if a is None:
+            assert b is None and not segments
+            continue
+        assert a.shape == b.shape
+        assert (a - b).abs().max() < 1e-9
+    assert whole[1].shape == (2, model.config.latent_dim)  # (B, D) codes
+
+
+def test_a_photo_larger_than_a_tile_is_encoded_in_tiles() -> None:
+    from aekit.anomaly.detector import codes_each
+    from aekit.models.tiles import DEFAULT_TILE
+    from aekit.search.encoding import encode
+
+    torch.manual_seed(0)
+    model = create_model(arch="draem", in_channels=1, image_size=32, base_channels=8).eval()
+    assert 4 * reach(model) <= DEFAULT_TILE  # tiles of the default size fit this model
+    small = torch.randint(0, 256, (1, 40, 56), dtype=torch.uint8)
+    large = torch.randint(0, 256, (1, DEFAULT_TILE + 70, 90), dtype=torch.uint8)
+    codes = codes_each(model, [small, large])
+    whole = np.concatenate([encode(model, small[None]), encode(model, large[None])])
+    assert codes.shape == (2, model.config.latent_dim)
+    assert np.abs(codes - whole).max() < 1e-4 * np.abs(whole).max()

@@ -24,7 +24,8 @@ from ..data.classes import parse_classes
 from ..devices import pick_device
 from ..errors import AekitError
 from ..files import atomic_write, waiting_lock, write_text
-from ..models import Autoencoder
+from ..models import Autoencoder, to_model_scale
+from ..models.tiles import DEFAULT_TILE, outputs
 from ..search.embed import encode, model_hash
 from ..training.runs import RunConfig, load, load_config
 from .methods import (
@@ -50,6 +51,7 @@ from .native import is_native, maps_each, parts_each
 
 ANOMALY, CODES, LOCK = "anomaly.json", "anomaly-codes.npy", ".anomaly.lock"
 DEFAULT_FPR = 0.05
+SCORES_VERSION = 2  # of the saved scores: those of another version are scored again
 FEW_HELDOUT = 10  # fewer held-out normal images than this: the threshold is rough (a note)
 MAP_SAMPLE = 512  # held-out images whose maps set the heatmaps' colour scale
 ENCODE_BATCH = 256  # training images encoded at a time (encode's own batch)
@@ -226,10 +228,21 @@ def _build(run: Path, cfg: RunConfig, model: Autoencoder, digest: str, progress:
 
 
 def codes_each(model: Autoencoder, images: list[torch.Tensor]) -> np.ndarray:
-    """(N, D) codes of the images, each encoded whole at its own size."""
+    """(N, D) codes of the images, each encoded whole at its own size (in exact tiles where it
+    is larger than a tile: aekit.models.tiles)."""
     if not images:
         return np.zeros((0, model.config.latent_dim), np.float32)
-    return np.concatenate([encode(model, image[None], 1, progress=False) for image in images])
+    return np.concatenate([encode(model, image[None], 1, progress=False)
+                           if max(image.shape[-2:]) <= DEFAULT_TILE else _tiled_code(model, image)
+                           for image in images])  # fmt: skip
+
+
+@torch.no_grad()
+def _tiled_code(model: Autoencoder, image: torch.Tensor) -> np.ndarray:
+    model.eval()
+    weight = next(model.parameters())
+    x = to_model_scale(image[None].to(weight.device), model.config.arch, weight.dtype)
+    return outputs(model, x)[1].float().cpu().numpy()
 
 
 def _sample_maps(model: Autoencoder, images: torch.Tensor | list[torch.Tensor], kind: str
@@ -254,6 +267,7 @@ def _save(det: Detector, digest: str | None = None) -> None:
     methods = model_methods(det.model)
     thresholds = {m: det.threshold(m) for m in methods if not (few and m == "combined")}
     body = {
+        "version": SCORES_VERSION,
         "model_hash": digest or model_hash(det.run),
         "fpr": det.fpr,
         "thresholds": thresholds,
@@ -278,6 +292,8 @@ def _read(run: Path, parts: tuple[str, ...], kinds: tuple[str, ...]) -> dict[str
     except (OSError, ValueError):
         return None
     if not isinstance(body, dict) or not isinstance(body.get("model_hash"), str):
+        return None
+    if body.get("version") != SCORES_VERSION:  # scored as an older aekit did: score again
         return None
     fpr, about, scales = body.get("fpr"), body.get("about"), body.get("map_scale")
     if not (isinstance(fpr, float) and 0 < fpr < 1):

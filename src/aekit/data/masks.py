@@ -135,6 +135,27 @@ def read_mask(path: Path | None, size_hw: tuple[int, int]) -> np.ndarray:
     return values > DEFECT_ABOVE
 
 
+def image_mask(image: Path) -> np.ndarray | None:
+    """The mask of one test image of a folder in MVTec AD's layout, bool (H, W) at the image's
+    size: all clear for ``test/good``, else ``ground_truth/<kind>/<name>_mask.*``. None for an
+    image elsewhere, a defect without a mask, or a mask that cannot be used (damaged, of
+    another size)."""
+    kind = image.parent
+    root = kind.parent.parent
+    if kind.parent.name != "test" or not is_mvtec_layout(root):
+        return None
+    try:
+        _, (w, h) = peek(image)
+        if kind.name == NORMAL:
+            return np.zeros((h, w), dtype=bool)
+        folder = root / GROUND_TRUTH / kind.name
+        found = [p for p in folder.iterdir() if p.stem == image.stem + MASK_SUFFIX
+                 and is_image_file(p)] if folder.is_dir() else []  # fmt: skip
+        return read_mask(found[0], (h, w)) if found else None
+    except (AekitError, *UNREADABLE):
+        return None
+
+
 def soft_edged(paths: list[Path | None], sample: int = 20) -> bool:
     """Whether masks hold values other than 0 and 255 (looked at in up to ``sample`` files):
     worth a note, since they are cut at 127."""

@@ -108,6 +108,19 @@ def paste_anomalies(
     return masks * blended + (1 - masks) * images, masks
 
 
+def finest_log2_cells(side: int) -> int:
+    """The finest Perlin lattice of the synthetic anomalies on ``side``-pixel images: 2**k
+    cells across, at most 64 and each at least 4 pixels wide."""
+    return max(0, min(6, int(math.log2(max(side // 4, 1)))))
+
+
+def smallest_anomaly(side: int) -> int:
+    """The width in pixels of the smallest synthetic anomaly pasted on ``side``-pixel images:
+    one cell of the finest Perlin lattice (4 to 7 pixels on 16- to 256-pixel images; wider
+    beyond, where the lattice stops at 64 cells)."""
+    return max(1, side // 2 ** finest_log2_cells(side))
+
+
 def synthetic_anomalies(
     x: torch.Tensor,
     value_range: tuple[float, float],
@@ -135,7 +148,6 @@ def synthetic_anomalies(
         if source.shape[-2:] != (h, w):
             source = F.interpolate(source, size=(h, w), mode="bilinear", align_corners=False)
     textures = recolour(source, g)
-    cells = max(0, min(6, int(math.log2(max(min(h, w) // 4, 1)))))
-    masks = perlin_masks(n, h, w, g, max_log2_cells=cells)
+    masks = perlin_masks(n, h, w, g, max_log2_cells=finest_log2_cells(min(h, w)))
     pasted, masks = paste_anomalies(unit, textures, masks, g)
     return (pasted * (hi - lo) + lo).to(x.device, x.dtype), masks.to(x.device)

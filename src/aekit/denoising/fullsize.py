@@ -1,17 +1,9 @@
 """Denoising whole photos at their own size: synthetic noise with a fixed seed per image, and a
-fully convolutional model run over overlapping tiles.
-
-Tiles are exact, not blended approximations: each tile is read with a margin of the model's
-reach (its receptive-field radius, rounded up to its stride) on every side and only its core is
-kept, and tile origins fall on multiples of the stride, so every kept pixel sees exactly what
-it sees in one pass over the whole photo. Tiled and untiled outputs agree to float rounding, and
-no seam can show.
-"""
+fully convolutional model run over exact overlapping tiles (:mod:`aekit.models.tiles`)."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -20,10 +12,9 @@ import torch
 from ..data.photos import PhotoSet
 from ..errors import AekitError
 from ..models import Autoencoder, get_family
+from ..models.tiles import DEFAULT_TILE, check_tile, reach, tiled
 from ..training import fastpath
 from ..training.objectives import Noise, corrupt
-
-DEFAULT_TILE = 1024  # pixels a side; a 1024x1024 tile of the default unet needs ~1 GB
 
 
 def add_noise(clean: torch.Tensor, noise: Noise, seed: int) -> torch.Tensor:
@@ -39,18 +30,6 @@ def to_uint8(unit: torch.Tensor) -> torch.Tensor:
     return (unit * 255.0).round().clamp(0, 255).to(torch.uint8)
 
 
-def reach(model: Autoencoder) -> int:
-    """How far (in pixels, on each side) a tile must extend past the pixels kept from it."""
-    radius = getattr(model, "receptive_radius", None)
-    if radius is None:
-        raise AekitError(
-            f"--arch {model.config.arch} cannot be run in tiles: give images of its "
-            f"{model.config.image_size}x{model.config.image_size} size"
-        )
-    stride = model.stride
-    return -(-radius() // stride) * stride
-
-
 def check_full_size(model: Autoencoder, what: str = "") -> None:
     """Refuse a family that takes only its training size (a fixed-size bottleneck)."""
     if not get_family(model.config.arch).any_size:
@@ -60,31 +39,6 @@ def check_full_size(model: Autoencoder, what: str = "") -> None:
             f"fixed-size vector){what}: resize the photos to {s}x{s}, or train a fully "
             "convolutional run (--arch unet) to denoise them at their own size"
         )
-
-
-def check_tile(model: Autoencoder, tile: int | None, largest: int | None = None) -> None:
-    """Refuse a tile too small to keep half its side once its margins are taken off (a smaller
-    core multiplies the work: a core of 8 pixels in a tile of 136 is 290 times a whole pass).
-    ``largest``: the longest side of the photos; none longer than ``tile`` needs no tiles."""
-    if tile is None or not get_family(model.config.arch).any_size:
-        return
-    if largest is not None and largest <= tile:
-        return
-    margin = reach(model)
-    least = 4 * margin  # the margins on both sides, and as much again kept
-    if tile < least:
-        raise AekitError(
-            f"--tile {tile} is too small for this model, which sees {margin} pixels around "
-            f"each pixel (its receptive field, to a multiple of its stride {model.stride}): "
-            f"use --tile {least} or more"
-        )
-
-
-def _spans(length: int, core: int, margin: int) -> Iterator[tuple[int, int, int, int]]:
-    """(read from, read to, keep from, keep to) along one axis, in image coordinates."""
-    for a in range(0, length, core):
-        b = min(a + core, length)
-        yield max(0, a - margin), min(length, b + margin), a, b
 
 
 def denoise_image(
@@ -153,22 +107,17 @@ def _denoise(
 ) -> torch.Tensor:
     lo, hi = model.value_range
     dtype = _real_dtype(model)
-    b, c, h, w = noisy.shape
+    h, w = noisy.shape[-2:]
     x = noisy.to(device, dtype) * (hi - lo) + lo
     if tile is None or (h <= tile and w <= tile) or not get_family(model.config.arch).any_size:
         y = model(x).recon
         return ((y.to(dtype) - lo) / (hi - lo)).clamp(0, 1).cpu()
-    margin = reach(model)
     check_tile(model, tile)
-    core = tile - 2 * margin
-    core -= core % model.stride
-    out = torch.empty((b, c, h, w), dtype=dtype)
-    for r0, r1, k0, k1 in _spans(h, core, margin):
-        for c0, c1, j0, j1 in _spans(w, core, margin):
-            y = model(x[:, :, r0:r1, c0:c1]).recon
-            part = y[..., k0 - r0 : k1 - r0, j0 - c0 : j1 - c0]
-            out[..., k0:k1, j0:j1] = ((part.to(dtype) - lo) / (hi - lo)).clamp(0, 1).cpu()
-    return out
+
+    def unit(part: torch.Tensor) -> list[torch.Tensor]:
+        return [((model(part).recon.to(dtype) - lo) / (hi - lo)).clamp(0, 1).cpu()]
+
+    return tiled(unit, x, tile, reach(model), model.stride, (1,))[0]
 
 
 def score_photos(

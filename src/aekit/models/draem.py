@@ -110,6 +110,10 @@ class DraemAutoencoder(Autoencoder):
         logits = self.discriminative(torch.cat([x, out.recon], 1))
         return AEOutput(out.recon, out.code, {"focal": focal_loss(logits, mask)})
 
+    def forward_cells(self, x: torch.Tensor) -> tuple[AEOutput, torch.Tensor]:
+        """The reconstruction and the bottleneck's cells (``UNetAutoencoder.forward_cells``)."""
+        return self.reconstructive.forward_cells(x)
+
     def segment(self, x: torch.Tensor, recon: torch.Tensor | None = None) -> torch.Tensor:
         """(B, C, H, W) images on the model's scale -> (B, H, W) probabilities that each pixel
         is anomalous (``recon``: their reconstruction, when it is at hand)."""

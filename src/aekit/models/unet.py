@@ -103,17 +103,24 @@ class UNetAutoencoder(Autoencoder):
         )
 
     def forward(self, x: torch.Tensor, eps: torch.Tensor | None = None) -> AEOutput:
-        h, skips = self._features(_pad(x))
-        code = h.mean(dim=(2, 3))
+        return self.forward_cells(x)[0]
+
+    def forward_cells(self, x: torch.Tensor) -> tuple[AEOutput, torch.Tensor]:
+        """``forward``'s output and the bottleneck's features before they are averaged into
+        the code: (B, D, ceil(H / stride), ceil(W / stride)), a cell per stride-square (what a
+        tiled pass puts together: aekit.models.tiles)."""
+        cells, skips = self._features(_pad(x))
+        h = cells
         for level, skip in zip(self.up, reversed(skips), strict=True):
             h = level["blocks"](level["step"](h) + skip)
         out = x + self.head(h)[..., : x.shape[2], : x.shape[3]]
+        code = cells.mean(dim=(2, 3))
         if self.training:
             # unclamped: a clamp passes no gradient where it bites, and once a loss spike
             # pushed every output past it, a run stalled there for good (a gray run at epoch 16)
-            return AEOutput(out, code, {})
+            return AEOutput(out, code, {}), cells
         lo, hi = self.value_range
-        return AEOutput(out.clamp(lo, hi), code, {})
+        return AEOutput(out.clamp(lo, hi), code, {}), cells
 
 
 def _pad(x: torch.Tensor) -> torch.Tensor:

@@ -8,7 +8,9 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
+from ..data.masks import image_mask
 from ..errors import AekitError
 from ..search.embed import Embeddings
 from ..search.latent_map import map_embeddings
@@ -43,6 +45,16 @@ class Gallery:
     def image(self, i: int) -> torch.Tensor:
         """uint8 (C, H, W) of item ``i`` (0 <= i < len)."""
         return self.store.image(i)
+
+    def mask(self, i: int, size_hw: tuple[int, int]) -> torch.Tensor | None:
+        """Item ``i``'s defect mask as (1, H, W) 0/1 floats at ``size_hw`` (nearest pixels), where
+        the item is a test image of a folder in MVTec AD's layout; None otherwise."""
+        path = self.store.items[i].get("path")
+        found = None if path is None else image_mask(Path(path))
+        if found is None:
+            return None
+        mask = torch.from_numpy(found).float()[None, None]
+        return F.interpolate(mask, size=size_hw, mode="nearest")[0]
 
     def item(self, i: int) -> dict[str, Any]:
         it = self.store.items[i]

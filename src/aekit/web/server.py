@@ -291,7 +291,8 @@ def create_app(
     ) -> dict[str, Any]:
         """The anomaly score of an upload (or gallery item ``index``) under the run, its
         verdict against the run's calibrated threshold, and a heatmap of where it is unusual
-        (as ``aekit score`` computes them)."""
+        (as ``aekit score`` computes them); for a gallery item with a defect mask (a test image
+        of a folder in MVTec AD's layout), the mask."""
         if (image is None) == (index is None):
             raise HTTPException(400, "send either an image file (field image) or an index")
         if index is not None:
@@ -301,8 +302,10 @@ def create_app(
                     400, f"index {index} is out of range: the gallery holds {len(g)} items"
                 )
             u8 = g.image(index)
+            mask = g.mask(index, tuple(u8.shape[-2:]))  # type: ignore[arg-type]
         else:  # a run that scores whole images at their own sizes takes the upload as it is
             u8 = read(image, own_size=is_native(cfg))  # type: ignore[arg-type]
+            mask = None
         det = need_detector()
         method = method or default_method(det.model)  # draem for a run that segments
         scores, recon, maps = det.explain(u8[None], method)  # one pass of the model
@@ -316,6 +319,7 @@ def create_app(
             "reconstruction": data_url(recon[0]),
             "heatmap": data_url(torch.from_numpy(shown).permute(2, 0, 1).float()),
             "map": MAP_NAMES[kind],
+            "mask": None if mask is None else data_url(mask),  # where the gallery has masks
         }  # fmt: skip
 
     @app.get("/api/gallery")

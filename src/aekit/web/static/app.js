@@ -134,6 +134,8 @@ async function anomaly() {
   $("anomaly-reconstruction").src = body.reconstruction;
   $("anomaly-heatmap").src = body.heatmap;
   $("anomaly-map").textContent = body.map;
+  $("anomaly-mask-figure").hidden = !body.mask; // a gallery item with a defect mask
+  if (body.mask) $("anomaly-mask").src = body.mask;
 }
 
 // --- before/after at full size ---
