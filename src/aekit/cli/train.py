@@ -64,10 +64,10 @@ def _print_summary(run: Path) -> None:
     last = read_metrics(run)[-1]
     extra = "".join(f", {k} {last[k]:.2f} dB" for k in ("noisy_psnr", "denoised_psnr") if k in last)
     extra += "".join(f", {k} {last[k]:.1f} nats" for k in ("kl", "nelbo") if k in last)
-    print(
-        f"trained {run}: epoch {last['epoch']}, held-out PSNR {last['test_psnr']:.2f} dB"
-        f"{extra}, {last['images_per_s']:.0f} images/s"
-    )
+    held = (f"held-out loss {last['self_supervised_loss']:.5g}" if "self_supervised_loss" in last
+            else f"held-out PSNR {last['test_psnr']:.2f} dB")  # fmt: skip
+    print(f"trained {run}: epoch {last['epoch']}, {held}{extra}, {last['images_per_s']:.0f} "
+          "images/s")  # fmt: skip
     print(
         f"  weights {run / 'model.safetensors'}, metrics {run / 'metrics.jsonl'}, "
         f"samples {run / 'samples'}, curves {run / 'loss.png'}"

@@ -95,9 +95,38 @@ class TrainConfig:
         "used the DTD textures; default: the training images, shuffled and recoloured)",
         default=None,
     )
+    self_supervised: str | None = _opt(
+        "train a denoiser on noisy images alone, no clean image and no --noise: n2v (a blind "
+        "spot, Noise2Void) or nb2nb (two neighbouring sub-images, Neighbor2Neighbor)",
+        default=None,
+    )
+    clean: str | None = _opt(
+        "--self-supervised: a folder of clean references paired with noisy images by file "
+        "name; those noisy images are held out and scored by PSNR/SSIM against them",
+        default=None,
+    )
 
     def __post_init__(self) -> None:
         from .objectives import parse_noise, parse_sparsity
+        from .selfsup import METHODS
+
+        if self.self_supervised is not None and self.self_supervised not in METHODS:
+            raise AekitError(f"unknown --self-supervised {self.self_supervised!r}: choose "
+                             f"{' or '.join(METHODS)}")  # fmt: skip
+        if self.self_supervised is not None and self.noise:
+            raise AekitError(
+                "--self-supervised learns the noise the images already have: drop --noise (or "
+                "drop --self-supervised to train on clean images)"
+            )
+        if self.clean is not None:
+            if self.self_supervised is None:
+                raise AekitError(
+                    "--clean gives a self-supervised run clean references to score against: "
+                    "add --self-supervised n2v|nb2nb, or drop --clean"
+                )
+            if not isinstance(self.clean, str) or not self.clean.strip():
+                raise AekitError(f"--clean names a folder of clean images, got {self.clean!r}")
+            self.clean = str(Path(self.clean).expanduser().resolve())
 
         if self.anomaly_source is not None:
             if not isinstance(self.anomaly_source, str) or not self.anomaly_source.strip():

@@ -226,7 +226,8 @@ def _train(
         seen = int(group.sum(torch.tensor(float(seen), device=device)).item())
         seconds = time.perf_counter() - t0
         kept = model if ema is None else ema.model  # what is evaluated and saved
-        ev = evaluate(kept, data.held.images, obj, seed=cfg.train.seed, group=group)
+        ev = evaluate(kept, data.held.images, obj, seed=cfg.train.seed, group=group,
+                      references=data.references)  # fmt: skip
         row = epoch_row(epoch, train_loss, seconds, seen, ev)
         row.update(guarded)
         if group.on:

@@ -23,8 +23,8 @@ def epoch_row(epoch: int, train_loss: float, seconds: float, n: int, ev: dict) -
         "seconds": round(seconds, 3),
         "images_per_s": round(n / seconds, 1),
     }
-    keys = ("noisy_psnr", "denoised_psnr", "kl", "nelbo", "active_fraction", "dead_units",
-            "collapsed")  # fmt: skip
+    keys = ("noisy_psnr", "denoised_psnr", "denoised_ssim", "self_supervised_loss", "kl",
+            "nelbo", "active_fraction", "dead_units", "collapsed")  # fmt: skip
     row.update({k: ev[k] for k in keys if k in ev})
     return row
 
@@ -35,7 +35,11 @@ def epoch_line(
     """The line training prints at each epoch's end: its numbers, and what went wrong.
     ``limit``: the run's --time-limit, of which ``minutes`` are spent."""
     of = f" ({minutes:.1f} of {limit:g} min)" if limit else f"/{epochs}"
-    parts = [f"train loss {row['train_loss']:.5g}", f"held-out PSNR {row['test_psnr']:.2f} dB"]
+    parts = [f"train loss {row['train_loss']:.5g}"]
+    if "self_supervised_loss" in row:  # the output against noisy images: its PSNR says little
+        parts.append(f"held-out loss {row['self_supervised_loss']:.5g}")
+    else:
+        parts.append(f"held-out PSNR {row['test_psnr']:.2f} dB")
     if "denoised_psnr" in row:
         parts.append(f"denoised {row['noisy_psnr']:.2f} -> {row['denoised_psnr']:.2f} dB")
     parts.append(f"{row['images_per_s']:.0f} images/s")

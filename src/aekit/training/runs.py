@@ -69,6 +69,14 @@ class RunConfig:
         if get_family(self.model.arch).generative and sparsity:
             raise AekitError("a vae's code is kept in check by its KL term (--beta): drop "
                              "--sparsity")  # fmt: skip
+        if self.train.self_supervised and (family.generative or family.segments):
+            raise AekitError(f"--self-supervised trains a denoiser: --arch unet (or another "
+                             f"plain family), not {self.model.arch}")  # fmt: skip
+        if self.train.self_supervised == "nb2nb" and not family.any_size:
+            raise AekitError(
+                f"nb2nb trains on half-size sub-images: a fully convolutional --arch (unet), "
+                f"not {self.model.arch}, or --self-supervised n2v"
+            )
         if not get_family(self.model.arch).generative and (
             self.train.beta != 1.0 or self.train.kl_warmup
         ):

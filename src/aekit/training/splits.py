@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from ..data import ImageSet, available_splits, load_dataset
+from ..data import ImageSet, available_splits, load_dataset, pairs
 from ..data.classes import class_mask, class_names, keep_classes
 from ..data.config import DataConfig
 from ..data.folder import FolderFiles, FolderScan, scan_folder
@@ -158,15 +158,20 @@ def training_batches(
     return batches, len(rows), held
 
 
-def load_photo_splits(cfg: DataConfig) -> tuple[PhotoSet, PhotoSet]:
+def load_photo_splits(cfg: DataConfig, clean: str | None = None) -> tuple[PhotoSet, PhotoSet]:
     """(train, held-out) photos at their own sizes, for patch training: the held-out split as
-    ``load_splits`` chooses it, else the same fixed 10% of the training photos."""
+    ``load_splits`` chooses it, else the same fixed 10% of the training photos. With ``clean``
+    (a folder of references, :mod:`aekit.data.pairs`) the held-out photos are those that have
+    a reference: of the held-out split, else as many of the training photos as 10% would be."""
     train = load_photos(cfg.source, cfg.train_split, cfg.data_dir, cfg.limit)
     held_name = heldout_name(cfg)
     if cfg.heldout_split is None and mvtec_folder(cfg.source):
         held_name = None  # its test split has the defects: hold out normal photos instead
+    index = None if clean is None else pairs.clean_index(clean)
     if held_name is not None:
         held = load_photos(cfg.source, held_name, cfg.data_dir, cfg.limit)
+        if index is not None:
+            held = held.subset(pairs.paired(held.paths, index) or _none(held.paths, clean))
     else:
         if len(train) < 2:
             raise AekitError(
@@ -174,6 +179,11 @@ def load_photo_splits(cfg: DataConfig) -> tuple[PhotoSet, PhotoSet]:
                 "for evaluation"
             )
         keep, out = holdout_indices(len(train))
+        if index is not None:  # the paired photos, in the same fixed random order
+            order = torch.randperm(len(train), generator=torch.Generator().manual_seed(0))
+            have = set(pairs.paired(train.paths, index)) or _none(train.paths, clean)
+            out = sorted([i for i in order.tolist() if i in have][: len(out)])
+            keep = sorted(set(range(len(train))) - set(out))
         train, held = train.subset(keep), train.subset(out)
     if held.channels != train.channels:
         raise AekitError(
@@ -182,6 +192,10 @@ def load_photo_splits(cfg: DataConfig) -> tuple[PhotoSet, PhotoSet]:
             "pass --heldout-split to choose another held-out split"
         )
     return train, held
+
+
+def _none(paths: list[str], clean: str | None) -> list[int]:
+    raise pairs.no_pairs(paths, clean or "")
 
 
 def mvtec_folder(source: str) -> bool:

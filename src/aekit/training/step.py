@@ -17,6 +17,7 @@ from ..data.synthetic import synthetic_anomalies
 from ..devices import bf16_native
 from ..metrics import mse_per_image, psnr, ssim_per_image
 from ..models import Autoencoder, get_family, to_model_scale, to_unit_scale
+from . import selfsup
 from .distributed import SINGLE, Group
 from .objectives import (
     Noise,
@@ -45,6 +46,7 @@ class Objective:
     kl_warmup: int = 0  # epochs over which that weight rises from 0 to beta
     anomalies: bool = False  # paste synthetic anomalies into training batches (draem)
     textures: torch.Tensor | None = None  # uint8 (N, C, S, S): --anomaly-source's images
+    self_supervised: str | None = None  # n2v or nb2nb: the images are noisy, no clean target
 
     def term_weight(self, name: str, warm: float) -> float:
         """The weight of a family's loss term ``name``; ``warm``: the KL warm-up's fraction."""
@@ -58,7 +60,8 @@ class Objective:
         noise, sparsity = parse_noise(cfg.train.noise), parse_sparsity(cfg.train.sparsity)
         segments = get_family(cfg.model.arch).segments
         return cls(loss, noise, sparsity, cfg.data.augment_ops(), amp, cfg.train.beta,
-                   cfg.train.kl_warmup, segments)  # fmt: skip
+                   cfg.train.kl_warmup, segments,
+                   self_supervised=cfg.train.self_supervised)  # fmt: skip
 
 
 @dataclass
@@ -99,6 +102,9 @@ def step(
     x = to_model_scale(batch, model.config.arch)
     if training and obj.augment:
         x = augment.augment_batch(x, obj.augment, gen)
+    run = model if forward is None else forward
+    if obj.self_supervised and noisy:
+        return _self_supervised(run, x, obj, gen)
     inputs = corrupt(x, obj.noise, vr, gen) if obj.noise and noisy else x
     mask = None
     # the target stays the clean x and the family learns the mask; with noisy (the guard's
@@ -108,7 +114,6 @@ def step(
     eps = None
     if model.generative and (training if sample is None else sample):
         eps = torch.randn(len(x), model.config.latent_dim, generator=gen, device=x.device)
-    run = model if forward is None else forward
     with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=obj.amp):
         out = run(inputs, eps) if mask is None else run(inputs, eps, mask)
     loss = reconstruction_loss(out.recon, x, obj.loss, vr)
@@ -116,6 +121,30 @@ def step(
     for name, term in out.terms.items():  # the family's own terms (KL, ...)
         loss = loss + obj.term_weight(name, warm) * term.float()
     return StepOut(loss, x, inputs, out.code, out.recon, out.terms)
+
+
+def _self_supervised(
+    run: Callable[..., Any], x: torch.Tensor, obj: Objective, gen: torch.Generator | None
+) -> StepOut:
+    """A self-supervised step on the noisy batch ``x``: its loss, what the model saw and gave."""
+    amp = torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=obj.amp)
+    if obj.self_supervised == "n2v":
+        inputs, mask = selfsup.blind_spots(x, gen)
+        with amp:
+            out = run(inputs, None)
+        loss = selfsup.masked_mse(out.recon, x, mask)
+        return StepOut(loss + sparsity_penalty(out.code, obj.sparsity), x, inputs, out.code,
+                       out.recon, out.terms)  # fmt: skip
+    first, second = selfsup.pair_picks(x, gen)
+    with torch.no_grad(), amp:
+        whole = run(x, None).recon
+    inputs, target = selfsup.sub_image(x, first), selfsup.sub_image(x, second)
+    with amp:
+        out = run(inputs, None)
+    loss = selfsup.neighbour_loss(out.recon, target, selfsup.sub_image(whole, first),
+                                  selfsup.sub_image(whole, second))  # fmt: skip
+    return StepOut(loss + sparsity_penalty(out.code, obj.sparsity), target, inputs, out.code,
+                   out.recon, out.terms)  # fmt: skip
 
 
 @torch.no_grad()
@@ -127,9 +156,12 @@ def evaluate(
     seed: int = 0,
     with_ssim: bool = False,
     group: Group = SINGLE,
+    references: torch.Tensor | None = None,
 ) -> dict[str, Any]:
     """Held-out numbers on the [0, 1] scale; the corruption uses a fixed seed, so they compare.
     The model runs under bf16 autocast when ``obj.amp`` (within 1e-3 of float32: ``fastpath``).
+    ``references``: uint8 clean references of the (noisy) ``images`` of a self-supervised
+    run, which the model's output for them is scored against (``denoised_psnr``, ``_ssim``).
 
     In a ``group`` of several processes each scores its share of ``images`` and the sums are
     added up, so every rank returns the numbers of the whole set.
@@ -139,6 +171,7 @@ def evaluate(
     shared = group.on and n >= group.world
     if shared:
         images = images[group.shard(n)]
+        references = None if references is None else references[group.shard(n)]
     device = next(model.parameters()).device
     gen = torch.Generator(device).manual_seed(seed + 7919)
     sums: dict[str, torch.Tensor] = {}
@@ -165,8 +198,15 @@ def evaluate(
                 "denoised_mse",
                 mse_per_image(to_unit_scale(scored.output, model.config.arch), target),
             )
-        elif obj.anomalies:  # the held-out loss is the training objective's: pasted anomalies
+        elif obj.anomalies or obj.self_supervised:  # the held-out loss is the objective's
             scored = step(model, batch, obj, gen, training=False)
+        if references is not None:  # noisy images and their references: the output's error
+            ref = references[start : start + batch_size].to(device).float() / 255
+            seen = to_unit_scale(clean.inputs, model.config.arch)
+            out = to_unit_scale(clean.output, model.config.arch).clamp(0, 1)
+            add("noisy_mse", mse_per_image(seen, ref))
+            add("denoised_mse", mse_per_image(out, ref))
+            add("denoised_ssim", ssim_per_image(out, ref))
         add("loss", scored.loss * b)
         if "kl" in clean.terms:  # a vae: KL and the negative ELBO of one posterior draw
             pixels = clean.clean[0].numel()
@@ -191,9 +231,13 @@ def evaluate(
         result["collapsed"] = True
     if with_ssim:
         result["ssim"] = means["ssim"]
-    if obj.noise:
+    if obj.noise or references is not None:
         result["noisy_psnr"] = psnr(means["noisy_mse"])
         result["denoised_psnr"] = psnr(means["denoised_mse"])
+    if references is not None:
+        result["denoised_ssim"] = means["denoised_ssim"]
+    if obj.self_supervised:
+        result["self_supervised_loss"] = means["loss"]
     if "kl" in means:
         result["kl"], result["nelbo"] = means["kl"], means["nelbo"]
     if obj.sparsity and ever_active is not None:

@@ -17,14 +17,17 @@ from ..data.classes import class_names
 from ..data.folder import FolderFiles, scan_folder
 from ..data.masks import NORMAL, is_mvtec_layout
 from ..data.npzarrays import memmap_threshold
+from ..data.pairs import clean_index, read_references
 from ..data.photos import HELD_SIDE, PhotoSet, check_patch_size, patch_batches, patches_per_epoch
 from ..data.sources import parse_source
+from ..data.warn import warn
 from ..data.wds_stream import Stream
 from ..errors import AekitError
 from ..models import get_family, to_model_scale
 from .distributed import SINGLE, Group
 from .objectives import parse_sparsity
 from .runs import RunConfig
+from .selfsup import noise_sigma
 from .splits import (
     STREAM_WORKERS,
     folder_stream_split,
@@ -49,6 +52,7 @@ class TrainingData:
     files: FolderFiles | None = None  # a folder too large to decode whole: read per batch
     patch_size: int = 0
     normal: list[str] | None = None  # the class names --classes kept
+    references: torch.Tensor | None = None  # uint8 clean references of ``held`` (--clean)
 
     def per_epoch(self, batch_size: int, group: Group = SINGLE) -> int:
         """Images (or patches) per epoch, over all ranks."""
@@ -157,7 +161,16 @@ def mvtec_classes(cfg: RunConfig) -> RunConfig:
 
 
 def load_training_data(cfg: RunConfig) -> TrainingData:
+    data = _load(cfg)
+    if cfg.train.self_supervised:
+        check_noisy(data, cfg)
+    return data
+
+
+def _load(cfg: RunConfig) -> TrainingData:
     cfg = mvtec_classes(cfg)
+    if cfg.train.clean is not None and cfg.data.patch_size is None:
+        raise AekitError("--clean pairs photos at their own size: add --patch-size (e.g. 64)")
     if cfg.data.patch_size is None and parse_source(cfg.data.source).kind == "wds":
         held, stream = stream_split(cfg.data)
         normal = None if cfg.data.classes is None else class_names(held, cfg.data.classes)
@@ -173,14 +186,45 @@ def load_training_data(cfg: RunConfig) -> TrainingData:
         train_set, rows, held = training_split(cfg.data)
         normal = None if cfg.data.classes is None else class_names(train_set, cfg.data.classes)
         return TrainingData(held, images=train_set.images, rows=rows, normal=normal)
-    photos, held = load_photo_splits(cfg.data)
+    photos, held = load_photo_splits(cfg.data, cfg.train.clean)
     size = cfg.data.patch_size
     check_patch_size(photos, size)
     # held-out photos are scored on their centres: the patch size for a fixed-size family,
     # else as much as all of them have (up to HELD_SIDE)
     side = min(HELD_SIDE, held.smallest()[0]) if get_family(cfg.model.arch).any_size else size
     check_patch_size(held, side)
-    return TrainingData(held.centre_crops(side), photos=photos, patch_size=size)
+    refs = None
+    if cfg.train.clean is not None:
+        sizes = [(int(h), int(w)) for h, w in zip(held.heights, held.widths, strict=True)]
+        arrays = read_references(held.paths, clean_index(cfg.train.clean), held.channels, sizes)
+        refs = PhotoSet.from_arrays(arrays, cfg.train.clean, held.split, held.paths)
+        refs = refs.centre_crops(side).images
+        print(f"note: {len(held)} noisy photos with clean references in {cfg.train.clean} are "
+              "held out and scored against them", file=sys.stderr)  # fmt: skip
+    return TrainingData(held.centre_crops(side), photos=photos, patch_size=size, references=refs)
+
+
+# a noise sigma (0-255) below which images look clean: the median of CBSD432's, Train400's and
+# Kodak24's clean photos is 2.2-2.6, of the same with sigma-25 noise 25.2, with poisson:30 30.8
+CLEAN_SIGMA = 4.0
+SIGMA_SAMPLE = 64  # images (photos) whose noise is estimated
+
+
+def check_noisy(data: TrainingData, cfg: RunConfig) -> None:
+    """Say so when a self-supervised run's images look clean: it learns to remove the noise
+    they have, and there is next to none."""
+    if data.photos is not None:
+        step = max(1, len(data.photos) // SIGMA_SAMPLE)
+        photos = [data.photos.photo(i)[None] for i in range(0, len(data.photos), step)]
+        sigmas = torch.cat([noise_sigma(p) for p in photos])
+    else:
+        sigmas = noise_sigma(data.held.images[:SIGMA_SAMPLE])
+    sigma = float(sigmas.median())
+    if sigma < CLEAN_SIGMA:
+        warn(f"the images of {cfg.data.source} look clean (their noise sigma is about "
+             f"{sigma:.1f} of 255, estimated from their finest details; sigma-25 noise gives "
+             "25): --self-supervised learns to remove the noise the images have; point --data "
+             "at the noisy images, or train on clean ones with --noise")  # fmt: skip
 
 
 def fit_model_config(cfg: RunConfig, data: TrainingData) -> RunConfig:
