@@ -328,3 +328,14 @@ def test_an_unwritable_run_folder_is_refused_before_training(
     assert code == 2
     assert "cannot write in" in err and "Read-only file system" in err and "--out" in err
     assert not (tmp_path / "run" / "metrics.jsonl").exists()
+
+
+def test_self_supervised_training_runs_under_torchrun(tmp_path: Path) -> None:
+    args = ["train", "--data", "shapes", "--limit", "400", "--arch", "unet", "--base-channels",
+            "8", "--no-amp", "--device", "cpu", "--self-supervised", "nb2nb", "--epochs", "1",
+            "--out", str(tmp_path / "ss")]  # fmt: skip
+    two = torchrun(args)
+    assert two.returncode == 0, two.stderr
+    (row,) = read_metrics(tmp_path / "ss")
+    assert row["ranks"] == 2 and row["self_supervised_loss"] == row["test_loss"] > 0
+    assert aekit.load(tmp_path / "ss").config.arch == "unet"

@@ -92,8 +92,9 @@ def shrink(args: list[str]) -> list[str]:
 
 
 def photo_folders() -> None:
-    """PHOTOS/ and KODAK/ (photos of mixed sizes) and my-photo.jpg in the current folder, for
-    the photo-denoising commands."""
+    """PHOTOS/ and KODAK/ (photos of mixed sizes), NOISY/ (PHOTOS with sigma-25 noise, saved
+    once, as a camera would) and my-photo.jpg in the current folder, for the photo-denoising
+    commands."""
     rng = np.random.default_rng(0)
     for folder, sizes in (("PHOTOS", [(120, 80), (80, 120), (96, 96), (100, 70)]),
                           ("KODAK", [(128, 96), (96, 128)])):  # fmt: skip
@@ -101,6 +102,11 @@ def photo_folders() -> None:
         for i, (w, h) in enumerate(sizes):
             small = rng.integers(0, 256, (h // 8, w // 8, 3), dtype=np.uint8)
             Image.fromarray(small).resize((w, h), Image.BICUBIC).save(f"{folder}/{i}.png")
+    Path("NOISY").mkdir()
+    for path in sorted(Path("PHOTOS").iterdir()):
+        clean = np.asarray(Image.open(path), dtype=np.float64)
+        noisy = np.clip(clean + rng.normal(0, 25, clean.shape), 0, 255).round().astype(np.uint8)
+        Image.fromarray(noisy).save(Path("NOISY", path.name))
     small = rng.integers(0, 256, (9, 12, 3), dtype=np.uint8)
     Image.fromarray(small).resize((300, 200), Image.BICUBIC).save("my-photo.jpg")
 
@@ -186,6 +192,9 @@ def test_every_documented_command_runs(cli, fake_downloads, tmp_path, monkeypatc
     assert (photo.model.arch, photo.data.patch_size, photo.train.time_limit) == ("unet", 64, 0.02)
     with Image.open("cleaned/my-photo_denoised.png") as img:
         assert img.size == (300, 200)  # the photo's own size
+    noisy_only = aekit.training.runs.load_config("runs/noisy-only")
+    assert (noisy_only.train.self_supervised, noisy_only.train.noise) == ("nb2nb", None)
+    assert Path("cleaned/0_denoised.png").is_file()
     assert aekit.training.runs.load_config("runs/mnist-3").data.classes == "3"
     assert aekit.training.runs.load_config("runs/parts").data.classes == "good"
     assert aekit.training.runs.load_config("runs/parts-draem").model.arch == "draem"

@@ -17,8 +17,9 @@ import aekit.denoising.fullsize
 from aekit import AekitError, ModelConfig
 from aekit.data.augment import augment_batch
 from aekit.data.photos import PhotoSet, cut_patches, load_photos, sample_patches
-from aekit.denoising.fullsize import add_noise, denoise_image, reach
+from aekit.denoising.fullsize import add_noise, denoise_image
 from aekit.models import create_model
+from aekit.models.tiles import check_tile, reach
 from aekit.training.objectives import Noise, corrupt, parse_noise
 from aekit.training.schedules import lr_factor
 
@@ -254,8 +255,8 @@ def test_a_tile_smaller_than_the_models_reach_is_refused() -> None:
     least = 4 * reach(model)  # a core of half the tile at least: at most 4x the work
     with pytest.raises(AekitError, match=f"--tile {least - 1} is too small.* use --tile {least} "):
         denoise_image(model, torch.rand(3, 300, 300), tile=least - 1)
-    aekit.denoising.fullsize.check_tile(model, least)
-    aekit.denoising.fullsize.check_tile(model, least - 1, largest=least - 1)  # no tile needed
+    check_tile(model, least)
+    check_tile(model, least - 1, largest=least - 1)  # no tile needed
     noisy = torch.rand(3, 3 * least, 8)  # tiled along its height: 6 tiles of the least
     exact = denoise_image(model, noisy, least) - denoise_image(model, noisy, None)
     assert exact.abs().max() < 1e-4  # the least the message names works, without seams

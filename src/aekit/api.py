@@ -92,6 +92,7 @@ def evaluate(
     tile: int | None = DEFAULT_TILE,
     amp: bool = True,
     tta: bool = False,
+    clean: str | None = None,
 ) -> dict[str, Any]:
     """Reconstruction quality of a run: ``{"mse", "psnr", "ssim", "count", "source", "split"}``
     (plus ``noisy_psnr``/``denoised_psnr`` for a denoising run, ``kl``/``nelbo`` in nats per
@@ -101,7 +102,9 @@ def evaluate(
     ``full_size=True`` (a fully convolutional run) denoises each photo at its own size instead:
     see ``aekit.denoising.fullsize.score_photos`` for what it returns. ``amp``: bf16 autocast where
     the device runs it natively (False: float32 everywhere); ``tta`` (with ``full_size``): each
-    photo denoised as the mean over its 8 rotations and reflections.
+    photo denoised as the mean over its 8 rotations and reflections. ``clean`` (with
+    ``full_size``): a folder of clean references; the photos are scored as they are (noisy
+    files, no noise added) against the reference of the same name.
     """
 
     if limit is not None and limit < 1:
@@ -110,13 +113,17 @@ def evaluate(
     if str(run).startswith("builtin:") and data is None:  # its training photos are not here
         raise AekitError(f"{run} was trained on photos that are not on this machine: pass "
                          "--data SOURCE (e.g. folder:PHOTOS) to score it")  # fmt: skip
-    if noise is not None:
+    if clean is not None and (noise is not None or not full_size):
+        raise AekitError("--clean scores noisy photos as they are against their references: "
+                         "use it with --full-size, without --noise")  # fmt: skip
+    if noise is not None:  # scored as a denoiser of that noise, whatever the run learnt from
         parse_noise(noise)
-        cfg = replace(cfg, train=replace(cfg.train, noise=noise))
+        train = replace(cfg.train, self_supervised=None, clean=None, noise=noise)
+        cfg = replace(cfg, train=train)
     model = load(run, device=pick_device("auto"))
     if full_size:
         return evaluate_full_size(run, cfg, model, data, split, data_dir, limit, per_image,
-                                   seed, tile, amp, tta)  # fmt: skip
+                                   seed, tile, amp, tta, clean)  # fmt: skip
     if per_image:
         raise AekitError("per-image numbers come with a full-size evaluation: add --full-size")
     if tta:

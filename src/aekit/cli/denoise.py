@@ -74,11 +74,11 @@ def cmd_denoise(ns: argparse.Namespace) -> None:
     from ..denoising.fullsize import (
         add_noise,
         check_full_size,
-        check_tile,
         denoise_image,
         matching_channels,
         to_uint8,
     )
+    from ..models.tiles import check_tile
     from ..viz import save_image
 
     if ns.list:

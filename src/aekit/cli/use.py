@@ -38,6 +38,9 @@ def add_parsers(sub: Any) -> None:
         "and denoised PSNR and SSIM on the 0-255 scale",
     )
     p.add_argument("--per-image", action="store_true", help="with --full-size: each photo too")
+    p.add_argument("--clean", default=None, metavar="DIR",
+                   help="with --full-size: score the photos as they are (noisy files) against "
+                   "the clean references of the same names in DIR")  # fmt: skip
     p.add_argument("--tta", action="store_true",
                    help="with --full-size: denoise each photo as the mean over its 8 rotations "
                    "and reflections (8x the time)")  # fmt: skip
@@ -72,7 +75,7 @@ def cmd_eval(ns: argparse.Namespace) -> None:
     out = evaluate(ns.run, data=source, split=ns.split, data_dir=ns.data_dir,
                    image_size=ns.image_size, limit=ns.limit, noise=ns.noise,
                    full_size=ns.full_size, per_image=ns.per_image, seed=ns.seed,
-                   tile=ns.tile, amp=ns.amp, tta=ns.tta)  # fmt: skip
+                   tile=ns.tile, amp=ns.amp, tta=ns.tta, clean=ns.clean)  # fmt: skip
     if ns.json:
         print(json.dumps(out))
     elif ns.full_size:

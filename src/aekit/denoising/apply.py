@@ -162,18 +162,20 @@ def evaluate_full_size(
     tile: int | None,
     amp: bool,
     tta: bool = False,
+    clean: str | None = None,
 ) -> dict[str, Any]:
     from ..data import available_splits
+    from ..data.pairs import clean_index, read_references
     from ..data.photos import load_photos
     from ..training.splits import load_photo_splits
     from .fullsize import check_full_size, score_photos
 
     check_full_size(model)
     spec = parse_noise(cfg.train.noise)
-    if spec is None:
+    if spec is None and clean is None:
         raise AekitError(
-            f"{run} was not trained with noise: pass --noise (e.g. gaussian:25) to score how it "
-            "denoises"
+            f"{run} was not trained with added noise: pass --noise (e.g. gaussian:25) to score "
+            "how it denoises, or --clean DIR to score noisy photos against clean references"
         )
     data_dir = data_dir or cfg.data.data_dir
     if data is None and split is None:
@@ -186,5 +188,12 @@ def evaluate_full_size(
         photos = load_photos(source, split, data_dir)
     if limit:
         photos = photos.subset(list(range(min(limit, len(photos)))))
-    result = score_photos(model, photos, spec, seed, tile, per_image, amp=amp, tta=tta)
-    return {"source": photos.source, "split": photos.split, "noise": cfg.train.noise, **result}
+    refs = None
+    if clean is not None:  # noisy files as they are, each against its reference
+        spec, index = None, clean_index(clean)
+        sizes = [(int(h), int(w)) for h, w in zip(photos.heights, photos.widths, strict=True)]
+        refs = read_references(photos.paths, index, photos.channels, sizes)
+    result = score_photos(model, photos, spec, seed, tile, per_image, amp=amp, tta=tta,
+                          references=refs)  # fmt: skip
+    noise = cfg.train.noise if clean is None else f"as they are, against {clean}"
+    return {"source": photos.source, "split": photos.split, "noise": noise, **result}

@@ -123,20 +123,22 @@ def _denoise(
 def score_photos(
     model: Autoencoder,
     photos: PhotoSet,
-    noise: Noise,
+    noise: Noise | None,
     seed: int = 0,
     tile: int | None = DEFAULT_TILE,
     per_image: bool = False,
     progress: bool | None = None,
     amp: bool = True,
     tta: bool = False,
+    references: list[torch.Tensor] | None = None,
 ) -> dict[str, Any]:
     """Add ``noise`` to each photo (photo i from ``seed + i``), denoise it at its own size and
     score it: ``{"count", "noisy_psnr", "denoised_psnr", "noisy_ssim", "denoised_ssim",
     "seconds_per_image"}``, means over the photos, PSNR in dB and SSIM on the 0-255 scale
     (the denoised photo as saved, rounded to 8 bits; the noisy one unclipped, as the published
     tables), plus ``"images"``: the same per photo with its path, when ``per_image``. ``amp``
-    and ``tta``: as :func:`denoise_image`."""
+    and ``tta``: as :func:`denoise_image`. With ``references`` (uint8, one per photo) and no
+    ``noise``, the photos are the noisy ones and the references the clean."""
     from tqdm import tqdm
 
     from ..metrics import psnr_per_image, ssim_per_image
@@ -145,8 +147,13 @@ def score_photos(
     for i in tqdm(range(len(photos)), unit="photo", desc="eval", leave=False,
                   disable=None if progress is None else not progress):  # fmt: skip
         clean8 = matching_channels(photos.photo(i).cpu(), model.config.in_channels)
+        if noise is None and references is not None:
+            noisy = clean8.float() / 255.0
+            clean8 = matching_channels(references[i], model.config.in_channels)
+        else:
+            assert noise is not None
+            noisy = add_noise(clean8, noise, seed + i)
         clean = clean8.float()[None] / 255.0
-        noisy = add_noise(clean8, noise, seed + i)
         t0 = time.perf_counter()
         den = to_uint8(denoise_image(model, noisy, tile, amp, tta)).float()[None] / 255.0
         seconds += time.perf_counter() - t0

@@ -33,6 +33,8 @@ METRIC_NAMES = {  # metrics.jsonl key -> what the card's table calls it
     "test_psnr": "held-out PSNR (dB)",
     "noisy_psnr": "noisy input PSNR (dB)",
     "denoised_psnr": "denoised PSNR (dB)",
+    "denoised_ssim": "denoised SSIM",
+    "self_supervised_loss": "held-out self-supervised loss",
     "kl": "KL (nats per image)",
     "nelbo": "negative ELBO (nats per image)",
     "active_fraction": "active latent units (fraction)",
@@ -71,8 +73,10 @@ def shell_path(path: str | Path) -> str:
 def front_matter(cfg: RunConfig) -> str:
     family = get_family(cfg.model.arch)
     tags = ["aekit", "autoencoder", cfg.model.arch]
-    if cfg.train.noise:
+    if cfg.train.noise or cfg.train.self_supervised:
         tags.append("denoising")
+    if cfg.train.self_supervised:
+        tags.append("self-supervised")
     if cfg.train.sparsity:
         tags.append("sparse-autoencoder")
     if family.generative:

@@ -61,16 +61,19 @@ def save_samples(
     device = next(model.parameters()).device
     with torch.no_grad():
         gen = torch.Generator(device).manual_seed(1)
-        out = step(model, images.to(device), obj, gen, training=False)
+        # a self-supervised run's images are noisy: shown with the model's output for them
+        noisy = obj.self_supervised is None
+        out = step(model, images.to(device), obj, gen, training=False, noisy=noisy)
         # what the segmentation finds in the input (a draem's pasted anomalies)
         seg = model.segment(out.inputs) if obj.anomalies else None  # type: ignore[operator]
     arch = model.config.arch
-    rows = [("original", to_unit_scale(out.clean, arch))]
+    rows = [("noisy image" if obj.self_supervised else "original", to_unit_scale(out.clean, arch))]
     if obj.noise:
         rows.append(("noisy input", to_unit_scale(out.inputs, arch)))
     elif obj.anomalies:
         rows.append(("pasted anomalies", to_unit_scale(out.inputs, arch)))
-    rows.append(("reconstruction", to_unit_scale(out.output, arch)))
+    name = "denoised" if obj.self_supervised else "reconstruction"
+    rows.append((name, to_unit_scale(out.output, arch)))
     if seg is not None:
         rows.append(("segmentation", seg[:, None].expand_as(out.inputs).float()))
     path = run / "samples" / f"epoch_{epoch:03d}.png"

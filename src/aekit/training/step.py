@@ -104,7 +104,7 @@ def step(
         x = augment.augment_batch(x, obj.augment, gen)
     run = model if forward is None else forward
     if obj.self_supervised and noisy:
-        return _self_supervised(run, x, obj, gen)
+        return _self_supervised(model, run, x, obj, gen)
     inputs = corrupt(x, obj.noise, vr, gen) if obj.noise and noisy else x
     mask = None
     # the target stays the clean x and the family learns the mask; with noisy (the guard's
@@ -124,9 +124,12 @@ def step(
 
 
 def _self_supervised(
-    run: Callable[..., Any], x: torch.Tensor, obj: Objective, gen: torch.Generator | None
-) -> StepOut:
-    """A self-supervised step on the noisy batch ``x``: its loss, what the model saw and gave."""
+    model: Autoencoder, run: Callable[..., Any], x: torch.Tensor, obj: Objective,
+    gen: torch.Generator | None,
+) -> StepOut:  # fmt: skip
+    """A self-supervised step on the noisy batch ``x``: its loss, what the model saw and gave.
+    ``run`` is the forward that trains (compiled, data-parallel); the output for the whole
+    image, without gradient, comes from ``model`` itself."""
     amp = torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=obj.amp)
     if obj.self_supervised == "n2v":
         inputs, mask = selfsup.blind_spots(x, gen)
@@ -137,7 +140,7 @@ def _self_supervised(
                        out.recon, out.terms)  # fmt: skip
     first, second = selfsup.pair_picks(x, gen)
     with torch.no_grad(), amp:
-        whole = run(x, None).recon
+        whole = model(x).recon
     inputs, target = selfsup.sub_image(x, first), selfsup.sub_image(x, second)
     with amp:
         out = run(inputs, None)

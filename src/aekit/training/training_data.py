@@ -162,6 +162,8 @@ def mvtec_classes(cfg: RunConfig) -> RunConfig:
 
 def load_training_data(cfg: RunConfig) -> TrainingData:
     data = _load(cfg)
+    # (no size check for the methods: --patch-size and --image-size are 8 or more, room for
+    # two blind-spot cells or 4x4 sub-images a side)
     if cfg.train.self_supervised:
         check_noisy(data, cfg)
     return data
