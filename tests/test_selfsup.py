@@ -274,3 +274,38 @@ def test_eval_clean_refusals(selfsup_runs, noisy_set, cli) -> None:
     assert code != 0 and "use it with --full-size" in err
     code, _, err = cli("eval", run, "--data", f"folder:{noisy_dir}", "--full-size")
     assert code != 0 and "--clean DIR" in err and len(err.strip().splitlines()) == 1
+
+
+def test_clean_references_need_photos_at_their_own_size(noisy_set, tmp_path: Path, cli) -> None:
+    noisy_dir, clean_dir = noisy_set
+    code, _, err = cli("train", "--data", f"folder:{noisy_dir}", "--image-size", "32", "--arch",
+                       "unet", "--self-supervised", "n2v", "--clean", clean_dir, "--epochs", "1",
+                       "--out", tmp_path / "r")  # fmt: skip
+    assert code != 0 and "add --patch-size" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_held_out_split_keeps_its_paired_photos(noisy_set, tmp_path: Path) -> None:
+    """A folder with its own test split: the held-out photos are its paired ones."""
+    import shutil
+
+    from aekit.data.config import DataConfig
+    from aekit.training.splits import load_photo_splits
+
+    noisy_dir, clean_dir = noisy_set
+    root = tmp_path / "split"
+    for split, names in (("train", range(6)), ("test", range(6, 10))):
+        (root / split).mkdir(parents=True)
+        for i in names:
+            shutil.copy(noisy_dir / f"photo{i}.png", root / split / f"photo{i}.png")
+    only = tmp_path / "few-clean"
+    only.mkdir()
+    for i in (7, 9):
+        shutil.copy(clean_dir / f"photo{i}.png", only / f"photo{i}.png")
+    train, held = load_photo_splits(DataConfig(source=f"folder:{root}", patch_size=32), str(only))
+    assert [Path(p).name for p in held.paths] == ["photo7.png", "photo9.png"]
+    assert len(train) == 6
+    # ten photos, no split: the paired ones are held out, one (10%) of them
+    train, held = load_photo_splits(DataConfig(source=f"folder:{noisy_dir}", patch_size=32),
+                                    str(only))  # fmt: skip
+    assert len(held) == 1 and Path(held.paths[0]).name in ("photo7.png", "photo9.png")
+    assert len(train) == 9
