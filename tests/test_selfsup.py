@@ -192,6 +192,14 @@ def test_a_self_supervised_run_denoises_evaluates_and_exports_as_a_supervised_on
         den = to_uint8(denoise_image(model, noisy.float() / 255)).float()[None] / 255
         want.append(float(psnr_per_image(den, clean.float()[None] / 255)[0]))
     assert result["denoised_psnr"] == pytest.approx(float(np.mean(want)), abs=0.05)
+    # without --data: the photos the run held out, the paired ones it was scored on
+    code, out, err = cli("eval", run, "--full-size", "--clean", clean_dir, "--json")
+    assert code == 0, err
+    held = json.loads(out)
+    assert held["count"] == 1 and held["split"] == "train"
+    last = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
+    assert held["noisy_psnr"] < held["denoised_psnr"]
+    assert last["noisy_psnr"] == pytest.approx(held["noisy_psnr"], abs=1.0)  # centre vs whole
     # with --noise it is scored as a denoiser of that noise, as any run
     code, out, err = cli("eval", run, "--data", f"folder:{clean_dir}", "--full-size", "--noise",
                          "gaussian:25", "--json")  # fmt: skip

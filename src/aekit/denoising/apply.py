@@ -179,7 +179,7 @@ def evaluate_full_size(
         )
     data_dir = data_dir or cfg.data.data_dir
     if data is None and split is None:
-        photos = load_photo_splits(replace(cfg.data, limit=None, data_dir=data_dir))[1]
+        photos = load_photo_splits(replace(cfg.data, limit=None, data_dir=data_dir), clean)[1]
     else:
         source = data or cfg.data.source
         if split is None:
