@@ -10,7 +10,8 @@ way, with scikit-image's SSIM where aekit uses its own):
     python -m venv ../careamics-venv && ../careamics-venv/bin/pip install careamics scikit-image
     OMP_NUM_THREADS=1 ../careamics-venv/bin/python bench/peer_careamics.py \\
         --train ../data/selfsup/g25/CBSD432 --noisy ../data/selfsup/g25/Kodak24 \\
-        --clean ../shared/data/photos/Kodak24 --minutes 30 --out bench/results/peer_careamics_g25.json
+        --clean ../shared/data/photos/Kodak24 --minutes 30 \\
+        --out bench/results/selfsup_g25_careamics_n2v.json
 
 The configuration is CAREamics's own N2V (``create_advanced_n2v_config``: its UNet, 0.2% of
 the pixels masked, Adam, mean/std normalisation, flips and 90-degree turns) on 64x64 patches,
