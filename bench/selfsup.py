@@ -13,6 +13,11 @@ used only to score.
         --out results/selfsup_n2v_g25.json
     python bench/selfsup.py score --method cbm3d --sigma 25 --noisy ../data/selfsup/g25/Kodak24
 
+``picture`` draws a 200x200 crop at 100% of one photo: clean, noisy, then each run's output:
+
+    python bench/selfsup.py picture --noisy ../data/selfsup/g25/Kodak24/kodim05.png \\
+        --runs runs/n2v-g25,runs/nb2nb-g25,runs/supervised-g25 --out docs/images/selfsup-kodak.png
+
 ``score`` denoises every noisy file as ``aekit denoise RUN`` does (its own size, bf16 where the
 CPU runs it natively unless --no-amp) and gives PSNR / SSIM on the 0-255 scale against the clean
 photo of the same name, and the median seconds per photo.
@@ -104,6 +109,20 @@ def score(args: argparse.Namespace) -> dict:
     return result
 
 
+def picture(args: argparse.Namespace) -> None:
+    import aekit
+
+    noisy = read(Path(args.noisy))
+    tiles = [read(Path(args.clean) / Path(args.noisy).name), noisy]
+    for run in args.runs.split(","):
+        with torch.no_grad():
+            tiles.append(to_uint8(denoise_image(aekit.load(run), noisy.float() / 255)))
+    top, left = args.at
+    crops = [t[:, top : top + 200, left : left + 200] for t in tiles]
+    Image.fromarray(torch.cat(crops, dim=2).permute(1, 2, 0).numpy()).save(args.out)
+    print(f"{args.out}: clean, noisy, {args.runs}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -120,7 +139,16 @@ def main() -> None:
     s.add_argument("--tta", action="store_true")
     s.add_argument("--no-amp", dest="amp", action="store_false")
     s.add_argument("--out", help="write the result as JSON here")
+    d = sub.add_parser("picture", help="crops of one photo: clean, noisy, each run's output")
+    d.add_argument("--noisy", required=True, help="one noisy file")
+    d.add_argument("--clean", default=str(PHOTOS / "Kodak24"), help="the folder of its original")
+    d.add_argument("--runs", required=True, help="run folders, comma-separated")
+    d.add_argument("--at", type=int, nargs=2, default=(150, 150), help="the crop's top, left")
+    d.add_argument("--out", required=True)
     args = p.parse_args()
+    if args.cmd == "picture":
+        picture(args)
+        return
     if args.cmd == "make":
         make(args.noise, Path(args.out), args.sets.split(","))
         return
