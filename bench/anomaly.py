@@ -40,9 +40,11 @@ from sklearn.metrics import roc_auc_score
 
 import aekit
 from aekit.anomaly.detector import load_detector
-from aekit.anomaly.methods import METHODS, PARTS
+from aekit.anomaly.methods import METHODS, PARTS, check_arch_method
 from aekit.cli import main as aekit_main
+from aekit.errors import AekitError
 from aekit.search.knn import exact_search
+from aekit.training.runs import load_config
 
 HERE = Path(__file__).resolve().parent
 SHARED = HERE.parents[1] / "shared" / "data"
@@ -111,6 +113,19 @@ def score(run: Path, source: str, method: str) -> dict:
     return aekit.score(run, data=source, split="test", method=method)
 
 
+def methods_for(run: Path) -> list[str]:
+    """The methods that score this run's family (draem's only a draem run)."""
+    arch = load_config(run).model.arch
+    ok = []
+    for method in METHODS:
+        try:
+            check_arch_method(arch, method)
+        except AekitError:
+            continue
+        ok.append(method)
+    return ok
+
+
 def save_parts(run: Path, xte: np.ndarray, yte: np.ndarray, path: Path) -> None:
     """Each part's scores of the test images and of the held-out normal ones, for analysis."""
     det = load_detector(run, progress=False)
@@ -157,13 +172,14 @@ def main() -> None:
                      *shlex.split(ns.train), "--out", str(run)])  # fmt: skip
             seconds = time.perf_counter() - t0
         row = {"class": c, "train_seconds": round(seconds, 1)}
-        for method in METHODS:
+        methods = methods_for(run)
+        for method in methods:
             row[method] = round(100 * score(run, source, method)["auroc"], 1)
         save_parts(run, xte, yte, out / f"parts-{ns.dataset}-{ns.tag}-{c}.npz")
         row.update({k: round(100 * v, 1) for k, v in baselines(xtr, ytr, xte, yte, c).items()})
         print(json.dumps(row), flush=True)
         rows.append(row)
-    cols = [*METHODS, *BASELINES]
+    cols = [*methods, *BASELINES]
     mean = {k: round(statistics.mean(r[k] for r in rows), 1) for k in cols}
     result = {"dataset": ns.dataset, "train": ns.train, "tag": ns.tag, "rows": rows,
               "mean": mean, "median_train_seconds": statistics.median(
